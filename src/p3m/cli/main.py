@@ -1,0 +1,54 @@
+"""The ``p3m`` command: argument parsing and error reporting for all subcommands.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds
+its parser and sets ``func``. Errors the library raises for bad input
+(:class:`p3m.errors.P3MError`) are printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from p3m import __version__
+from p3m.cli import convert, doctor
+from p3m.errors import P3MError
+
+SUBCOMMANDS = (doctor, convert)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p3m",
+        description="Privacy-preserving portrait matting (P3M-Net) toolkit.",
+    )
+    parser.add_argument("--version", action="version", version=f"p3m {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="p3m: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except P3MError as exc:
+        print(f"p3m: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("p3m: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""``p3m doctor``: what this environment is, and whether p3m computes correctly here.
+
+Each check is a function returning :class:`CheckResult`; later features add theirs to
+``CHECKS``. The environment report never fails; the numerical checks do.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from p3m.models import build_model
+from p3m.reference import load_manifest, run_reference_check
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+
+
+def environment_report() -> list[str]:
+    from p3m import __version__
+
+    lines = [
+        f"p3m {__version__}, Python {platform.python_version()} on {platform.system()} {platform.machine()}",
+        f"torch {torch.__version__}, numpy {np.__version__}",
+        f"CPU threads: torch uses {torch.get_num_threads()} of {os.cpu_count()} logical cores",
+    ]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            lines.append(f"CUDA device {i}: {props.name}, {props.total_memory / 2**30:.1f} GiB")
+    else:
+        lines.append("CUDA: not available (CPU only)")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        lines.append("Apple MPS: available")
+    return lines
+
+
+def check_state_dict_keys() -> CheckResult:
+    """The network's state-dict keys and shapes are those of the published checkpoint."""
+    manifest = load_manifest("p3mnet-r34")
+    expected = [(name, tuple(shape)) for name, shape, _ in manifest["keys"]]
+    got = [(k, tuple(v.shape)) for k, v in build_model("p3mnet-r34").state_dict().items()]
+    ok = got == expected
+    detail = f"{len(got)} entries, identical to the published checkpoint" if ok else (
+        f"{len(got)} entries vs {len(expected)} published; first difference: "
+        + str(next((a, b) for a, b in zip(got + [None], expected + [None]) if a != b))
+    )
+    return CheckResult("P3M-Net (ResNet-34) state-dict keys", ok, [detail])
+
+
+def check_reference_outputs() -> CheckResult:
+    """The network reproduces the published model's outputs on the shipped fixture."""
+    start = time.perf_counter()
+    checks = run_reference_check("p3mnet-r34")
+    seconds = time.perf_counter() - start
+    lines = [f"{c.name:7s} max |diff| {c.max_abs_diff:.2e} (tolerance {c.tolerance:.0e})" for c in checks]
+    lines.append(f"({seconds:.1f} s)")
+    return CheckResult("P3M-Net (ResNet-34) reference outputs", all(c.ok for c in checks), lines)
+
+
+CHECKS: list[Callable[[], CheckResult]] = [check_state_dict_keys, check_reference_outputs]
+
+
+def run_checks() -> list[CheckResult]:
+    results = []
+    for check in CHECKS:
+        try:
+            results.append(check())
+        except Exception as exc:  # a broken check is a failed check, not a crash
+            results.append(CheckResult(check.__name__, False, [f"error: {type(exc).__name__}: {exc}"]))
+    return results

@@ -1,0 +1,20 @@
+"""Choosing the torch device from a user's word ("auto", "cpu", "cuda", ...)."""
+
+from __future__ import annotations
+
+import torch
+
+from p3m.errors import P3MError
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` -> CUDA when available, else CPU; otherwise as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise P3MError(f"unknown device {device!r} ({exc})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise P3MError(f"device {device!r} requested but CUDA is not available on this machine")
+    return resolved

@@ -1,0 +1,25 @@
+"""Shared fixtures: small networks and saved checkpoints in the published format."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import p3m
+from p3m.reference import reference_state_dict
+
+
+@pytest.fixture(scope="session")
+def reference_model():
+    """P3M-Net (ResNet-34) with the deterministic fixture weights, eval mode."""
+    model = p3m.build_model("p3mnet-r34")
+    model.load_state_dict(reference_state_dict(model))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def published_checkpoint(tmp_path_factory, reference_model):
+    """A checkpoint laid out like the released one: {"state_dict": ...}, aliases included."""
+    path = tmp_path_factory.mktemp("ckpt") / "p3mnet_pretrained_on_p3m10k.pth"
+    torch.save({"state_dict": reference_model.state_dict()}, path)
+    return path

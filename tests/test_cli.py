@@ -1,0 +1,48 @@
+"""The ``p3m`` command: version, help, doctor, convert, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import p3m
+from p3m.cli.main import main
+
+
+def test_version_and_help(capsys):
+    for argv in (["--version"], ["--help"]):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            assert exit_.code == 0
+    out = capsys.readouterr().out
+    assert f"p3m {p3m.__version__}" in out and "doctor" in out and "convert" in out
+
+
+def test_console_script_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "p3m", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"p3m {p3m.__version__}"
+
+
+def test_doctor_reports_environment_and_passes(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "threads" in out
+    assert "[ok] P3M-Net (ResNet-34) reference outputs" in out and "FAILED" not in out
+
+
+def test_convert_then_load(tmp_path, published_checkpoint, capsys):
+    dst = tmp_path / "m.safetensors"
+    assert main(["convert", str(published_checkpoint), str(dst)]) == 0
+    assert "p3mnet-r34" in capsys.readouterr().out
+    assert p3m.load_model(dst).arch_config["arch"] == "p3mnet-r34"
+
+
+def test_bad_checkpoint_gives_one_line_no_traceback(tmp_path, capsys):
+    bad = tmp_path / "broken.pth"
+    bad.write_text("garbage")
+    assert main(["convert", str(bad), str(tmp_path / "x.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("p3m: error: ") and str(bad) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists()
