@@ -9,6 +9,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from p3m.errors import ArchitectureError, CheckpointError, P3MError
 from p3m.models import P3MNet, P3MOutput, available_architectures, build_model
+from p3m.inference import predict_alpha
 from p3m.weights import convert_checkpoint, load_model, save_model
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "build_model",
     "convert_checkpoint",
     "load_model",
+    "predict_alpha",
     "save_model",
 ]

@@ -12,10 +12,10 @@ import logging
 import sys
 
 from p3m import __version__
-from p3m.cli import convert, doctor
+from p3m.cli import convert, doctor, matte
 from p3m.errors import P3MError
 
-SUBCOMMANDS = (doctor, convert)
+SUBCOMMANDS = (doctor, matte, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

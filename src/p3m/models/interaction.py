@@ -80,8 +80,10 @@ class DBFI(_FuseConv):
         self._add_fuse_layers(2 * (channels // 2), channels)
         self.conv2 = conv3x3(channels, 3)
 
-    def forward(self, semantic: torch.Tensor, e4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, semantic: torch.Tensor, e4: torch.Tensor, *, with_side: bool = True):
         deep = F.interpolate(self.transform2(e4), scale_factor=self.stride, mode="bilinear", align_corners=False)
         refined = semantic + self.fuse(self.transform1(semantic), deep)
+        if not with_side:
+            return refined, None
         side = F.interpolate(self.conv2(refined), scale_factor=self.side_scale, mode="bilinear", align_corners=False)
         return refined, side

@@ -65,20 +65,26 @@ class P3MNet(nn.Module):
     def encode(self, x: torch.Tensor) -> EncoderFeatures:
         return self.resnet.forward_features(x)
 
-    def decode_semantic(self, enc: EncoderFeatures) -> tuple[list[torch.Tensor], list]:
-        """Semantic decoder. Returns per-level features (1/16, 1/8, 1/4, 1/2, logits) and side outputs."""
+    def decode_semantic(self, enc: EncoderFeatures, *, matting_only: bool = False) -> tuple[list[torch.Tensor], list]:
+        """Semantic decoder. Returns the block outputs (1/16, 1/8, 1/4, 1/2, logits) and side outputs.
+
+        With ``matting_only`` it stops once it has the features TFI needs (1/16..1/2)
+        and computes no side outputs: what the local alpha alone requires.
+        """
         blocks = (self.decoder4_g, self.decoder3_g, self.decoder2_g, self.decoder1_g, self.decoder0_g)
         dbfis = (None, "dbfi_2", "dbfi_1", "dbfi_0", None)
         features, sides = [], []
         x = enc.e4
-        for block, dbfi in zip(blocks, dbfis):
+        for level, (block, dbfi) in enumerate(zip(blocks, dbfis)):
             x = block(x)
             # TFI sees each block's output before dBFI refines it (as published).
             features.append(x)
+            if matting_only and level == 3:
+                break
             if dbfi is not None:
                 side = None
                 if self.use_dbfi:
-                    x, side = getattr(self, dbfi)(x, enc.e4)
+                    x, side = getattr(self, dbfi)(x, enc.e4, with_side=not matting_only)
                 sides.append(side)
         return features, sides
 
@@ -107,6 +113,12 @@ class P3MNet(nn.Module):
         """Global logits only: skips the matting decoder (HYBRID's first pass)."""
         semantic, _ = self.decode_semantic(self.encode(x))
         return semantic[-1]
+
+    def forward_local(self, x: torch.Tensor) -> torch.Tensor:
+        """Local alpha only: skips the semantic head and the side outputs (HYBRID's second pass)."""
+        enc = self.encode(x)
+        semantic, _ = self.decode_semantic(enc, matting_only=True)
+        return self.decode_matting(enc, semantic)
 
     def forward(self, x: torch.Tensor) -> P3MOutput:
         enc = self.encode(x)

@@ -1,0 +1,104 @@
+"""The published test strategies, RESIZE and HYBRID, for any P3M-style network.
+
+A network qualifies if its forward returns (global logits, local alpha, fusion alpha,
+...) for an ImageNet-normalised N x 3 x H x W batch. Our own P3M-Net also offers
+``forward_global`` (semantic branch only) and ``forward_local`` (no semantic head, no
+side outputs), which HYBRID's two passes use so that no work is thrown away; the
+result is identical to running the full network.
+
+- RESIZE: one pass at half size; the fusion alpha is resized back to H x W.
+- HYBRID: pass 1 at half size gives the global classes; pass 2 at full size gives
+  the local alpha, resized to H x W. The result is 1 where the bilinearly resized
+  trimap is exactly foreground, 0 where exactly background, the local alpha elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from p3m.inference.resize import resize_bilinear, resized_class_is_exact
+from p3m.inference.sizing import network_size
+from p3m.models.outputs import BACKGROUND, FOREGROUND
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+METHODS = ("hybrid", "resize")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _normalised_input(batch: torch.Tensor, size: tuple[int, int], border: str) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> resized, ImageNet-normalised float N x 3 x h x w."""
+    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+    x = resize_bilinear(x, size, border=border)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class StrategyRunner:
+    """Runs RESIZE or HYBRID for batches of same-size images with one network."""
+
+    def __init__(self, model: nn.Module, *, method: str = "hybrid", max_size: int = 1600,
+                 sizing: str = "aspect", device: torch.device | None = None, precision: str = "fp32") -> None:
+        method = method.lower()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        self.model, self.method, self.max_size, self.sizing = model, method, max_size, sizing
+        self.device = device if device is not None else _model_device(model)
+        self.precision = precision
+        # "published" reproduces the authors' test code: its sizing and the zero border
+        # of scikit-image 0.14's resize (see p3m.inference.resize).
+        self.border = "zero" if sizing == "published" else "edge"
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _size(self, h: int, w: int, ratio: float) -> tuple[int, int]:
+        return network_size(h, w, ratio, max_size=self.max_size, sizing=self.sizing)
+
+    def _global_logits(self, x: torch.Tensor) -> torch.Tensor:
+        forward_global = getattr(self.model, "forward_global", None)
+        if forward_global is not None:
+            return forward_global(x)
+        return self.model(x)[0]
+
+    def _local_alpha(self, x: torch.Tensor) -> torch.Tensor:
+        forward_local = getattr(self.model, "forward_local", None)
+        if forward_local is not None:
+            return forward_local(x)
+        return self.model(x)[1]
+
+    @torch.inference_mode()
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3 (one size) -> float32 N x H x W alphas in [0, 1]."""
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        h, w = images.shape[1:3]
+        with self._autocast():
+            half = _normalised_input(batch, self._size(h, w, 0.5), self.border)
+            if self.method == "resize":
+                alpha = resize_bilinear(self.model(half)[2].float(), (h, w), border=self.border)
+            else:
+                classes = self._global_logits(half).float().argmax(dim=1)
+                del half
+                local = self._local_alpha(_normalised_input(batch, self._size(h, w, 1.0), self.border))
+                alpha = resize_bilinear(local.float(), (h, w), border=self.border)
+                fg = resized_class_is_exact(classes, FOREGROUND, (h, w), border=self.border).unsqueeze(1)
+                bg = resized_class_is_exact(classes, BACKGROUND, (h, w), border=self.border).unsqueeze(1)
+                alpha = torch.where(fg, torch.ones_like(alpha), torch.where(bg, torch.zeros_like(alpha), alpha))
+        return alpha[:, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")

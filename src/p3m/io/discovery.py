@@ -1,0 +1,76 @@
+"""Expanding command-line inputs (files, folders, globs) into images with relative names.
+
+Each image keeps its path relative to the folder or glob base it was found under, so
+outputs can mirror the input tree (``photos/2024/a.jpg`` -> ``OUT/alpha/2024/a.png``).
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+@dataclass(frozen=True)
+class InputItem:
+    path: Path
+    relative: Path  # relative path including the file name
+
+    @property
+    def key(self) -> Path:
+        """Relative path without the suffix: what outputs are named after."""
+        return self.relative.with_suffix("")
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    base = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        base.append(part)
+    return Path(*base) if base else Path(".")
+
+
+def collect_images(inputs: list[str]) -> tuple[list[InputItem], list[tuple[str, str]]]:
+    """Return (images, problems); a problem is (input as given, reason)."""
+    items: list[InputItem] = []
+    problems: list[tuple[str, str]] = []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            found = [InputItem(f, f.relative_to(path)) for f in sorted(path.rglob("*")) if f.is_file() and _is_image_name(f)]
+            if not found:
+                problems.append((spec, "folder holds no images"))
+            items += found
+        elif path.is_file():
+            items.append(InputItem(path, Path(path.name)))
+        elif glob.has_magic(spec):
+            base = _glob_base(spec)
+            matches = [Path(m) for m in sorted(glob.glob(spec, recursive=True)) if Path(m).is_file()]
+            if not matches:
+                problems.append((spec, "no files match"))
+            items += [InputItem(m, m.relative_to(base)) for m in matches]
+        else:
+            problems.append((spec, "no such file or directory"))
+
+    unique: list[InputItem] = []
+    seen_files: set[Path] = set()
+    owner_of_key: dict[Path, Path] = {}
+    for item in items:
+        resolved = item.path.resolve()
+        if resolved in seen_files:
+            continue
+        seen_files.add(resolved)
+        if item.key in owner_of_key:
+            problems.append((str(item.path), f"output name {item.key} is already taken by {owner_of_key[item.key]}"))
+            continue
+        owner_of_key[item.key] = item.path
+        unique.append(item)
+    return unique, problems

@@ -1,0 +1,115 @@
+"""Turning whatever a user hands us into an H x W x 3 uint8 RGB array.
+
+Photos come in every mode Pillow knows: grayscale, palette, RGBA, CMYK, 16-bit, with
+EXIF orientation. Each is converted the way a viewer would show it; anything that
+cannot be read raises :class:`ImageError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from p3m.errors import P3MError
+
+#: Default pixel limit: above this an image is refused instead of exhausting memory.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+
+class ImageError(P3MError):
+    """An input image that cannot be used (unreadable, empty, too large, ...)."""
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> uint8 RGB, 16-bit scaled (not clipped), transparency over white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(img).astype(np.int64)
+        if img.mode != "I" or values.max(initial=0) > 255:
+            values = values >> 8  # 16-bit -> 8-bit by the high byte
+        gray = np.clip(values, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
+        gray = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to RGB uint8, honouring EXIF orientation."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w == 0 or h == 0:
+                    raise ImageError(f"{path}: image has zero size ({w}x{h})")
+                if max_pixels is not None and w * h > max_pixels:
+                    raise ImageError(
+                        f"{path}: {w}x{h} = {w * h / 1e6:.3g} megapixels exceeds the limit of "
+                        f"{max_pixels / 1e6:g} (raise it with --max-pixels)"
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file (or an unsupported format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: refused as too large ({exc})") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot decode image, truncated or corrupt ({exc})") from None
+
+
+def load_image(image: ImageLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A path, PIL image or array -> H x W x 3 uint8 RGB (a copy; the input is untouched)."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image_file(image, max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        if image.size[0] == 0 or image.size[1] == 0:
+            raise ImageError(f"image has zero size ({image.size[0]}x{image.size[1]})")
+        return _to_rgb(ImageOps.exif_transpose(image))
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image)
+    raise ImageError(f"unsupported image type {type(image).__name__}; pass a path, PIL image or array")
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageError(f"image array must be H x W, H x W x 3 or H x W x 4, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageError(f"image has zero size ({array.shape[1]}x{array.shape[0]})")
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageError(f"image array must be uint8 or uint16, got {array.dtype}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        alpha = array[..., 3:4].astype(np.float32) / 255.0
+        array = np.round(array[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return np.ascontiguousarray(array)

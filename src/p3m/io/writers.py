@@ -1,0 +1,35 @@
+"""Writing images atomically (temp file + rename), so an interrupted run never leaves a
+half-written file that a resumed run would then skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from p3m.utils.files import atomic_path
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95) -> Path:
+    """Write uint8 gray/RGB/RGBA or uint16 gray as PNG (or JPEG by the suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if array.dtype == np.uint16:
+        if suffix != ".png" or array.ndim != 2:
+            raise ValueError("16-bit output is only written as single-channel PNG")
+        ok, encoded = cv2.imencode(".png", array)
+        if not ok:
+            raise ValueError(f"{path}: could not encode 16-bit PNG")
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
+        return path
+    image = Image.fromarray(np.ascontiguousarray(array))
+    with atomic_path(path) as tmp:
+        if suffix in (".jpg", ".jpeg"):
+            image.convert("RGB").save(tmp, format="JPEG", quality=quality)
+        else:
+            image.save(tmp, format="PNG")
+    return path

@@ -1,0 +1,142 @@
+"""``p3m matte`` on real folders: naming, outputs, resume, bad files, exit status."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import p3m
+from p3m.cli.main import main
+from p3m.inference.compose import Background, composite, cutout_rgba, parse_colour
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, reference_model):
+    return p3m.save_model(reference_model, tmp_path_factory.mktemp("w") / "ref.safetensors")
+
+
+def _photo(h=70, w=50, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def photo_tree(tmp_path):
+    root = tmp_path / "photos"
+    (root / "2024" / "trip").mkdir(parents=True)
+    Image.fromarray(_photo()).save(root / "a.jpg")
+    Image.fromarray(_photo(seed=1)).convert("L").save(root / "2024" / "gray.png")
+    Image.fromarray(_photo(seed=2)).save(root / "2024" / "trip" / "b.png")
+    return root
+
+
+def test_folder_outputs_mirror_the_tree(photo_tree, tmp_path, weights, capsys):
+    out = tmp_path / "out"
+    assert main(["matte", str(photo_tree), "-o", str(out), "--checkpoint", str(weights),
+                 "--save", "alpha,cutout,composite", "--background", "#00ff00", "--method", "resize"]) == 0
+    for kind in ("alpha", "cutout", "composite"):
+        for rel in ("a.png", "2024/gray.png", "2024/trip/b.png"):
+            assert (out / kind / rel).is_file(), f"{kind}/{rel}"
+    alpha = np.asarray(Image.open(out / "alpha" / "a.png"))
+    cut = Image.open(out / "cutout" / "a.png")
+    assert alpha.shape == (70, 50) and alpha.dtype == np.uint8
+    assert cut.mode == "RGBA" and cut.size == (50, 70)
+    np.testing.assert_array_equal(np.asarray(cut)[..., 3], alpha)
+    err = capsys.readouterr().err
+    assert "engine p3mnet-r34" in err and "3 done, 0 skipped, 0 failed" in err
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_rerun_skips_existing_outputs_unless_overwrite(photo_tree, tmp_path, weights, capsys):
+    out = tmp_path / "out"
+    args = ["matte", str(photo_tree), "-o", str(out), "--checkpoint", str(weights), "--method", "resize"]
+    assert main(args) == 0
+    (out / "alpha" / "a.png").unlink()  # as if the run had been killed before this one
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 done, 2 skipped" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    assert "3 done, 0 skipped" in capsys.readouterr().err
+
+
+def test_bad_files_are_reported_and_the_batch_goes_on(photo_tree, tmp_path, weights, capsys):
+    (photo_tree / "notes.jpg").write_text("not an image")
+    Image.fromarray(_photo(300, 300)).save(photo_tree / "huge.png")
+    good = photo_tree / "a.jpg"
+    (photo_tree / "cut.jpg").write_bytes(good.read_bytes()[:200])
+    out = tmp_path / "out"
+    code = main(["matte", str(photo_tree), str(tmp_path / "missing.jpg"), "-o", str(out),
+                 "--checkpoint", str(weights), "--max-pixels", "20000", "--method", "resize"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "notes.jpg: not an image file" in err
+    assert "huge.png: 300x300" in err and "--max-pixels" in err
+    assert "cut.jpg: cannot decode image" in err
+    assert "missing.jpg: no such file or directory" in err
+    assert "3 done, 0 skipped, 4 failed" in err
+    assert "Traceback" not in err
+    assert {p.name for p in (out / "alpha").rglob("*.png")} == {"a.png", "gray.png", "b.png"}
+
+
+def test_glob_inputs_and_name_collisions(tmp_path, weights, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo()).save(src / "x.png")
+    Image.fromarray(_photo(seed=3)).save(src / "x.jpg")
+    out = tmp_path / "out"
+    assert main(["matte", str(src / "*.*"), "-o", str(out), "--checkpoint", str(weights), "--method", "resize"]) == 1
+    err = capsys.readouterr().err
+    assert "already taken" in err and (out / "alpha" / "x.png").is_file()
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, capsys):
+    Image.fromarray(_photo()).save(tmp_path / "a.png")
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "w.pth")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"p3m: error: {tmp_path / 'w.pth'}: no such file"]
+
+
+def test_sixteen_bit_alpha(tmp_path, weights):
+    Image.fromarray(_photo()).save(tmp_path / "a.png")
+    out = tmp_path / "o"
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(out), "--checkpoint", str(weights), "--alpha-16bit"]) == 0
+    alpha = np.asarray(Image.open(out / "alpha" / "a.png"))
+    assert alpha.dtype == np.uint16 and alpha.shape == (70, 50)
+
+
+# -- compositing -----------------------------------------------------------------------
+def _mixed_edge():
+    """A red person on green, with a soft edge: the photo mixes both colours there."""
+    alpha = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (30, 1))
+    fg, bg = np.array([220, 30, 30], np.float32), np.array([20, 200, 20], np.float32)
+    image = np.round(alpha[..., None] * fg + (1 - alpha[..., None]) * bg).astype(np.uint8)
+    return image, alpha
+
+
+def test_cutout_uses_the_estimated_foreground_not_the_mixed_colours():
+    image, alpha = _mixed_edge()
+    cut = cutout_rgba(image, alpha)
+    edge = (alpha > 0.2) & (alpha < 0.8)
+    assert cut[..., 0][edge].mean() > 180 and cut[..., 1][edge].mean() < 80  # red, no green halo
+    assert image[..., 1][edge].mean() > 60  # the photo itself is mixed there
+    np.testing.assert_array_equal(cut[..., 3], np.round(alpha * 255).astype(np.uint8))
+
+
+def test_premultiplied_cutout_is_image_times_alpha():
+    image, alpha = _mixed_edge()
+    cut = cutout_rgba(image, alpha, premultiplied=True)
+    np.testing.assert_array_equal(cut[..., :3], np.round(image * alpha[..., None]).astype(np.uint8))
+
+
+def test_composite_on_colour_image_and_blur(tmp_path):
+    image, alpha = _mixed_edge()
+    blue = composite(image, alpha, Background("blue").for_image(image))
+    assert blue[:, 0].tolist() == [[0, 71, 187]] * 30  # alpha 0: pure background
+    Image.fromarray(np.full((10, 200, 3), 77, np.uint8)).save(tmp_path / "bg.png")
+    covered = Background(str(tmp_path / "bg.png")).for_image(image)
+    assert covered.shape == image.shape and (covered == 77).all()
+    blurred = Background("blur").for_image(image)
+    assert blurred.shape == image.shape and blurred.std() < image.std()
+    assert parse_colour("12,34,56") == (12, 34, 56) and parse_colour("#ff0000") == (255, 0, 0)
+    with pytest.raises(p3m.P3MError, match="not a colour name"):
+        Background("no-such-file.png")
