@@ -17,6 +17,22 @@ from torch import nn
 from p3m.models.blocks import conv1x1, conv3x3
 
 
+def sample_max_2x2(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """``F.max_pool2d(x, kernel_size=2, stride=stride)``, computed from four strided views.
+
+    The published sBFI samples e0 with a 2x2 max-pool at the block's stride (not a
+    stride-sized window; the reference outputs pin this down). Taking the maximum of
+    the four strided views reads only 4/stride^2 of e0, the largest feature map, and
+    gives identical values.
+    """
+    h, w = (x.shape[-2] - 2) // stride + 1, (x.shape[-1] - 2) // stride + 1
+    rows, cols = slice(0, (h - 1) * stride + 1, stride), slice(1, (h - 1) * stride + 2, stride)
+    c0, c1 = slice(0, (w - 1) * stride + 1, stride), slice(1, (w - 1) * stride + 2, stride)
+    top = torch.maximum(x[..., rows, c0], x[..., rows, c1])
+    bottom = torch.maximum(x[..., cols, c0], x[..., cols, c1])
+    return torch.maximum(top, bottom)
+
+
 class _FuseConv(nn.Module):
     """concat -> 3x3 conv (no bias) -> BN -> ReLU, the shared tail of all three modules.
 
@@ -58,9 +74,7 @@ class SBFI(_FuseConv):
         self._add_fuse_layers(2 * (channels // 2), channels)
 
     def forward(self, matting: torch.Tensor, e0: torch.Tensor) -> torch.Tensor:
-        # The published network samples e0 with a 2x2 max-pool at the block's stride
-        # (not a stride-sized window); the reference outputs pin this down.
-        shallow = F.max_pool2d(e0, kernel_size=2, stride=self.stride)
+        shallow = sample_max_2x2(e0, self.stride)
         return matting + self.fuse(self.transform1(matting), self.transform2(shallow))
 
 

@@ -65,12 +65,15 @@ class P3MNet(nn.Module):
     def encode(self, x: torch.Tensor) -> EncoderFeatures:
         return self.resnet.forward_features(x)
 
-    def decode_semantic(self, enc: EncoderFeatures, *, matting_only: bool = False) -> tuple[list[torch.Tensor], list]:
+    def decode_semantic(self, enc: EncoderFeatures, *, matting_only: bool = False,
+                        with_sides: bool = True) -> tuple[list[torch.Tensor], list]:
         """Semantic decoder. Returns the block outputs (1/16, 1/8, 1/4, 1/2, logits) and side outputs.
 
-        With ``matting_only`` it stops once it has the features TFI needs (1/16..1/2)
-        and computes no side outputs: what the local alpha alone requires.
+        With ``matting_only`` it stops once it has the features TFI needs (1/16..1/2):
+        what the local alpha alone requires. Side outputs are computed only with
+        ``with_sides`` and never with ``matting_only``.
         """
+        with_sides = with_sides and not matting_only
         blocks = (self.decoder4_g, self.decoder3_g, self.decoder2_g, self.decoder1_g, self.decoder0_g)
         dbfis = (None, "dbfi_2", "dbfi_1", "dbfi_0", None)
         features, sides = [], []
@@ -84,7 +87,7 @@ class P3MNet(nn.Module):
             if dbfi is not None:
                 side = None
                 if self.use_dbfi:
-                    x, side = getattr(self, dbfi)(x, enc.e4, with_side=not matting_only)
+                    x, side = getattr(self, dbfi)(x, enc.e4, with_side=with_sides)
                 sides.append(side)
         return features, sides
 
@@ -110,8 +113,8 @@ class P3MNet(nn.Module):
 
     # -- public entry points -------------------------------------------------------
     def forward_global(self, x: torch.Tensor) -> torch.Tensor:
-        """Global logits only: skips the matting decoder (HYBRID's first pass)."""
-        semantic, _ = self.decode_semantic(self.encode(x))
+        """Global logits only: skips the matting decoder and side outputs (HYBRID's first pass)."""
+        semantic, _ = self.decode_semantic(self.encode(x), with_sides=False)
         return semantic[-1]
 
     def forward_local(self, x: torch.Tensor) -> torch.Tensor:

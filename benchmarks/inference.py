@@ -1,0 +1,153 @@
+"""Inference speed and memory of P3M-Net on a 1080 x 1620 portrait.
+
+Prints, per strategy, seconds per image and peak resident memory (each measured in a
+fresh child process, so one run's peak does not hide another's), and HYBRID next to
+the naive way (the full network for both passes) with the ratio and the largest
+output difference. On CUDA, also ms per image in fp32 and under autocast (bf16, fp16)
+with the largest alpha difference autocast causes.
+
+    python benchmarks/inference.py [--repeat 3] [--height 1620 --width 1080]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import p3m
+from p3m.inference import NetworkEngine
+from p3m.reference import reference_state_dict
+
+
+class FullNetworkOnly(nn.Module):
+    """Hides forward_global/forward_local: HYBRID then runs the whole network twice."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def portrait(height: int, width: int) -> np.ndarray:
+    """scikit-image's astronaut, resized to the benchmark size (a real photo)."""
+    import cv2
+    from skimage import data
+
+    return cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def build(arch: str, device: str) -> nn.Module:
+    model = p3m.build_model(arch)
+    model.load_state_dict(reference_state_dict(model))  # speed does not depend on the values
+    return model.eval().to(device)
+
+
+def time_engine(engine: NetworkEngine, image: np.ndarray, repeat: int, device: str) -> tuple[float, np.ndarray]:
+    alpha = engine.predict([image])[0]  # warm-up
+    times = []
+    for _ in range(repeat):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        alpha = engine.predict([image])[0]
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times), alpha
+
+
+def child(args) -> None:
+    """One measurement in a fresh process; prints JSON.
+
+    ``--method resize|hybrid``: seconds per image and peak RSS of that strategy.
+    ``--method compare``: HYBRID and the naive way (full network for both passes)
+    interleaved in one process, so both meet the same allocator and cache state.
+    """
+    image = portrait(args.height, args.width)
+    model = build(args.arch, "cpu")
+    if args.method != "compare":
+        seconds, _ = time_engine(NetworkEngine(model, method=args.method), image, args.repeat, "cpu")
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
+        return
+    engines = {"hybrid": NetworkEngine(model), "naive": NetworkEngine(FullNetworkOnly(model))}
+    best = {name: float("inf") for name in engines}
+    alphas = {}
+    for _ in range(args.repeat):
+        for name, engine in engines.items():
+            seconds, alphas[name] = time_engine(engine, image, 1, "cpu")
+            best[name] = min(best[name], seconds)
+    diff = float(np.abs(alphas["hybrid"] - alphas["naive"]).max())
+    print(json.dumps({**best, "max_diff": diff}))
+
+
+def run_child(args, method: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--arch", args.arch, "--method", method,
+           "--repeat", str(args.repeat), "--height", str(args.height), "--width", str(args.width)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cpu_report(args) -> None:
+    print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}; image {args.height} x {args.width}; best of {args.repeat}")
+    print(f"{'arch':12s} {'strategy':9s} {'s/image':>8s} {'peak RSS MiB':>13s}")
+    for method in ("resize", "hybrid"):
+        row = run_child(args, method)
+        print(f"{args.arch:12s} {method:9s} {row['seconds']:8.2f} {row['peak_mib']:13.0f}")
+    cmp = run_child(args, "compare")
+    print(f"HYBRID {cmp['hybrid']:.2f} s vs naive (full network for both passes) {cmp['naive']:.2f} s, "
+          f"same process, interleaved: {cmp['naive'] / cmp['hybrid']:.2f}x faster; "
+          f"max |alpha difference| = {cmp['max_diff']:.1e}")
+
+
+def gpu_report(args) -> None:
+    image = portrait(args.height, args.width)
+    model = build(args.arch, "cuda")
+    print(f"GPU: {torch.cuda.get_device_name()}; image {args.height} x {args.width}; best of {args.repeat}")
+    for method in ("resize", "hybrid"):
+        base = None
+        for precision in ("fp32", "bf16", "fp16"):
+            engine = NetworkEngine(model, method=method, precision=precision)
+            seconds, alpha = time_engine(engine, image, args.repeat, "cuda")
+            base = alpha if base is None else base
+            diff = float(np.abs(alpha - base).max())
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            print(f"{args.arch:12s} {method:7s} {precision:5s} {seconds * 1000:8.1f} ms/image  "
+                  f"max |alpha - fp32| {diff:.1e}  peak GPU memory {peak:.0f} MiB")
+            torch.cuda.reset_peak_memory_stats()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="p3mnet-r34")
+    parser.add_argument("--height", type=int, default=1620)
+    parser.add_argument("--width", type=int, default=1080)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--gpu-only", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="hybrid", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    if not args.gpu_only:
+        cpu_report(args)
+    if torch.cuda.is_available():
+        gpu_report(args)
+    else:
+        print("GPU: none available on this machine")
+
+
+if __name__ == "__main__":
+    main()

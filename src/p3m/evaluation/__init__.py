@@ -1,0 +1,1 @@
+"""Evaluation: the published matting metrics, dataset evaluation and the benchmark."""
