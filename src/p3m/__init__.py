@@ -1,5 +1,10 @@
-"""p3m: privacy-preserving portrait matting (P3M-Net) in plain PyTorch."""
+"""p3m: privacy-preserving portrait matting (P3M-Net) in plain PyTorch.
 
+Top-level names are imported on first use, so that tools which need no network
+(metrics, evaluation workers) do not pay for importing torch.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -7,22 +12,30 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from p3m.errors import ArchitectureError, CheckpointError, P3MError
-from p3m.models import P3MNet, P3MOutput, available_architectures, build_model
-from p3m.inference import predict_alpha
-from p3m.weights import convert_checkpoint, load_model, save_model
+_EXPORTS = {
+    "ArchitectureError": "p3m.errors",
+    "CheckpointError": "p3m.errors",
+    "P3MError": "p3m.errors",
+    "P3MNet": "p3m.models",
+    "P3MOutput": "p3m.models",
+    "available_architectures": "p3m.models",
+    "build_model": "p3m.models",
+    "predict_alpha": "p3m.inference",
+    "convert_checkpoint": "p3m.weights",
+    "load_model": "p3m.weights",
+    "save_model": "p3m.weights",
+}
 
-__all__ = [
-    "ArchitectureError",
-    "CheckpointError",
-    "P3MError",
-    "P3MNet",
-    "P3MOutput",
-    "__version__",
-    "available_architectures",
-    "build_model",
-    "convert_checkpoint",
-    "load_model",
-    "predict_alpha",
-    "save_model",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'p3m' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,80 @@
+"""``p3m benchmark``: P3M-500-P / P3M-500-NP in one command, with a paper-style report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from p3m.errors import P3MError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="run models on P3M-500-P/NP, save alphas, evaluate, write report.md",
+        description="Run one or more models on the P3M-10k test splits and write report.md "
+        "(paper layout, published P3M-Net beside), metrics.json, per_image.csv and a gallery "
+        "of the worst images. Defaults reproduce the paper's test setting (RESIZE, published sizing).",
+    )
+    parser.add_argument("--data", required=True, type=Path, help="P3M-10k root (splits under validation/ or the root)")
+    parser.add_argument("--split", default="all", choices=["P3M-500-P", "P3M-500-NP", "all"])
+    parser.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]PATH",
+                        help="weights to evaluate; repeat with NAME=PATH for a row per model")
+    parser.add_argument("--trained-on", action="append", default=[], metavar="[NAME=]B|N",
+                        help="which faces a model was trained on (B blurred, N normal): labels the PPT protocol")
+    parser.add_argument("--arch", help="architecture (default: recognised from each checkpoint)")
+    parser.add_argument("--method", default="resize", type=str.lower, choices=["resize", "hybrid"])
+    parser.add_argument("--sizing", default="published", choices=["published", "aspect"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("benchmark_out"))
+    parser.add_argument("--limit", type=int, help="first N images of each split")
+    parser.add_argument("--fast", action="store_true", help="skip GRAD and CONN")
+    parser.set_defaults(func=run)
+
+
+def parse_named(values: list[str], what: str) -> list[tuple[str | None, str]]:
+    pairs = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        pairs.append((name, rest) if sep else (None, value))
+        if sep and not name:
+            raise P3MError(f"{what} {value!r}: empty name before '='")
+    return pairs
+
+
+def _trained_on(values: list[str], names: list[str]) -> dict[str, str]:
+    labels = {}
+    for name, letter in parse_named(values, "--trained-on"):
+        letter = letter.upper()[:1]
+        if letter not in ("B", "N"):
+            raise P3MError(f"--trained-on {letter!r}: use B (blurred) or N (normal)")
+        for target in ([name] if name else names):
+            if target not in names:
+                raise P3MError(f"--trained-on names {target!r}, which is not a --checkpoint name")
+            labels[target] = letter
+    return labels
+
+
+def run(args: argparse.Namespace) -> int:
+    from p3m.data.layout import SPLITS
+    from p3m.evaluation.benchmark import BenchmarkModel, run_benchmark
+    from p3m.inference.engine import NetworkEngine
+    from p3m.weights import load_model
+
+    checkpoints = parse_named(args.checkpoint, "--checkpoint")
+    names = [name or Path(path).name.split(".")[0] for name, path in checkpoints]
+    if len(set(names)) != len(names):
+        raise P3MError("two --checkpoint entries have the same name; use NAME=PATH")
+    labels = _trained_on(args.trained_on, names)
+    models = []
+    for name, (_, path) in zip(names, checkpoints):
+        engine = NetworkEngine(load_model(path, arch=args.arch, device=args.device), method=args.method,
+                               sizing=args.sizing)
+        print(f"p3m: {name}: engine {engine.description}, weights {path}", file=sys.stderr)
+        models.append(BenchmarkModel(name, engine, labels.get(name)))
+    splits = list(SPLITS) if args.split == "all" else [args.split]
+    result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast)
+    print((args.out / "report.md").read_text())
+    print(f"p3m: wrote {args.out}/report.md, metrics.json, per_image.csv, gallery_*.png", file=sys.stderr)
+    return 1 if result.problems else 0

@@ -1,0 +1,67 @@
+"""Where things live in a P3M-10k copy.
+
+```
+ROOT/train/{blurred_image,mask,fg,bg,facemask}/
+ROOT/validation/P3M-500-P/{blurred_image,mask,trimap,facemask}/
+ROOT/validation/P3M-500-NP/{original_image,mask,trimap}/
+```
+Some copies put the two test splits directly under ROOT; both are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from p3m.errors import P3MError
+from p3m.io.discovery import IMAGE_SUFFIXES
+
+SPLITS = {"P3M-500-P": "blurred_image", "P3M-500-NP": "original_image"}
+#: The PPT protocol letter of each test split: blurred (B) or normal (N) faces.
+SPLIT_FACES = {"P3M-500-P": "B", "P3M-500-NP": "N"}
+
+
+class DatasetError(P3MError):
+    """A dataset folder that is missing or not laid out as expected."""
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    name: str
+    root: Path
+
+    @property
+    def image_dir(self) -> Path:
+        return self.root / SPLITS[self.name]
+
+    @property
+    def mask_dir(self) -> Path:
+        return self.root / "mask"
+
+    @property
+    def trimap_dir(self) -> Path:
+        return self.root / "trimap"
+
+
+def find_split(root: str | Path, name: str) -> TestSplit:
+    """Locate a test split under ``root/validation/`` or ``root/``."""
+    if name not in SPLITS:
+        raise DatasetError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder")
+    for candidate in (root / "validation" / name, root / name):
+        if candidate.is_dir():
+            split = TestSplit(name, candidate)
+            for folder in (split.image_dir, split.mask_dir):
+                if not folder.is_dir():
+                    raise DatasetError(f"{folder}: missing (expected in a {name} split)")
+            return split
+    raise DatasetError(f"{root}: no {name} split (looked in {root / 'validation' / name} and {root / name})")
+
+
+def images_by_stem(folder: Path) -> dict[str, Path]:
+    """Image files of a folder (not recursive), keyed by stem."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}

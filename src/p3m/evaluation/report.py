@@ -1,0 +1,83 @@
+"""Benchmark reports a person reads: a markdown table in the paper's layout, and a
+gallery of the worst images (input, ground truth, prediction, error map)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from p3m.data.layout import images_by_stem
+from p3m.io.images import read_image_file
+from p3m.io.writers import write_image
+from p3m.utils.files import atomic_path
+
+#: The columns of the paper's table, per test split.
+PAPER_KEYS = ("SAD", "MSE", "MAD", "SAD-T", "GRAD", "CONN")
+#: Published P3M-Net (ResNet-34), trained on blurred images (B), RESIZE strategy.
+PUBLISHED = {
+    "P3M-500-P": {"SAD": 8.73, "MSE": 0.0026, "MAD": 0.0051, "SAD-T": 6.89, "GRAD": 8.22, "CONN": 13.88},
+    "P3M-500-NP": {"SAD": 11.23, "MSE": 0.0035, "MAD": 0.0065, "SAD-T": 7.65, "GRAD": 10.35, "CONN": 12.51},
+}
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if key in ("MSE", "MAD") else f"{value:.2f}"
+
+
+def write_report(path: Path, result, models, splits: list[str]) -> None:
+    header = ["Model", "Trained on"]
+    for split in splits:
+        header += [f"{split} {k}" if i == 0 else k for i, k in enumerate(PAPER_KEYS)]
+    lines = ["# P3M-10k benchmark", "",
+             "Mean over the images of each split; SAD, SAD-T, GRAD and CONN are divided by 1000 "
+             "as in the paper. The last row is the published P3M-Net (ResNet-34) for comparison.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = [(m.name, m.trained_on or "?", {s: result.mean(m.name, s) for s in splits}) for m in models]
+    rows.append(("P3M-Net (published)", "B", {s: PUBLISHED.get(s, {}) for s in splits}))
+    for name, trained, means in rows:
+        cells = [name, {"B": "blurred", "N": "normal"}.get(trained, "?")]
+        for split in splits:
+            cells += [_cell(k, means[split].get(k)) for k in PAPER_KEYS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Protocols (train:test, B = blurred faces, N = normal)", ""]
+    for m in models:
+        labels = [f"{s}: {m.protocol(s) or 'unknown (pass --trained-on)'}" for s in splits]
+        lines.append(f"- {m.name}: " + "; ".join(labels))
+    lines += ["", "## Images per split", ""]
+    for m in models:
+        lines.append(f"- {m.name}: " + ", ".join(f"{s} {len(result.per_image[m.name][s])}" for s in splits))
+    if result.problems:
+        lines += ["", "## Problems", ""] + [f"- {name}: {reason}" for name, reason in result.problems]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _fit(image: np.ndarray, height: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+
+
+def write_gallery(path: Path, per_split: dict, located: dict, alpha_root: Path, *, worst: int = 6,
+                  height: int = 192) -> None:
+    """Rows of input | ground truth | prediction | error map for the worst images by SAD."""
+    scored = [(row["SAD"], split, stem) for split, rows in per_split.items() for stem, row in rows.items()]
+    scored.sort(reverse=True)
+    rows = []
+    for _, split, stem in scored[:worst]:
+        located_split = located[split]
+        image = read_image_file(images_by_stem(located_split.image_dir)[stem])
+        gt = cv2.imread(str(images_by_stem(located_split.mask_dir)[stem]), cv2.IMREAD_GRAYSCALE)
+        pred = cv2.imread(str(alpha_root / split / "alpha" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+        magnified = np.clip(np.abs(pred.astype(np.int16) - gt) * 2, 0, 255).astype(np.uint8)
+        error = cv2.applyColorMap(magnified, cv2.COLORMAP_INFERNO)
+        panels = [image, *(np.repeat(m[..., None], 3, axis=2) for m in (gt, pred)), error[..., ::-1]]
+        rows.append(np.concatenate([_fit(p, height) for p in panels], axis=1))
+    if not rows:
+        return
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    write_image(path, np.concatenate(rows, axis=0))
