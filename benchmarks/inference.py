@@ -25,18 +25,8 @@ from torch import nn
 
 import p3m
 from p3m.inference import NetworkEngine
+from p3m.inference.strategies import FullNetworkOnly
 from p3m.reference import reference_state_dict
-
-
-class FullNetworkOnly(nn.Module):
-    """Hides forward_global/forward_local: HYBRID then runs the whole network twice."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.inner = model
-
-    def forward(self, x):
-        return self.inner(x)
 
 
 def portrait(height: int, width: int) -> np.ndarray:

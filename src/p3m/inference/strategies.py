@@ -97,6 +97,18 @@ class StrategyRunner:
         return alpha[:, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)
 
 
+class FullNetworkOnly(nn.Module):
+    """Hides ``forward_global``/``forward_local``, so a strategy runs the whole network
+    for both passes: the naive way, kept to check and measure the shortcuts."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def forward(self, x: torch.Tensor):
+        return self.inner(x)
+
+
 def _model_device(model: nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
