@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 
 from p3m.errors import P3MError
@@ -18,3 +21,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise P3MError(f"device {device!r} requested but CUDA is not available on this machine")
     return resolved
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch's CPU ops on ``count`` threads inside the block.
+
+    With several threads, oneDNN's reductions may combine partial sums in a different
+    order from run to run (last-bit differences); one thread makes a computation
+    bit-reproducible, which checks of exact identity need.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
