@@ -10,6 +10,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -47,27 +48,30 @@ def environment_report() -> list[str]:
     return lines
 
 
-def check_state_dict_keys() -> CheckResult:
+NETWORKS = {"p3mnet-r34": "P3M-Net (ResNet-34)", "p3mnet-vitae-s": "P3M-Net (ViTAE-S)"}
+
+
+def check_state_dict_keys(arch: str) -> CheckResult:
     """The network's state-dict keys and shapes are those of the published checkpoint."""
-    manifest = load_manifest("p3mnet-r34")
+    manifest = load_manifest(arch)
     expected = [(name, tuple(shape)) for name, shape, _ in manifest["keys"]]
-    got = [(k, tuple(v.shape)) for k, v in build_model("p3mnet-r34").state_dict().items()]
+    got = [(k, tuple(v.shape)) for k, v in build_model(arch).state_dict().items()]
     ok = got == expected
     detail = f"{len(got)} entries, identical to the published checkpoint" if ok else (
         f"{len(got)} entries vs {len(expected)} published; first difference: "
         + str(next((a, b) for a, b in zip(got + [None], expected + [None]) if a != b))
     )
-    return CheckResult("P3M-Net (ResNet-34) state-dict keys", ok, [detail])
+    return CheckResult(f"{NETWORKS[arch]} state-dict keys", ok, [detail])
 
 
-def check_reference_outputs() -> CheckResult:
+def check_reference_outputs(arch: str) -> CheckResult:
     """The network reproduces the published model's outputs on the shipped fixture."""
     start = time.perf_counter()
-    checks = run_reference_check("p3mnet-r34")
+    checks = run_reference_check(arch)
     seconds = time.perf_counter() - start
     lines = [f"{c.name:7s} max |diff| {c.max_abs_diff:.2e} (tolerance {c.tolerance:.0e})" for c in checks]
     lines.append(f"({seconds:.1f} s)")
-    return CheckResult("P3M-Net (ResNet-34) reference outputs", all(c.ok for c in checks), lines)
+    return CheckResult(f"{NETWORKS[arch]} reference outputs", all(c.ok for c in checks), lines)
 
 
 def check_hybrid_shortcuts() -> CheckResult:
@@ -97,8 +101,11 @@ def check_metrics() -> CheckResult:
     return CheckResult("metrics on a hand-worked case", ok, [", ".join(f"{k} {got[k]:g}" for k in expected)])
 
 
-CHECKS: list[Callable[[], CheckResult]] = [check_state_dict_keys, check_reference_outputs,
-                                           check_hybrid_shortcuts, check_metrics]
+CHECKS: list[Callable[[], CheckResult]] = [
+    *(partial(check, arch) for arch in NETWORKS for check in (check_state_dict_keys, check_reference_outputs)),
+    check_hybrid_shortcuts,
+    check_metrics,
+]
 
 
 def run_checks() -> list[CheckResult]:
@@ -107,5 +114,6 @@ def run_checks() -> list[CheckResult]:
         try:
             results.append(check())
         except Exception as exc:  # a broken check is a failed check, not a crash
-            results.append(CheckResult(check.__name__, False, [f"error: {type(exc).__name__}: {exc}"]))
+            name = getattr(check, "__name__", None) or getattr(check, "func").__name__
+            results.append(CheckResult(name, False, [f"error: {type(exc).__name__}: {exc}"]))
     return results

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from p3m.cli.options import add_network_options
 from p3m.errors import P3MError
 
 
@@ -23,10 +24,8 @@ def register(subparsers) -> None:
                         help="weights to evaluate; repeat with NAME=PATH for a row per model")
     parser.add_argument("--trained-on", action="append", default=[], metavar="[NAME=]B|N",
                         help="which faces a model was trained on (B blurred, N normal): labels the PPT protocol")
-    parser.add_argument("--arch", help="architecture (default: recognised from each checkpoint)")
-    parser.add_argument("--method", default="resize", type=str.lower, choices=["resize", "hybrid"])
+    add_network_options(parser, method="resize")
     parser.add_argument("--sizing", default="published", choices=["published", "aspect"])
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("benchmark_out"))
     parser.add_argument("--limit", type=int, help="first N images of each split")
     parser.add_argument("--fast", action="store_true", help="skip GRAD and CONN")
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     models = []
     for name, (_, path) in zip(names, checkpoints):
         engine = NetworkEngine(load_model(path, arch=args.arch, device=args.device), method=args.method,
-                               sizing=args.sizing)
+                               sizing=args.sizing, precision=args.precision)
         print(f"p3m: {name}: engine {engine.description}, weights {path}", file=sys.stderr)
         models.append(BenchmarkModel(name, engine, labels.get(name)))
     splits = list(SPLITS) if args.split == "all" else [args.split]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from p3m.cli.options import add_network_options
 from p3m.inference.batch import OUTPUT_KINDS
 
 
@@ -20,12 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or globs")
     parser.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR")
     parser.add_argument("--checkpoint", required=True, help="P3M-Net weights (.pth/.pth.tar/.ckpt/.safetensors)")
-    parser.add_argument("--arch", help="architecture of the checkpoint (default: recognised)")
-    parser.add_argument("--method", default="hybrid", type=str.lower, choices=["hybrid", "resize"],
-                        help="test strategy (default hybrid)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                        help="autocast precision on GPU (default fp32)")
+    add_network_options(parser, method="hybrid")
     parser.add_argument("--save", default="alpha", type=_kinds, help="comma list of alpha,cutout,composite (default alpha)")
     parser.add_argument("--background", default=None,
                         help="composite background: colour name, #rrggbb, r,g,b, an image file, or 'blur' (default white)")

@@ -13,15 +13,19 @@ from torch import nn
 
 from p3m.errors import ArchitectureError
 from p3m.models.p3mnet import P3MNet
+from p3m.models.vitae import P3MNetViTAE
 
-_R34_OPTIONS = ("tfi", "sbfi", "dbfi")
+_MODULE_OPTIONS = ("tfi", "sbfi", "dbfi")
 
 # name -> (constructor, default options)
 _ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
     "p3mnet-r34": (P3MNet, {"tfi": True, "sbfi": True, "dbfi": True}),
     "basic": (P3MNet, {"tfi": False, "sbfi": False, "dbfi": False}),
+    "p3mnet-vitae-s": (P3MNetViTAE, {"tfi": True, "sbfi": True, "dbfi": True}),
 }
-_ALIASES = {"resnet34": "p3mnet-r34", "r34": "p3mnet-r34", "p3mnet": "p3mnet-r34"}
+# The seed article's model names (resnet34, vitae-s) and short forms.
+_ALIASES = {"resnet34": "p3mnet-r34", "r34": "p3mnet-r34", "p3mnet": "p3mnet-r34",
+            "vitae-s": "p3mnet-vitae-s", "vitae": "p3mnet-vitae-s"}
 
 
 def available_architectures() -> list[str]:
@@ -63,6 +67,9 @@ def infer_architecture(keys: Mapping[str, Any] | list[str]) -> dict[str, Any] | 
     """
     keys = set(keys)
     if "resnet.conv1.weight" in keys and "decoder_final_l.weight" in keys:
-        present = {opt: any(k.startswith(f"{opt}_") for k in keys) for opt in _R34_OPTIONS}
+        present = {opt: any(k.startswith(f"{opt}_") for k in keys) for opt in _MODULE_OPTIONS}
         return {"arch": "p3mnet-r34" if any(present.values()) else "basic", **present}
+    if "encoder.layers.0.RC.proj1.weight" in keys and "decoder.decoder_final_l.weight" in keys:
+        present = {opt: any(k.startswith(f"decoder.{opt}_") for k in keys) for opt in _MODULE_OPTIONS}
+        return {"arch": "p3mnet-vitae-s", **present}
     return None

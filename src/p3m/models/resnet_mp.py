@@ -9,12 +9,11 @@ stages never stride. Attribute names follow the published checkpoints
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
-from p3m.models.blocks import conv3x3, conv1x1
+from p3m.models.blocks import conv1x1, conv3x3
+from p3m.models.features import EncoderFeatures
 
 RESNET34_LAYERS = (3, 4, 6, 3)
 STAGE_CHANNELS = (64, 64, 128, 256, 512)
@@ -39,24 +38,6 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
-
-
-class EncoderFeatures(NamedTuple):
-    """Encoder outputs: features by stride and the indices of the five pools.
-
-    ``e0`` is at full resolution, ``e0p`` is ``e0`` pooled once (1/2), ``e1``..``e4``
-    are at 1/4, 1/8, 1/16 and 1/32. ``indices[i]`` and ``sizes[i]`` describe pool
-    ``i`` (input size before pooling), which the matting decoder undoes in reverse.
-    """
-
-    e0: torch.Tensor
-    e0p: torch.Tensor
-    e1: torch.Tensor
-    e2: torch.Tensor
-    e3: torch.Tensor
-    e4: torch.Tensor
-    indices: tuple[torch.Tensor, ...]
-    sizes: tuple[torch.Size, ...]
 
 
 def _index_pool() -> nn.MaxPool2d:
@@ -95,7 +76,11 @@ class ResNetMP(nn.Module):
         return self.relu(self.bn1(self.conv1(x)))
 
     def forward_features(self, x: torch.Tensor) -> EncoderFeatures:
-        """Run the encoder, keeping every skip feature and pool index."""
+        """Run the encoder, keeping every skip feature and pool index.
+
+        e0 (full resolution) feeds sBFI; TFI mixes in e3, e2, e1 and e0 pooled once
+        (1/16, 1/8, 1/4, 1/2); e4 (1/32) starts both decoders.
+        """
         indices, sizes = [], []
 
         def pool(layer: nn.MaxPool2d, t: torch.Tensor) -> torch.Tensor:
@@ -110,7 +95,7 @@ class ResNetMP(nn.Module):
         e2 = self.layer2(pool(self.maxpool3, e1))
         e3 = self.layer3(pool(self.maxpool4, e2))
         e4 = self.layer4(pool(self.maxpool5, e3))
-        return EncoderFeatures(e0, e0p, e1, e2, e3, e4, tuple(indices), tuple(sizes))
+        return EncoderFeatures(e0, (e3, e2, e1, e0p), e4, tuple(indices), tuple(sizes))
 
     def forward(self, x: torch.Tensor) -> EncoderFeatures:
         return self.forward_features(x)

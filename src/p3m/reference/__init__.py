@@ -4,6 +4,7 @@ from p3m.reference.fixture import (
     OUTPUT_NAMES,
     compare_outputs,
     load_manifest,
+    load_reference_model,
     load_reference_outputs,
     run_reference_check,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "OUTPUT_NAMES",
     "compare_outputs",
     "load_manifest",
+    "load_reference_model",
     "load_reference_outputs",
     "reference_state_dict",
     "reference_value",

@@ -21,7 +21,7 @@ OUTPUT_NAMES = ("global", "local", "fusion", "side2", "side1", "side0")
 #: Absolute tolerances on a CPU in float32 (fixture README).
 TOLERANCES = {"global": 1e-3, "local": 1e-5, "side2": 1e-3, "side1": 1e-3, "side0": 1e-3}
 #: Fixture files per architecture.
-FIXTURES = {"p3mnet-r34": "p3mnet_r34"}
+FIXTURES = {"p3mnet-r34": "p3mnet_r34", "p3mnet-vitae-s": "p3mnet_vitae_s"}
 
 
 def _data_file(name: str):
@@ -69,12 +69,28 @@ def compare_outputs(outputs, reference: dict[str, np.ndarray]) -> list[OutputChe
     return checks
 
 
+def load_reference_model(arch: str = "p3mnet-r34"):
+    """``arch`` with the fixture weights in eval mode: the recipe, then the fixture's
+    ``override.<key>`` entries and ``nonstate.<module>.w`` projections (ViTAE-S)."""
+    reference = load_reference_outputs(arch)
+    model = build_model(arch)
+    state = reference_state_dict(model)
+    for key, value in reference.items():
+        if key.startswith("override."):
+            state[key.removeprefix("override.")] = torch.from_numpy(value)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        for key, value in reference.items():
+            if key.startswith("nonstate."):
+                module_path, _, buffer = key.removeprefix("nonstate.").rpartition(".")
+                getattr(model.get_submodule(module_path), buffer).copy_(torch.from_numpy(value))
+    return model.eval()
+
+
 def run_reference_check(arch: str = "p3mnet-r34") -> list[OutputCheck]:
     """Build ``arch`` with the fixture weights, run the fixture input, compare."""
     reference = load_reference_outputs(arch)
-    model = build_model(arch)
-    model.load_state_dict(reference_state_dict(model))
-    model.eval()
+    model = load_reference_model(arch)
     with torch.no_grad():
         outputs = model(torch.from_numpy(reference["input"]))
     return compare_outputs(outputs, reference)

@@ -140,6 +140,19 @@ def alias_map(model: nn.Module) -> dict[str, str]:
     return aliases
 
 
+def nonpersistent_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Buffers kept outside the state dict (ViTAE-S's Performer projections ``w``).
+
+    Published checkpoints lack them (the published code draws them at random); p3m
+    draws them from a fixed seed and stores them in its own safetensors files.
+    """
+    found = {}
+    for prefix, module in model.named_modules():
+        for name in getattr(module, "_non_persistent_buffers_set", ()):
+            found[f"{prefix}.{name}" if prefix else name] = getattr(module, name)
+    return found
+
+
 def _mismatch_report(model: nn.Module, state: StateDict, arch: str, label: str) -> str | None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -191,11 +204,21 @@ def load_model(source: Source, *, arch: str | None = None, device: str | torch.d
     for alias, original in alias_map(model).items():
         if alias not in state and original in state:
             state[alias] = state[original]
+    extra = nonpersistent_buffers(model)
+    carried = {name: state.pop(name) for name in list(state) if name in extra}
     problem = _mismatch_report(model, state, config["arch"], label)
     if problem:
         raise CheckpointError(problem)
     model.load_state_dict(state, strict=True)
-    log.info("loaded %s as %s", label, config["arch"])
+    with torch.no_grad():
+        for name, value in carried.items():
+            if value.shape != extra[name].shape:
+                raise CheckpointError(f"{label}: {name} has shape {tuple(value.shape)}, expected {tuple(extra[name].shape)}")
+            extra[name].copy_(value)
+    seeded = sorted(set(extra) - set(carried))
+    log.info("loaded %s as %s (architecture %s)%s", label, config["arch"],
+             "recognised from the file" if arch is None else "as given",
+             f"; {len(seeded)} Performer projection(s) from the fixed seed" if seeded else "")
     return model.eval().to(resolve_device(device))
 
 
@@ -203,7 +226,8 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` as safetensors with its architecture in the metadata.
 
     Alias entries (the same tensor under a second name) are stored once; loading
-    restores them.
+    restores them. Buffers outside the state dict (ViTAE-S's Performer projections)
+    are stored too, so a saved model gives the same alpha when loaded again.
     """
     from safetensors.torch import save_file
 
@@ -215,6 +239,7 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
         raise CheckpointError(f"{path}: weights are saved as safetensors; use a .safetensors name")
     aliases = alias_map(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in aliases}
+    state.update({k: v.detach().cpu().contiguous() for k, v in nonpersistent_buffers(model).items()})
     metadata = {"format": "pt", _META_ARCH: json.dumps(config)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
