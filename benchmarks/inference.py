@@ -6,7 +6,7 @@ the naive way (the full network for both passes) with the ratio and the largest
 output difference. On CUDA, also ms per image in fp32 and under autocast (bf16, fp16)
 with the largest alpha difference autocast causes.
 
-    python benchmarks/inference.py [--repeat 3] [--height 1620 --width 1080]
+    python benchmarks/inference.py [--arch p3mnet-vitae-s] [--sweep] [--repeat 3] [--height 1620 --width 1080]
 """
 
 from __future__ import annotations
@@ -92,6 +92,28 @@ def run_child(args, method: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def sweep_child(args) -> None:
+    """One forward_local (HYBRID's heaviest pass) at a long side of ``--side``: time, peak RSS."""
+    side = args.side
+    h, w = side, (side * 2 // 3) // 32 * 32  # a 3:2 portrait
+    model = build(args.arch, "cpu")
+    x = torch.randn(1, 3, h, w)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model.forward_local(x)
+        seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"h": h, "w": w, "seconds": seconds, "peak_mib": peak_mib}))
+
+
+def memory_sweep(args) -> None:
+    print(f"{args.arch}: full-size pass (forward_local) by image size, one run each, fresh process")
+    for side in (512, 1024, 1600):
+        cmd = [sys.executable, __file__, "--sweep-child", "--arch", args.arch, "--side", str(side)]
+        row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        print(f"  {row['h']:5d} x {row['w']:4d}: {row['seconds']:6.2f} s, peak RSS {row['peak_mib']:6.0f} MiB")
+
+
 def cpu_report(args) -> None:
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; image {args.height} x {args.width}; best of {args.repeat}")
@@ -129,11 +151,18 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1080)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gpu-only", action="store_true")
+    parser.add_argument("--sweep", action="store_true", help="memory and time of the full-size pass at 512/1024/1600 px")
+    parser.add_argument("--sweep-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--side", type=int, default=1600, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="hybrid", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
+    if args.sweep_child:
+        return sweep_child(args)
+    if args.sweep:
+        memory_sweep(args)
     if not args.gpu_only:
         cpu_report(args)
     if torch.cuda.is_available():

@@ -112,7 +112,8 @@ def test_benchmark_writes_report_metrics_csv_and_gallery(synth_root, tmp_path, r
                  "--out", str(out), "--limit", "2", "--fast"])
     assert code == 0
     report = (out / "report.md").read_text()
-    assert "| ours | blurred |" in report and "| P3M-Net (published) | blurred | 8.73 |" in report
+    assert "| ours | blurred | B:B / B:N |" in report and "| other | normal | N:B / N:N |" in report
+    assert "| P3M-Net (published) | blurred | B:B / B:N | 8.73 |" in report
     assert "ours: P3M-500-P: B:B; P3M-500-NP: B:N" in report
     assert "other: P3M-500-P: N:B; P3M-500-NP: N:N" in report
     metrics = json.loads((out / "metrics.json").read_text())
@@ -127,6 +128,14 @@ def test_benchmark_writes_report_metrics_csv_and_gallery(synth_root, tmp_path, r
     per_image = metrics["per_image"]["ours"]["P3M-500-P"]["p_00000"]
     gt = np.asarray(Image.open(split / "mask" / "p_00000.png"))
     assert evaluate(alpha, gt)["SAD"] == pytest.approx(per_image["SAD"], abs=0.01)
+
+
+def test_report_labels_columns_by_protocol_when_models_share_it(synth_root, tmp_path, reference_model, capsys):
+    weights = p3m.save_model(reference_model, tmp_path / "ref.safetensors")
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--data", str(synth_root), "--checkpoint", str(weights), "--trained-on", "B",
+                 "--out", str(out), "--limit", "1", "--fast", "--split", "P3M-500-NP"]) == 0
+    assert "| Model | Trained on | P3M-500-NP (B:N) SAD |" in (out / "report.md").read_text()
 
 
 def test_benchmark_bad_data_root_is_one_line(tmp_path, capsys):

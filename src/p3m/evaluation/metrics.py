@@ -108,29 +108,34 @@ def _trimap_metrics(p: np.ndarray, g: np.ndarray, t: np.ndarray, abs_diff: np.nd
     }
 
 
-def sad_trimap(pred, gt, trimap) -> float:
+def _trimap_metric(key: str, pred, gt, trimap) -> float:
     p, g = _pair(pred, gt)
-    return _trimap_metrics(p, g, _trimap(trimap, g.shape), np.abs(p - g))["SAD-T"]
+    return _trimap_metrics(p, g, _trimap(trimap, g.shape), np.abs(p - g))[key]
+
+
+def sad_trimap(pred, gt, trimap) -> float:
+    """SAD after setting p to the trimap's known values."""
+    return _trimap_metric("SAD-T", pred, gt, trimap)
 
 
 def mse_trimap(pred, gt, trimap) -> float:
-    p, g = _pair(pred, gt)
-    return _trimap_metrics(p, g, _trimap(trimap, g.shape), np.abs(p - g))["MSE-T"]
+    """MSE over the unknown region, after setting p to the trimap's known values."""
+    return _trimap_metric("MSE-T", pred, gt, trimap)
 
 
 def mad_trimap(pred, gt, trimap) -> float:
-    p, g = _pair(pred, gt)
-    return _trimap_metrics(p, g, _trimap(trimap, g.shape), np.abs(p - g))["MAD-T"]
+    """MAD over the unknown region, after setting p to the trimap's known values."""
+    return _trimap_metric("MAD-T", pred, gt, trimap)
 
 
 def sad_fg(pred, gt, trimap) -> float:
-    p, g = _pair(pred, gt)
-    return _trimap_metrics(p, g, _trimap(trimap, g.shape), np.abs(p - g))["SAD-FG"]
+    """SAD over the trimap's foreground."""
+    return _trimap_metric("SAD-FG", pred, gt, trimap)
 
 
 def sad_bg(pred, gt, trimap) -> float:
-    p, g = _pair(pred, gt)
-    return _trimap_metrics(p, g, _trimap(trimap, g.shape), np.abs(p - g))["SAD-BG"]
+    """SAD over the trimap's background."""
+    return _trimap_metric("SAD-BG", pred, gt, trimap)
 
 
 def _gaussian_kernels(sigma: float = 1.4, truncate: float = 4.0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from p3m.data.layout import images_by_stem
+from p3m.data.layout import SPLIT_FACES, images_by_stem
 from p3m.io.images import read_image_file
 from p3m.io.writers import write_image
 from p3m.utils.files import atomic_path
@@ -29,9 +29,17 @@ def _cell(key: str, value) -> str:
 
 
 def write_report(path: Path, result, models, splits: list[str]) -> None:
-    header = ["Model", "Trained on"]
+    # Label each split's columns by its PPT protocol when all models share it;
+    # otherwise each row says its own protocols.
+    shared = {}
     for split in splits:
-        header += [f"{split} {k}" if i == 0 else k for i, k in enumerate(PAPER_KEYS)]
+        protocols = {m.protocol(split) for m in models}
+        shared[split] = protocols.pop() if len(protocols) == 1 else None
+    per_row = not all(shared.values())
+    header = ["Model", "Trained on"] + (["Protocols"] if per_row else [])
+    for split in splits:
+        label = f"{split} ({shared[split]})" if shared[split] else split
+        header += [f"{label} {k}" if i == 0 else k for i, k in enumerate(PAPER_KEYS)]
     lines = ["# P3M-10k benchmark", "",
              "Mean over the images of each split; SAD, SAD-T, GRAD and CONN are divided by 1000 "
              "as in the paper. The last row is the published P3M-Net (ResNet-34) for comparison.", "",
@@ -40,6 +48,8 @@ def write_report(path: Path, result, models, splits: list[str]) -> None:
     rows.append(("P3M-Net (published)", "B", {s: PUBLISHED.get(s, {}) for s in splits}))
     for name, trained, means in rows:
         cells = [name, {"B": "blurred", "N": "normal"}.get(trained, "?")]
+        if per_row:
+            cells.append(" / ".join(f"{trained}:{SPLIT_FACES[s]}" if trained != "?" else "?" for s in splits))
         for split in splits:
             cells += [_cell(k, means[split].get(k)) for k in PAPER_KEYS]
         lines.append("| " + " | ".join(cells) + " |")
