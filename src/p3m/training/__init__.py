@@ -1,0 +1,1 @@
+"""Training under the PPT setting: data, losses, the loop, checkpoints."""

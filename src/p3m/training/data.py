@@ -1,0 +1,195 @@
+"""Training samples under the published recipe.
+
+Per sample: an online trimap from the alpha (elliptical kernel of random size 15..30;
+unknown = dilate(alpha > 0) minus erode(alpha == 1)); a crop of 512, 768 or 1024 whose
+top-left corner is, half of the time, a random unknown pixel; a random horizontal
+flip; a resize to the training size; ImageNet normalisation of image, foreground and
+background. Images smaller than every crop size are cropped to their largest square.
+
+Randomness comes from a generator seeded by (seed, epoch, index), so a resumed run
+sees exactly the samples an uninterrupted one would. A sample that cannot be used is
+returned as an error record (never raised inside a worker); the loop counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler, default_collate
+
+from p3m.data.layout import DatasetError, images_by_stem
+from p3m.inference.strategies import IMAGENET_MEAN, IMAGENET_STD
+from p3m.io.images import read_image_file
+
+CROP_SIZES = (512, 768, 1024)
+BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    stem: str
+    image: Path
+    mask: Path
+    fg: Path | None = None
+    bg: Path | None = None
+
+
+def find_training_samples(root: str | Path | None, images: str = "blurred", masks: str | Path | None = None,
+                          *, composition: bool = True) -> tuple[list[TrainSample], list[tuple[str, str]]]:
+    """Pair training images with mattes (and fg/bg) by stem; returns (samples, problems)."""
+    root = Path(root) if root else None
+    if images in ("blurred", "original"):
+        if root is None:
+            raise DatasetError(f"--images {images} needs --data ROOT (a P3M-10k folder)")
+        image_dir = root / "train" / f"{images}_image"
+    else:
+        image_dir = Path(images)
+    mask_dir = Path(masks) if masks else (root / "train" / "mask" if root else None)
+    if mask_dir is None:
+        raise DatasetError("a folder of images needs --masks DIR (or --data ROOT with train/mask)")
+    for folder in (image_dir, mask_dir):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: no such folder")
+    image_files, mask_files = images_by_stem(image_dir), images_by_stem(mask_dir)
+    problems = [(str(image_files[s]), "image without a matte") for s in sorted(set(image_files) - set(mask_files))]
+    problems += [(str(mask_files[s]), "matte without an image") for s in sorted(set(mask_files) - set(image_files))]
+    fg_files = bg_files = {}
+    if composition:
+        fg_dir = root / "train" / "fg" if root else None
+        bg_dir = root / "train" / "bg" if root else None
+        if fg_dir is None or not fg_dir.is_dir() or not bg_dir.is_dir():
+            where = f"{root}/train/fg and train/bg" if root else "train/fg and train/bg"
+            raise DatasetError(f"the composition loss needs foreground and background colours ({where}); "
+                               f"compute them with: p3m prepare-fgbg {root or 'ROOT'}  "
+                               "(or train with --no-composition-loss)")
+        fg_files, bg_files = images_by_stem(fg_dir), images_by_stem(bg_dir)
+    samples = []
+    for stem in sorted(set(image_files) & set(mask_files)):
+        if composition and (stem not in fg_files or stem not in bg_files):
+            problems.append((str(image_files[stem]), "no fg/bg colours (run p3m prepare-fgbg)"))
+            continue
+        samples.append(TrainSample(stem, image_files[stem], mask_files[stem], fg_files.get(stem), bg_files.get(stem)))
+    if not samples:
+        raise DatasetError(f"{image_dir}: no usable training samples ({len(problems)} problem(s))")
+    return samples, problems
+
+
+def make_trimap(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
+    """Classes 0/1/2: foreground = erode(alpha == 1); unknown = dilate(alpha > 0) minus that."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
+    fg = cv2.erode((alpha >= 1).astype(np.uint8), kernel)
+    reach = cv2.dilate((alpha > 0).astype(np.uint8), kernel)
+    trimap = np.where(reach > 0, UNKNOWN, BACKGROUND).astype(np.uint8)
+    trimap[fg > 0] = FOREGROUND
+    return trimap
+
+
+def choose_crop(rng: np.random.Generator, trimap: np.ndarray, crop_sizes=CROP_SIZES) -> tuple[int, int, int]:
+    """(top, left, size): a random crop size that fits, anchored on the unknown region half the time."""
+    h, w = trimap.shape
+    fitting = [s for s in crop_sizes if s <= min(h, w)]
+    size = int(rng.choice(fitting)) if fitting else min(h, w)
+    unknown = np.flatnonzero(trimap == UNKNOWN)
+    if unknown.size and rng.random() < 0.5:
+        y, x = divmod(int(unknown[rng.integers(unknown.size)]), w)
+        return min(y, h - size), min(x, w - size), size
+    return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1)), size
+
+
+def _normalise(rgb: np.ndarray) -> torch.Tensor:
+    x = (rgb.astype(np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def _read_matte(path: Path) -> np.ndarray:
+    matte = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if matte is None:
+        raise ValueError("cannot read matte")
+    if matte.ndim == 3:
+        matte = matte[..., 0]
+    scale = 65535.0 if matte.dtype == np.uint16 else 255.0
+    return matte.astype(np.float32) / scale
+
+
+class MattingTrainDataset(Dataset):
+    def __init__(self, samples: list[TrainSample], *, size: int = 512, crop_sizes=CROP_SIZES,
+                 composition: bool = True, seed: int = 0) -> None:
+        self.samples, self.size, self.crop_sizes = samples, size, tuple(crop_sizes)
+        self.composition, self.seed, self.epoch = composition, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        try:
+            return self._load(sample, np.random.default_rng([self.seed, self.epoch, index]))
+        except Exception as exc:  # reported and counted by the loop, never a crash in a worker
+            return {"error": f"{sample.image}: {exc}"}
+
+    def _load(self, sample: TrainSample, rng: np.random.Generator) -> dict:
+        image = read_image_file(sample.image)
+        alpha = _read_matte(sample.mask)
+        h, w = image.shape[:2]
+        if alpha.shape != (h, w):
+            raise ValueError(f"matte {sample.mask.name} is {alpha.shape[1]}x{alpha.shape[0]}, image is {w}x{h}")
+        layers = {"image": image}
+        if self.composition:
+            for key in ("fg", "bg"):
+                layer = read_image_file(getattr(sample, key))
+                if layer.shape[:2] != (h, w):
+                    raise ValueError(f"{key} {getattr(sample, key).name} differs in size from the image")
+                layers[key] = layer
+        trimap = make_trimap(alpha, int(rng.integers(15, 31)))
+        top, left, crop = choose_crop(rng, trimap, self.crop_sizes)
+        flip = rng.random() < 0.5
+        box = (slice(top, top + crop), slice(left, left + crop))
+
+        def prepare(x: np.ndarray, interpolation: int) -> np.ndarray:
+            x = x[box]
+            if flip:
+                x = x[:, ::-1]
+            return cv2.resize(np.ascontiguousarray(x), (self.size, self.size), interpolation=interpolation)
+
+        out = {key: _normalise(prepare(layer, cv2.INTER_LINEAR)) for key, layer in layers.items()}
+        out["alpha"] = torch.from_numpy(prepare(alpha, cv2.INTER_LINEAR))[None]
+        out["trimap"] = torch.from_numpy(prepare(trimap, cv2.INTER_NEAREST).astype(np.int64))[None]
+        return out
+
+
+def collate_skip_bad(batch: list[dict]) -> dict:
+    """Stack the good samples; bad ones become a list of messages under ``errors``."""
+    good = [b for b in batch if "error" not in b]
+    out = default_collate(good) if good else {}
+    out["errors"] = [b["error"] for b in batch if "error" in b]
+    return out
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation seeded by (seed, epoch), sharded over ranks, resumable at an offset."""
+
+    def __init__(self, length: int, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.length, self.seed, self.rank, self.world_size = length, seed, rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def _indices(self) -> list[int]:
+        order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.length).tolist()
+        per_rank = -(-self.length // self.world_size)
+        order += order[: per_rank * self.world_size - self.length]  # pad so every rank gets as many
+        return order[self.rank::self.world_size]
+
+    def __iter__(self):
+        return iter(self._indices()[self.start:])
+
+    def __len__(self) -> int:
+        return max(0, len(self._indices()) - self.start)

@@ -1,0 +1,203 @@
+"""Training: data recipe, config, resume equality, bad samples, fg/bg, DDP on CPU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import p3m
+from p3m.cli.main import main
+from p3m.data.layout import DatasetError
+from p3m.data.synthetic import write_synthetic_dataset
+from p3m.training.config import TrainConfig, load_config, to_toml
+from p3m.training.data import (FOREGROUND, UNKNOWN, MattingTrainDataset, choose_crop, find_training_samples,
+                               make_trimap)
+from p3m.training.loop import TrainingError, train
+from p3m.utils.device import torch_threads
+from p3m.weights.io import read_state_dict
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return write_synthetic_dataset(tmp_path_factory.mktemp("train") / "data", train=4, val=2, size=(96, 80), seed=3)
+
+
+def _config(root, out, **kw) -> TrainConfig:
+    base = dict(data=str(root), out=str(out), size=64, batch_size=2, epochs=2, workers=0, device="cpu",
+                val_every=0, log_every=1000)
+    return TrainConfig(**{**base, **kw})
+
+
+# -- data ------------------------------------------------------------------------------
+def test_online_trimap_follows_the_recipe():
+    alpha = np.zeros((60, 60), np.float32)
+    alpha[20:40, 20:40] = 1.0
+    alpha[20:40, 40] = 0.5
+    trimap = make_trimap(alpha, 5)
+    assert trimap[30, 30] == FOREGROUND  # deep inside: eroded foreground
+    assert trimap[30, 40] == UNKNOWN and trimap[20, 30] == UNKNOWN  # the soft edge and the rim
+    assert trimap[30, 42] == UNKNOWN and trimap[30, 43] == 0 and trimap[5, 5] == 0  # dilated by the radius, 2
+
+
+def test_crops_are_anchored_on_the_unknown_region_half_the_time():
+    trimap = np.zeros((2000, 2000), np.uint8)
+    trimap[1500:1510, 1700:1710] = UNKNOWN
+    rng = np.random.default_rng(0)
+    crops = [choose_crop(rng, trimap) for _ in range(400)]
+    assert {c[2] for c in crops} == {512, 768, 1024}
+    covering = sum(1 for top, left, size in crops
+                   if top <= 1509 and top + size > 1500 and left <= 1709 and left + size > 1700)
+    # anchored crops (half) always cover their unknown pixel; random ones only sometimes
+    assert 0.5 < covering / len(crops) < 0.9
+    small = np.zeros((300, 200), np.uint8)
+    assert choose_crop(rng, small)[2] == 200  # smaller than every crop size: its largest square
+
+
+def test_samples_are_deterministic_per_epoch_and_index(data_root):
+    samples, problems = find_training_samples(data_root)
+    assert len(samples) == 4 and not problems
+    ds = MattingTrainDataset(samples, size=64)
+    a, b = ds[1], ds[1]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["image"].shape == (3, 64, 64) and a["alpha"].shape == (1, 64, 64) and a["fg"].shape == (3, 64, 64)
+    assert set(a["trimap"].unique().tolist()) <= {0, 1, 2}
+    ds.set_epoch(1)
+    assert not torch.equal(ds[1]["image"], a["image"]) or not torch.equal(ds[1]["alpha"], a["alpha"])
+
+
+def test_missing_fgbg_names_the_command(tmp_path, data_root):
+    root = tmp_path / "copy"
+    shutil.copytree(data_root, root)
+    shutil.rmtree(root / "train" / "fg")
+    with pytest.raises(DatasetError, match="p3m prepare-fgbg"):
+        find_training_samples(root)
+    samples, _ = find_training_samples(root, composition=False)
+    assert len(samples) == 4
+
+
+def test_unpaired_files_and_empty_datasets_are_reported(tmp_path, data_root):
+    root = tmp_path / "copy"
+    shutil.copytree(data_root, root)
+    (root / "train" / "mask" / "p_train_00000.png").unlink()
+    _, problems = find_training_samples(root)
+    assert any("p_train_00000" in name and "without a matte" in reason for name, reason in problems)
+    for f in (root / "train" / "mask").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetError, match="no usable training samples"):
+        find_training_samples(root)
+
+
+# -- config ----------------------------------------------------------------------------
+def test_config_file_overrides_and_round_trip(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('epochs = 3\nlr = 2e-5\nimages = "original"\ncomposition_loss = false\n')
+    config = load_config(path, {"batch_size": 4, "epochs": None})
+    assert (config.epochs, config.lr, config.batch_size, config.images, config.composition_loss) == \
+           (3, 2e-5, 4, "original", False)
+    assert config.crop_sizes == [512, 768, 1024] and config.weight_semantic == pytest.approx(1 / 6)
+    saved = tmp_path / "saved.toml"
+    saved.write_text(to_toml(config))
+    assert load_config(saved) == config
+    with pytest.raises(p3m.P3MError, match="unknown config key"):
+        load_config(None, {"learning_rate": 1})
+
+
+# -- the loop --------------------------------------------------------------------------
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_root):
+    with torch_threads(1):  # bit-reproducible arithmetic
+        train(_config(data_root, tmp_path / "full"))
+        interrupted = _config(data_root, tmp_path / "resumed", max_steps=3)  # stops mid-epoch 2
+        first = train(interrupted)
+        assert first.state.step == 3 and first.state.epoch == 1
+        train(_config(data_root, tmp_path / "resumed"), resume=True)
+    full, _, _ = read_state_dict(tmp_path / "full" / "final.safetensors")
+    resumed, _, _ = read_state_dict(tmp_path / "resumed" / "final.safetensors")
+    assert full.keys() == resumed.keys()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    rows = (tmp_path / "resumed" / "train_log.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4  # header + 4 optimiser steps, none repeated
+
+
+def test_training_changes_weights_and_exports_loadable_models(tmp_path, data_root):
+    result = train(_config(data_root, tmp_path / "run", epochs=1, val_every=1, val_limit=1))
+    model = p3m.load_model(result.final_weights)
+    assert model.arch_config["arch"] == "p3mnet-r34"
+    assert result.best_weights is not None and (tmp_path / "run" / "val_log.csv").is_file()
+    assert (tmp_path / "run" / "config.toml").is_file() and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    fresh = p3m.build_model()
+    assert not torch.equal(model.decoder_final_l.weight, fresh.decoder_final_l.weight)
+
+
+def test_bad_samples_are_skipped_counted_and_stop_the_run_past_the_threshold(tmp_path, data_root):
+    root = tmp_path / "copy"
+    shutil.copytree(data_root, root)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "train" / "mask" / "p_train_00001.png")
+    result = train(_config(root, tmp_path / "ok", epochs=1, max_bad_samples=5))
+    assert result.state.bad_samples == 1 and result.state.step == 2
+    with pytest.raises(TrainingError, match="unusable samples"):
+        train(_config(root, tmp_path / "strict", epochs=1, max_bad_samples=0))
+
+
+def test_backbone_weights_initialise_the_encoder(tmp_path, data_root):
+    donor = p3m.build_model()
+    torch.save({k.removeprefix("resnet."): v for k, v in donor.state_dict().items() if k.startswith("resnet.")},
+               tmp_path / "resnet34_mp_imagenet.pth")
+    from p3m.training.loop import load_backbone
+
+    model = p3m.build_model()
+    load_backbone(model, str(tmp_path / "resnet34_mp_imagenet.pth"))
+    assert torch.equal(model.resnet.layer3[2].conv1.weight, donor.resnet.layer3[2].conv1.weight)
+    with pytest.raises(TrainingError, match="not resnet backbone weights"):
+        load_backbone(model, _vitae_file(tmp_path))
+
+
+def _vitae_file(tmp_path):
+    path = tmp_path / "vitae.pth"
+    torch.save({"encoder.head.weight": torch.zeros(1000, 512)}, path)
+    return str(path)
+
+
+def test_cli_train_and_precision_check(tmp_path, data_root, capsys):
+    assert main(["train", "--data", str(data_root), "--out", str(tmp_path / "cli"), "--size", "64",
+                 "--batch-size", "2", "--epochs", "1", "--workers", "0", "--device", "cpu", "--val-every", "0",
+                 "--set", "log_every=1"]) == 0
+    assert "final weights" in capsys.readouterr().err
+    assert main(["train", "--data", str(data_root), "--out", str(tmp_path / "x"), "--precision", "bf16",
+                 "--device", "cpu", "--workers", "0"]) == 1
+    assert "needs CUDA" in capsys.readouterr().err
+
+
+def test_prepare_fgbg_writes_colours_that_recompose_the_image(tmp_path, data_root, capsys):
+    root = tmp_path / "copy"
+    shutil.copytree(data_root, root)
+    shutil.rmtree(root / "train" / "fg")
+    shutil.rmtree(root / "train" / "bg")
+    assert main(["prepare-fgbg", str(root), "--workers", "1"]) == 0
+    assert "4 done, 0 skipped" in capsys.readouterr().err
+    image = np.asarray(Image.open(root / "train" / "blurred_image" / "p_train_00000.jpg")).astype(float)
+    alpha = np.asarray(Image.open(root / "train" / "mask" / "p_train_00000.png")).astype(float)[..., None] / 255
+    fg = np.asarray(Image.open(root / "train" / "fg" / "p_train_00000.jpg")).astype(float)
+    bg = np.asarray(Image.open(root / "train" / "bg" / "p_train_00000.jpg")).astype(float)
+    assert np.abs(alpha * fg + (1 - alpha) * bg - image).mean() < 6  # JPEG-stored colours
+    assert main(["prepare-fgbg", str(root), "--workers", "1"]) == 0
+    assert "0 done, 4 skipped" in capsys.readouterr().err
+
+
+def test_two_process_distributed_training_on_cpu(tmp_path, data_root):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "p3m", "train", "--data", str(data_root), "--out", str(out), "--size", "64", "--batch-size", "1",
+           "--epochs", "1", "--workers", "0", "--device", "cpu", "--val-every", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = (out / "train_log.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2  # 4 samples over 2 ranks at batch 1: 2 steps, logged once (rank 0)
+    assert (out / "final.safetensors").is_file() and (out / "checkpoints" / "last.pt").is_file()
