@@ -12,10 +12,11 @@ import logging
 import sys
 
 from p3m import __version__
-from p3m.cli import benchmark, convert, doctor, evaluate, matte, prepare_fgbg, synth, train
+from p3m.cli import (anonymize, benchmark, convert, doctor, evaluate, matte, prepare_fgbg, privacy_audit, synth,
+                     train)
 from p3m.errors import P3MError
 
-SUBCOMMANDS = (doctor, matte, evaluate, benchmark, synth, train, prepare_fgbg, convert)
+SUBCOMMANDS = (doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,62 @@
+"""``p3m anonymize``: blur faces the P3M-10k way, fail-closed, with a privacy audit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "anonymize",
+        help="blur faces (landmark-based, matting-aware) and audit the privacy outcome",
+        description="Blur every face: the jaw/cheek contour and brows (lifted to the forehead), "
+        "minus the matte's transition pixels, with a Gaussian of a strength relative to the face. "
+        "Images without a detected face are NOT written (fail closed) unless --facemask or "
+        "--allow-no-face. The input is never modified.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders or globs")
+    parser.add_argument("-o", "--out", required=True, type=Path)
+    parser.add_argument("--alpha", type=Path, help="folder of mattes (same stems): transition pixels stay exact")
+    parser.add_argument("--facemask", type=Path, help="folder of hand-drawn face masks, used where no face is found")
+    parser.add_argument("--strength", default="medium", choices=["low", "medium", "high"],
+                        help="blur sigma 0.05 / 0.12 / 0.20 x face width (default medium)")
+    parser.add_argument("--sigma-scale", type=float, help="explicit sigma as a fraction of the face width")
+    parser.add_argument("--forehead", type=float, default=0.3, help="lift of the mask above the brows, x face height")
+    parser.add_argument("--protect-dilation", type=int, default=0, help="dilate the protected transition pixels")
+    parser.add_argument("--detector", default="hog", choices=["hog", "cnn"], help="hog (default, fast) or cnn (slow)")
+    parser.add_argument("--jpeg-quality", type=int, help="JPEG quality (default: keep the input's)")
+    parser.add_argument("--allow-no-face", action="store_true", help="copy images without faces through unchanged")
+    parser.add_argument("--no-audit", action="store_true", help="skip the privacy audit")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from p3m.io.discovery import collect_images
+    from p3m.privacy.batch import AnonymizeOptions, run_anonymize
+    from p3m.privacy.dlib_models import shape_predictor
+    from p3m.utils.progress import BatchProgress
+
+    shape_predictor()  # fail early, once, if dlib or its models are missing
+    items, problems = collect_images(args.inputs)
+    progress = BatchProgress(len(items), desc="anonymize")
+    for spec, reason in problems:
+        progress.failed(spec, reason, counted=False)
+    options = AnonymizeOptions(strength=args.strength, sigma_scale=args.sigma_scale, forehead=args.forehead,
+                               detector=args.detector, protect_dilation=args.protect_dilation, alpha_dir=args.alpha,
+                               facemask_dir=args.facemask, allow_no_face=args.allow_no_face,
+                               overwrite=args.overwrite, workers=args.workers, jpeg_quality=args.jpeg_quality,
+                               audit=not args.no_audit)
+    summary, rows = run_anonymize(items, args.out, options, progress)
+    import json
+
+    total = json.loads((args.out / "report.json").read_text())["total"]
+    print(f"p3m: privacy audit: {total['faces']} face(s) blurred in {total['anonymised']} image(s); "
+          f"re-detected {total['redetected']}; identity matches {total['identity_matches']}; "
+          f"changed transition pixels {total['changed_transition_pixels']}; "
+          f"{total['no_face']} image(s) without a face held back for review", file=sys.stderr)
+    print(f"p3m: {summary.line()}; report in {args.out}/report.csv", file=sys.stderr)
+    return 1 if summary.failed or problems else 0

@@ -1,0 +1,214 @@
+"""Face obfuscation: the method, fail-closed batches, and the measured privacy outcome,
+on a real face that ships with scikit-image (the astronaut) and constructed cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from p3m.cli.main import main
+from p3m.privacy import anonymize, audit_pair
+from p3m.privacy.anonymize import STRENGTHS, face_region
+from p3m.privacy.audit import MATCH_THRESHOLD
+from p3m.privacy.faces import detect_faces, face_descriptor
+
+pytest.importorskip("dlib")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def real_face(astronaut):
+    faces = [f for f in detect_faces(astronaut) if f.score >= 0.5]
+    assert len(faces) == 1
+    return faces[0]
+
+
+def test_mask_follows_jaw_and_reaches_above_the_brows(real_face, astronaut):
+    region = face_region(real_face.landmarks, astronaut.shape[:2], forehead=0.3)
+    jaw, brows = real_face.landmarks[:17], real_face.landmarks[17:27]
+    assert region[tuple(jaw[8][::-1] - [3, 0])]  # just above the chin point
+    top = np.nonzero(region.any(axis=1))[0][0]
+    assert top < brows[:, 1].min() - 0.2 * (jaw[:, 1].max() - brows[:, 1].min())  # above the brows
+    assert not region[10, 10]
+
+
+def test_default_strength_hides_the_identity_and_changes_nothing_else(astronaut, real_face):
+    original = astronaut.copy()
+    result = anonymize(astronaut)
+    assert np.array_equal(astronaut, original), "the input must not be modified"
+    assert result.status == "ok" and len(result.faces) >= 1
+    changed = (result.image != astronaut).any(axis=2)
+    assert changed.sum() > 1000 and not (changed & (result.mask == 0)).any()
+    audit = audit_pair(astronaut, result.image, faces=result.detected, face_mask=result.mask)
+    assert audit.identity_matches == 0 and audit.redetected == 0
+    assert min(audit.distances) > MATCH_THRESHOLD
+    assert audit.changed_outside_fraction == 0.0
+
+
+def test_a_weak_blur_does_not_hide_the_identity(astronaut, real_face):
+    weak = anonymize(astronaut, sigma_scale=0.02, faces=[real_face])
+    distance = np.linalg.norm(face_descriptor(astronaut, real_face) - face_descriptor(weak.image, real_face))
+    assert distance < MATCH_THRESHOLD  # why the default is a tenth of the face width or more
+
+
+def test_transition_pixels_keep_their_exact_values(astronaut, real_face):
+    alpha = np.full(astronaut.shape[:2], 255, np.uint8)
+    left, top, right, bottom = real_face.box
+    alpha[top:bottom, (left + right) // 2: (left + right) // 2 + 6] = 128  # hair over the face
+    result = anonymize(astronaut, alpha, faces=[real_face])
+    soft = alpha == 128
+    assert np.array_equal(result.image[soft], astronaut[soft])
+    assert (result.image != astronaut).any(axis=2).sum() > 1000
+    audit = audit_pair(astronaut, result.image, faces=[real_face], alpha=alpha)
+    assert audit.changed_transition_pixels == 0
+
+
+def test_several_faces_are_all_blurred(astronaut):
+    pair = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+    result = anonymize(pair)
+    confident = [f for f in result.faces if f.score is not None and f.score >= 0.5]
+    assert len(confident) == 2
+    audit = audit_pair(pair, result.image, faces=result.detected)
+    assert audit.identity_matches == 0
+
+
+def test_grayscale_and_border_cut_faces(astronaut, real_face):
+    gray = np.repeat(astronaut.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    assert anonymize(gray).status == "ok"
+    left, top, right, bottom = real_face.box
+    cut = astronaut[top + 30:, left + 35:]  # the face runs off the top-left border
+    result = anonymize(cut)
+    assert result.status in ("ok", "no-face")  # defined either way: blurred, or held back
+    if result.status == "ok":
+        assert result.mask.shape == cut.shape[:2]
+
+
+def test_tiny_faces_and_no_faces_fail_closed(astronaut):
+    tiny = np.asarray(Image.fromarray(astronaut).resize((48, 48)))
+    for image in (tiny, data.coffee()):
+        result = anonymize(image)
+        assert result.status == "no-face" and result.image is None and not result.mask.any()
+
+
+def test_hand_drawn_mask_replaces_detection():
+    coffee = data.coffee()
+    hand = np.zeros(coffee.shape[:2], np.uint8)
+    hand[100:200, 100:220] = 255
+    result = anonymize(coffee, facemask=hand)
+    assert result.status == "hand-mask"
+    changed = (result.image != coffee).any(axis=2)
+    assert changed.any() and not changed[hand == 0].any()
+
+
+def test_unknown_strength_and_mismatched_alpha_are_clear_errors(astronaut):
+    from p3m.errors import P3MError
+
+    with pytest.raises(P3MError, match="unknown strength"):
+        anonymize(astronaut, strength="extreme")
+    with pytest.raises(P3MError, match="alpha matte is 10x10"):
+        anonymize(astronaut, np.zeros((10, 10), np.uint8))
+    assert set(STRENGTHS) == {"low", "medium", "high"}
+
+
+# -- the command -------------------------------------------------------------------------
+@pytest.fixture()
+def photos(tmp_path, astronaut):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "astro.jpg", quality=87)
+    Image.fromarray(astronaut).save(src / "astro_png.png")
+    Image.fromarray(data.coffee()).save(src / "coffee.jpg")
+    return src
+
+
+def test_cli_fails_closed_reports_and_audits(tmp_path, photos, capsys):
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    out = tmp_path / "out"
+    assert main(["anonymize", str(photos), "-o", str(out)]) == 1  # coffee held back
+    err = capsys.readouterr().err
+    assert "coffee.jpg: no-face" in err and "identity matches 0" in err
+    assert {p.name for p in (out / "blurred_image").iterdir()} == {"astro.jpg", "astro_png.png"}
+    assert (out / "facemask" / "astro.png").is_file()
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before, "inputs must not change"
+    report = json.loads((out / "report.json").read_text())
+    rows = {r["image"]: r for r in report["images"]}
+    assert rows["coffee.jpg"]["status"] == "no-face" and rows["astro.jpg"]["identity_matches"] == 0
+    assert report["total"]["no_face"] == 1 and report["total"]["identity_matches"] == 0
+    with Image.open(out / "blurred_image" / "astro.jpg") as a, Image.open(photos / "astro.jpg") as b:
+        assert a.quantization == b.quantization  # JPEG quality kept
+    # rerun: existing outputs skipped; --allow-no-face copies the coffee through unchanged
+    assert main(["anonymize", str(photos), "-o", str(out), "--allow-no-face"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err or "2 skipped" in err
+    assert (out / "blurred_image" / "coffee.jpg").is_file()
+
+
+def test_cli_with_mattes_copies_them_and_protects_transitions(tmp_path, photos, astronaut, capsys):
+    mattes = tmp_path / "alpha"
+    mattes.mkdir()
+    alpha = np.full(astronaut.shape[:2], 255, np.uint8)
+    alpha[60:200, 200:206] = 100
+    Image.fromarray(alpha).save(mattes / "astro.png")
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(mattes / "astro_png.png")  # wrong size
+    out = tmp_path / "out"
+    assert main(["anonymize", str(photos / "astro.jpg"), str(photos / "astro_png.png"), str(photos / "coffee.jpg"),
+                 "-o", str(out), "--alpha", str(mattes), "--jpeg-quality", "95"]) == 1
+    err = capsys.readouterr().err
+    assert "astro_png.png: error: matte astro_png.png is 5x5" in err
+    assert "coffee.jpg: missing-matte" in err
+    assert (out / "mask" / "astro.png").is_file() and not (out / "blurred_image" / "astro_png.png").exists()
+    rows = {r["image"]: r for r in json.loads((out / "report.json").read_text())["images"]}
+    assert rows["astro.jpg"]["changed_transition_pixels"] == 0
+
+
+def test_privacy_audit_command_with_references(tmp_path, photos, astronaut, capsys):
+    out = tmp_path / "out"
+    main(["anonymize", str(photos / "astro.jpg"), "-o", str(out), "--no-audit"])
+    refs = tmp_path / "refs" / "eileen"
+    refs.mkdir(parents=True)
+    Image.fromarray(astronaut[:, ::-1]).save(refs / "mirrored.png")  # another photo of the same person
+    Image.fromarray(np.asarray(Image.fromarray(astronaut).resize((400, 400)))).save(refs / "smaller.png")
+    capsys.readouterr()
+    code = main(["privacy-audit", str(photos), str(out / "blurred_image"), "--reference", str(tmp_path / "refs"),
+                 "--json", str(tmp_path / "audit.json")])
+    result = json.loads((tmp_path / "audit.json").read_text())["images"]["astro"]
+    assert code == 0 and result["identity_matches"] == 0
+    assert result["reference_distances"] and min(result["reference_distances"]) > MATCH_THRESHOLD
+    # and the references do recognise the un-blurred face (the check is not vacuous)
+    from p3m.privacy.audit import reference_descriptors
+
+    refs_desc = reference_descriptors([astronaut[:, ::-1]])
+    face = [f for f in detect_faces(astronaut) if f.score >= 0.5][0]
+    assert min(np.linalg.norm(face_descriptor(astronaut, face) - r) for r in refs_desc) < MATCH_THRESHOLD
+
+
+def test_blurring_only_the_face_box_equals_blurring_the_whole_image():
+    from p3m.privacy.anonymize import _blend, blur_inside
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    for top, left in ((120, 150), (0, 0), (250, 330)):  # inside, and touching the borders
+        mask = np.zeros((300, 400), bool)
+        mask[top:top + 50, left:left + 70] = True
+        keep = np.zeros_like(mask)
+        keep[top + 10, :] = True
+        np.testing.assert_array_equal(blur_inside(image, mask, 9.0, keep), _blend(image, mask, 9.0, keep))
+
+
+def test_privacy_audit_reads_references_from_a_csv(tmp_path, photos, astronaut, capsys):
+    out = tmp_path / "out"
+    main(["anonymize", str(photos / "astro.jpg"), "-o", str(out), "--no-audit"])
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(tmp_path / "ref1.png")
+    (tmp_path / "refs.csv").write_text("image,person\nref1.png,eileen\n")
+    capsys.readouterr()
+    assert main(["privacy-audit", str(photos), str(out / "blurred_image"), "--reference",
+                 str(tmp_path / "refs.csv")]) == 0
+    assert "1 reference face(s)" in capsys.readouterr().err
