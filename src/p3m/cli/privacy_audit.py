@@ -19,11 +19,32 @@ def register(subparsers) -> None:
     )
     parser.add_argument("originals", type=Path)
     parser.add_argument("anonymised", type=Path)
-    parser.add_argument("--reference", type=Path, help="folder with one subfolder of photos per person")
+    parser.add_argument("--reference", type=Path,
+                        help="reference photos of the people: a folder with one subfolder per person, "
+                        "or a CSV of image paths (first column; a person column may follow)")
     parser.add_argument("--alpha", type=Path, help="folder of mattes")
     parser.add_argument("--detector", default="hog", choices=["hog", "cnn"])
     parser.add_argument("--json", type=Path, help="write per-image results here")
     parser.set_defaults(func=run)
+
+
+def _reference_files(reference: Path) -> list[Path]:
+    """Photos of the people: every image in the subfolders, or the paths a CSV lists."""
+    import csv
+
+    from p3m.data.layout import images_by_stem
+    from p3m.errors import P3MError
+
+    if reference.is_dir():
+        return [f for person in sorted(p for p in reference.iterdir() if p.is_dir())
+                for f in images_by_stem(person).values()]
+    if reference.is_file() and reference.suffix.lower() == ".csv":
+        with open(reference, newline="") as f:
+            rows = [row for row in csv.reader(f) if row and not row[0].startswith("#")]
+        if rows and rows[0][0].strip().lower() in ("image", "path", "file"):
+            rows = rows[1:]
+        return [(reference.parent / row[0].strip()).resolve() for row in rows]
+    raise P3MError(f"--reference {reference}: not a folder of person folders or a .csv file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,14 +53,13 @@ def run(args: argparse.Namespace) -> int:
     from p3m.io.images import read_image_file
     from p3m.privacy.audit import audit_pair, reference_descriptors
 
-    for folder in (args.originals, args.anonymised, args.reference, args.alpha):
+    for folder in (args.originals, args.anonymised, args.alpha):
         if folder is not None and not folder.is_dir():
             raise P3MError(f"{folder}: no such folder")
     references = []
     if args.reference:
-        for person in sorted(p for p in args.reference.iterdir() if p.is_dir()):
-            references += reference_descriptors([read_image_file(f) for f in images_by_stem(person).values()],
-                                                 args.detector)
+        references = reference_descriptors([read_image_file(f) for f in _reference_files(args.reference)],
+                                           args.detector)
         print(f"p3m: {len(references)} reference face(s) from {args.reference}", file=sys.stderr)
     originals, anonymised = images_by_stem(args.originals), images_by_stem(args.anonymised)
     mattes = images_by_stem(args.alpha) if args.alpha else {}
