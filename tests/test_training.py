@@ -201,3 +201,16 @@ def test_two_process_distributed_training_on_cpu(tmp_path, data_root):
     rows = (out / "train_log.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # 4 samples over 2 ranks at batch 1: 2 steps, logged once (rank 0)
     assert (out / "final.safetensors").is_file() and (out / "checkpoints" / "last.pt").is_file()
+
+
+def test_vitae_trains_and_takes_its_imagenet_backbone(tmp_path, data_root):
+    donor = p3m.build_model("vitae-s")
+    backbone = tmp_path / "vitae_s_imagenet.pth"
+    torch.save({k: v for k, v in donor.state_dict().items() if k.startswith("encoder.")}, backbone)
+    result = train(_config(data_root, tmp_path / "vitae", arch="vitae-s", epochs=1, max_steps=1,
+                           backbone_weights=str(backbone)))
+    model = p3m.load_model(result.final_weights)
+    assert model.arch_config["arch"] == "p3mnet-vitae-s"
+    # one optimiser step from the donor's encoder: close to it, but trained
+    delta = (model.encoder.layers[2].NC[0].mlp.fc1.weight - donor.encoder.layers[2].NC[0].mlp.fc1.weight).abs().max().item()
+    assert 0 < float(delta) < 1e-3

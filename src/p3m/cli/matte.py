@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or globs")
     parser.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR")
-    parser.add_argument("--checkpoint", required=True, help="P3M-Net weights (.pth/.pth.tar/.ckpt/.safetensors)")
+    parser.add_argument("--checkpoint", help="P3M-Net weights (.pth/.pth.tar/.ckpt/.safetensors) or an installed "
+                        "name (p3m weights list); default: the installed network")
     add_network_options(parser, method="hybrid")
     parser.add_argument("--save", default="alpha", type=_kinds, help="comma list of alpha,cutout,composite (default alpha)")
     parser.add_argument("--background", default=None,
@@ -54,13 +55,20 @@ def run(args: argparse.Namespace) -> int:
     from p3m.utils.progress import BatchProgress
     from p3m.weights import load_model
 
+    from p3m.errors import P3MError
+    from p3m.weights.store import resolve_weights, weights_dir
+
     background = Background(args.background) if args.background else None
+    checkpoint = resolve_weights(args.checkpoint)
+    if checkpoint is None:
+        raise P3MError(f"no P3M-Net weights: pass --checkpoint PATH, or install them once with "
+                       f"p3m weights install PATH (into {weights_dir()})")
     items, problems = collect_images(args.inputs)
-    model = load_model(args.checkpoint, arch=args.arch, device=args.device)
+    model = load_model(checkpoint, arch=args.arch, device=args.device)
     engine = NetworkEngine(model, method=args.method, max_size=args.max_size,
                            sizing="published" if args.published_sizing else "aspect",
                            precision=args.precision, batch_size=args.batch_size)
-    print(f"p3m: engine {engine.description}, weights {args.checkpoint}", file=sys.stderr)
+    print(f"p3m: engine {engine.description}, weights {checkpoint}", file=sys.stderr)
     progress = BatchProgress(len(items), desc="matte")
     for spec, reason in problems:
         progress.failed(spec, reason, counted=False)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from p3m.data.layout import SPLIT_FACES, find_split, images_by_stem
-from p3m.evaluation.dataset import read_matte, read_trimap
+from p3m.evaluation.dataset import read_trimap
+from p3m.io.images import read_matte
 from p3m.evaluation.metrics import evaluate
 from p3m.evaluation.report import write_gallery, write_report
 from p3m.inference.engine import MattingEngine

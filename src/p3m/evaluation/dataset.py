@@ -19,6 +19,7 @@ from PIL import Image
 from p3m.data.layout import images_by_stem
 from p3m.errors import P3MError
 from p3m.evaluation.metrics import ALL_KEYS, evaluate
+from p3m.io.images import read_matte
 from p3m.utils.files import atomic_path
 
 
@@ -48,22 +49,6 @@ class EvaluationResult:
             writer.writerow(["image", *self.keys])
             for stem, row in self.per_image.items():
                 writer.writerow([stem, *(f"{row[k]:.6g}" for k in self.keys)])
-
-
-def read_matte(path: Path) -> np.ndarray:
-    """An 8- or 16-bit matte PNG (first channel if colour) -> float64 in [0, 1]."""
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img)
-    except Exception as exc:
-        raise P3MError(f"{path}: cannot read matte ({exc})") from None
-    if array.ndim == 3:
-        array = array[..., 0]
-    if array.dtype == np.uint8:
-        return array / 255.0
-    if array.dtype in (np.uint16, np.int32):
-        return array.astype(np.float64) / 65535.0
-    raise P3MError(f"{path}: unsupported matte type {array.dtype}")
 
 
 def read_trimap(path: Path) -> np.ndarray:

@@ -113,3 +113,19 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
         alpha = array[..., 3:4].astype(np.float32) / 255.0
         array = np.round(array[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
     return np.ascontiguousarray(array)
+
+
+def read_matte(path: str | os.PathLike) -> np.ndarray:
+    """An 8- or 16-bit alpha matte (first channel if colour) -> float64 in [0, 1]."""
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img)
+    except Exception as exc:
+        raise ImageError(f"{path}: cannot read matte ({exc})") from None
+    if array.ndim == 3:
+        array = array[..., 0]
+    if array.dtype == np.uint8:
+        return array / 255.0
+    if array.dtype in (np.uint16, np.int32):
+        return array.astype(np.float64) / 65535.0
+    raise ImageError(f"{path}: unsupported matte type {array.dtype}")

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Sampler, default_collate
 
 from p3m.data.layout import DatasetError, images_by_stem
 from p3m.inference.strategies import IMAGENET_MEAN, IMAGENET_STD
-from p3m.io.images import read_image_file
+from p3m.io.images import read_image_file, read_matte
 
 CROP_SIZES = (512, 768, 1024)
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
@@ -105,16 +105,6 @@ def _normalise(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def _read_matte(path: Path) -> np.ndarray:
-    matte = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if matte is None:
-        raise ValueError("cannot read matte")
-    if matte.ndim == 3:
-        matte = matte[..., 0]
-    scale = 65535.0 if matte.dtype == np.uint16 else 255.0
-    return matte.astype(np.float32) / scale
-
-
 class MattingTrainDataset(Dataset):
     def __init__(self, samples: list[TrainSample], *, size: int = 512, crop_sizes=CROP_SIZES,
                  composition: bool = True, seed: int = 0) -> None:
@@ -136,7 +126,7 @@ class MattingTrainDataset(Dataset):
 
     def _load(self, sample: TrainSample, rng: np.random.Generator) -> dict:
         image = read_image_file(sample.image)
-        alpha = _read_matte(sample.mask)
+        alpha = read_matte(sample.mask).astype(np.float32)
         h, w = image.shape[:2]
         if alpha.shape != (h, w):
             raise ValueError(f"matte {sample.mask.name} is {alpha.shape[1]}x{alpha.shape[0]}, image is {w}x{h}")

@@ -133,7 +133,8 @@ def load_checkpoint(out: Path, model: nn.Module, optimiser, scaler) -> TrainStat
 # -- validation ----------------------------------------------------------------------
 def validate(model: nn.Module, config: TrainConfig, device: torch.device) -> dict[str, dict[str, float]]:
     """Mean metrics (SAD, MSE, MAD and the trimap variants) on the available test splits."""
-    from p3m.evaluation.dataset import read_matte, read_trimap
+    from p3m.evaluation.dataset import read_trimap
+    from p3m.io.images import read_matte
     from p3m.evaluation.metrics import evaluate
     from p3m.inference.engine import NetworkEngine
     from p3m.io.images import read_image_file

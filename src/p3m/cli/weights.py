@@ -1,0 +1,43 @@
+"""``p3m weights install PATH [--name NAME]`` and ``p3m weights list``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "weights",
+        help="install and list P3M-Net weights in the user cache",
+        description="Install validated weights (published .pth/.pth.tar/.ckpt or safetensors) into "
+        "the p3m cache ($P3M_HOME or the platform cache folder); p3m matte uses them when no "
+        "--checkpoint is given.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    install = actions.add_parser("install", help="validate a checkpoint and store it as safetensors")
+    install.add_argument("path")
+    install.add_argument("--name", help="name to install under (default: the architecture)")
+    install.add_argument("--arch", "--model", dest="arch", help="architecture (default: recognised)")
+    install.set_defaults(func=run_install)
+    listing = actions.add_parser("list", help="show installed weights")
+    listing.set_defaults(func=run_list)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from p3m.weights.store import install
+
+    weights = install(args.path, args.name, arch=args.arch)
+    print(f"installed {weights.name} ({weights.arch}, {weights.size_mb:.0f} MB) at {weights.path}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from p3m.weights.store import installed, weights_dir
+
+    found = installed()
+    if not found:
+        print(f"no weights installed in {weights_dir()}; add some with: p3m weights install PATH")
+        return 0
+    for weights in found:
+        print(f"{weights.name:24s} {weights.arch:16s} {weights.size_mb:7.0f} MB  {weights.path}")
+    return 0

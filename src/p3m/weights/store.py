@@ -1,0 +1,81 @@
+"""Installed weights: a per-user cache of validated safetensors files.
+
+Location: ``$P3M_HOME`` if set, else the platform's cache folder (``$XDG_CACHE_HOME/p3m``
+or ``~/.cache/p3m`` on Linux, ``~/Library/Caches/p3m`` on macOS, ``%LOCALAPPDATA%\\p3m`` on
+Windows). ``install`` loads a checkpoint safely, checks it fits its network, and stores
+it as ``weights/<name>.safetensors`` with the architecture in its metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from p3m.errors import CheckpointError
+from p3m.weights.io import load_model, read_state_dict, save_model
+
+#: Preference when several networks are installed and none is named: the paper's best first.
+PREFERENCE = ("p3mnet-vitae-s", "p3mnet-r34", "basic")
+
+
+def p3m_home() -> Path:
+    if os.environ.get("P3M_HOME"):
+        return Path(os.environ["P3M_HOME"])
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "p3m"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "p3m"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "p3m"
+
+
+def weights_dir() -> Path:
+    return p3m_home() / "weights"
+
+
+@dataclass(frozen=True)
+class InstalledWeights:
+    name: str
+    arch: str
+    path: Path
+    size_mb: float
+
+
+def install(source: str | os.PathLike, name: str | None = None, *, arch: str | None = None) -> InstalledWeights:
+    """Validate ``source`` (any checkpoint ``load_model`` accepts) and store it under ``name``."""
+    model = load_model(source, arch=arch, device="cpu")
+    name = name or model.arch_config["arch"]
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise CheckpointError(f"weights name {name!r}: use letters, digits, '-', '_' and '.'")
+    path = save_model(model, weights_dir() / f"{name}.safetensors")
+    return InstalledWeights(name, model.arch_config["arch"], path, path.stat().st_size / 1e6)
+
+
+def installed() -> list[InstalledWeights]:
+    found = []
+    for path in sorted(weights_dir().glob("*.safetensors")):
+        try:
+            _, config, _ = read_state_dict(path)
+        except CheckpointError:
+            continue
+        if config:
+            found.append(InstalledWeights(path.stem, config["arch"], path, path.stat().st_size / 1e6))
+    return found
+
+
+def resolve_weights(spec: str | None) -> Path | None:
+    """A path, an installed name, or (None) the preferred installed network; None if none."""
+    if spec:
+        if Path(spec).exists():
+            return Path(spec)
+        by_name = {w.name: w.path for w in installed()}
+        if spec in by_name:
+            return by_name[spec]
+        return Path(spec)  # load_model reports "no such file" with the path the user gave
+    available = installed()
+    for arch in PREFERENCE:
+        for weights in available:
+            if weights.arch == arch:
+                return weights.path
+    return available[0].path if available else None
