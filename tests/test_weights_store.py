@@ -60,6 +60,8 @@ def test_bad_checkpoints_are_not_installed(home, tmp_path, capsys):
 def test_matte_uses_installed_weights_and_says_so(home, published_checkpoint, tmp_path, capsys):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")]) == 1
+    assert "run: p3m weights fetch default" in capsys.readouterr().err  # nothing installed at all
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--engine", "p3m"]) == 1
     assert "no P3M-Net weights" in capsys.readouterr().err
     main(["weights", "install", str(published_checkpoint)])
     assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--method", "resize"]) == 0

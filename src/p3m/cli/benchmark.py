@@ -20,8 +20,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--data", required=True, type=Path, help="P3M-10k root (splits under validation/ or the root)")
     parser.add_argument("--split", default="all", choices=["P3M-500-P", "P3M-500-NP", "all"])
-    parser.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]PATH",
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
                         help="weights to evaluate; repeat with NAME=PATH for a row per model")
+    parser.add_argument("--engine", action="append", default=[], choices=["default"],
+                        help="add the default engine (segmentation + closed-form matting) as a baseline row")
     parser.add_argument("--trained-on", action="append", default=[], metavar="[NAME=]B|N",
                         help="which faces a model was trained on (B blurred, N normal): labels the PPT protocol")
     add_network_options(parser, method="resize")
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from p3m.inference.engine import NetworkEngine
     from p3m.weights import load_model
 
+    if not args.checkpoint and not args.engine:
+        raise P3MError("nothing to benchmark: pass --checkpoint [NAME=]PATH and/or --engine default")
     checkpoints = parse_named(args.checkpoint, "--checkpoint")
     names = [name or Path(path).name.split(".")[0] for name, path in checkpoints]
     if len(set(names)) != len(names):
@@ -72,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
                                sizing=args.sizing, precision=args.precision)
         print(f"p3m: {name}: engine {engine.description}, weights {path}", file=sys.stderr)
         models.append(BenchmarkModel(name, engine, labels.get(name)))
+    if "default" in args.engine:
+        from p3m.inference.default_engine import SegmentationMattingEngine
+
+        engine = SegmentationMattingEngine()
+        print(f"p3m: default-engine: {engine.description}", file=sys.stderr)
+        models.append(BenchmarkModel("default-engine", engine, None))
     splits = list(SPLITS) if args.split == "all" else [args.split]
     result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast)
     print((args.out / "report.md").read_text())

@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR")
     parser.add_argument("--checkpoint", help="P3M-Net weights (.pth/.pth.tar/.ckpt/.safetensors) or an installed "
                         "name (p3m weights list); default: the installed network")
+    parser.add_argument("--engine", default="auto", choices=["auto", "p3m", "default"],
+                        help="p3m: P3M-Net weights (--checkpoint or installed); default: segmentation + "
+                        "closed-form matting, no P3M-Net weights needed; auto (default): p3m when weights exist")
     add_network_options(parser, method="hybrid")
     parser.add_argument("--save", default="alpha", type=_kinds, help="comma list of alpha,cutout,composite (default alpha)")
     parser.add_argument("--background", default=None,
@@ -47,28 +50,39 @@ def _kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def run(args: argparse.Namespace) -> int:
-    from p3m.inference.batch import MatteOptions, run_matting
-    from p3m.inference.compose import Background
-    from p3m.inference.engine import NetworkEngine
-    from p3m.io.discovery import collect_images
-    from p3m.utils.progress import BatchProgress
-    from p3m.weights import load_model
-
+def make_engine(args: argparse.Namespace):
+    """The engine the options ask for, and the weights file it uses."""
     from p3m.errors import P3MError
+    from p3m.inference.engine import NetworkEngine
+    from p3m.weights import load_model
+    from p3m.weights.default_model import default_model_path
     from p3m.weights.store import resolve_weights, weights_dir
 
-    background = Background(args.background) if args.background else None
-    checkpoint = resolve_weights(args.checkpoint)
-    if checkpoint is None:
+    checkpoint = resolve_weights(args.checkpoint) if args.engine != "default" else None
+    if checkpoint is None and args.engine == "p3m":
         raise P3MError(f"no P3M-Net weights: pass --checkpoint PATH, or install them once with "
                        f"p3m weights install PATH (into {weights_dir()})")
-    items, problems = collect_images(args.inputs)
+    if checkpoint is None:
+        from p3m.inference.default_engine import SegmentationMattingEngine
+
+        return SegmentationMattingEngine(), default_model_path()
     model = load_model(checkpoint, arch=args.arch, device=args.device)
     engine = NetworkEngine(model, method=args.method, max_size=args.max_size,
                            sizing="published" if args.published_sizing else "aspect",
                            precision=args.precision, batch_size=args.batch_size)
-    print(f"p3m: engine {engine.description}, weights {checkpoint}", file=sys.stderr)
+    return engine, checkpoint
+
+
+def run(args: argparse.Namespace) -> int:
+    from p3m.inference.batch import MatteOptions, run_matting
+    from p3m.inference.compose import Background
+    from p3m.io.discovery import collect_images
+    from p3m.utils.progress import BatchProgress
+
+    background = Background(args.background) if args.background else None
+    engine, weights = make_engine(args)
+    items, problems = collect_images(args.inputs)
+    print(f"p3m: engine {engine.description}, weights {weights}", file=sys.stderr)
     progress = BatchProgress(len(items), desc="matte")
     for spec, reason in problems:
         progress.failed(spec, reason, counted=False)

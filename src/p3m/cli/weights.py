@@ -21,6 +21,17 @@ def register(subparsers) -> None:
     install.set_defaults(func=run_install)
     listing = actions.add_parser("list", help="show installed weights")
     listing.set_defaults(func=run_list)
+    fetch = actions.add_parser("fetch", help="download the default engine's model (default)")
+    fetch.add_argument("what", choices=["default"])
+    fetch.set_defaults(func=run_fetch)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from p3m.weights.default_model import fetch_default_model
+
+    path = fetch_default_model()
+    print(f"installed the default engine's model (MediaPipe selfie segmentation, Apache-2.0) at {path}")
+    return 0
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -34,7 +45,12 @@ def run_install(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from p3m.weights.store import installed, weights_dir
 
+    from p3m.weights.default_model import default_model_path
+
     found = installed()
+    model = default_model_path()
+    print(f"{'default engine':24s} {'segmentation':16s} " + (f"{model.stat().st_size / 1e6:7.1f} MB  {model}"
+          if model.is_file() else "not fetched (p3m weights fetch default)"))
     if not found:
         print(f"no weights installed in {weights_dir()}; add some with: p3m weights install PATH")
         return 0

@@ -1,0 +1,77 @@
+"""The default engine: a verified model fetched from the registry, segmentation plus
+closed-form matting, used by p3m matte and p3m benchmark when no P3M-Net is given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from p3m.cli.main import main
+from p3m.errors import CheckpointError
+from p3m.inference.compose import cover
+from p3m.weights.default_model import SHA256, check_default_model, default_model_path, fetch_default_model
+
+
+@pytest.fixture(scope="module")
+def fetched_home(tmp_path_factory):
+    """A P3M_HOME with the model fetched once (pip downloads the mediapipe wheel)."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("P3M_HOME", str(home))
+        path = fetch_default_model()
+    assert path.is_file()
+    return home
+
+
+@pytest.fixture()
+def home(fetched_home, monkeypatch):
+    monkeypatch.setenv("P3M_HOME", str(fetched_home))
+    return fetched_home
+
+
+def test_fetch_keeps_only_the_verified_model_and_its_licence(home):
+    models = home / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["LICENSE-mediapipe.txt", "selfie_segmentation.tflite"]
+    assert "Apache License" in (models / "LICENSE-mediapipe.txt").read_text()
+    assert check_default_model() == default_model_path()
+    assert len(SHA256) == 64
+
+
+def test_a_tampered_model_is_refused(tmp_path, home):
+    bad = tmp_path / "selfie_segmentation.tflite"
+    bad.write_bytes(default_model_path().read_bytes()[:-1] + b"x")
+    with pytest.raises(CheckpointError, match="SHA-256 does not match"):
+        check_default_model(bad)
+    with pytest.raises(CheckpointError, match="p3m weights fetch default"):
+        check_default_model(tmp_path / "missing.tflite")
+
+
+def test_default_engine_cuts_out_the_astronaut(home):
+    from p3m.inference.default_engine import SegmentationMattingEngine
+
+    engine = SegmentationMattingEngine()
+    image = cover(data.astronaut(), 810, 540)
+    (alpha,) = engine.predict([image])
+    assert alpha.shape == (810, 540) and alpha.dtype == np.float32
+    assert alpha[140:250, 160:270].mean() > 0.9  # her face (x 142-284, y 120-263 after the cover crop)
+    assert alpha[:60, :60].mean() < 0.1  # the flag in the top-left corner
+    soft = ((alpha > 0.05) & (alpha < 0.95)).mean()
+    assert 0 < soft < 0.1  # a thin band of fractional alpha, not a hard mask
+
+
+def test_matte_without_weights_uses_the_default_engine_and_says_so(home, tmp_path, capsys):
+    Image.fromarray(cover(data.astronaut(), 300, 200)).save(tmp_path / "a.png")
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--save", "alpha,cutout"]) == 0
+    err = capsys.readouterr().err
+    assert "default engine: MediaPipe selfie segmentation" in err and "a baseline, not P3M-Net" in err
+    assert (tmp_path / "o" / "cutout" / "a.png").is_file()
+
+
+def test_benchmark_has_a_default_engine_row(home, tmp_path, capsys):
+    from p3m.data.synthetic import write_synthetic_dataset
+
+    root = write_synthetic_dataset(tmp_path / "d", train=0, val=1, size=(128, 96))
+    assert main(["benchmark", "--data", str(root), "--engine", "default", "--out", str(tmp_path / "b"), "--fast"]) == 0
+    assert "| default-engine |" in (tmp_path / "b" / "report.md").read_text()
