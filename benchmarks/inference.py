@@ -114,6 +114,22 @@ def memory_sweep(args) -> None:
         print(f"  {row['h']:5d} x {row['w']:4d}: {row['seconds']:6.2f} s, peak RSS {row['peak_mib']:6.0f} MiB")
 
 
+def default_engine_report(args) -> None:
+    from p3m.inference.default_engine import SegmentationMattingEngine
+
+    engine = SegmentationMattingEngine()
+    image = portrait(args.height, args.width)
+    engine.predict([image])  # warm-up (pymatting compiles with numba once)
+    times = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        engine.predict([image])
+        times.append(time.perf_counter() - start)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{engine.description}\nimage {args.height} x {args.width}: {min(times):.2f} s per image (best of "
+          f"{args.repeat}), peak RSS {peak_mib:.0f} MiB")
+
+
 def cpu_report(args) -> None:
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; image {args.height} x {args.width}; best of {args.repeat}")
@@ -151,6 +167,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1080)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gpu-only", action="store_true")
+    parser.add_argument("--default-engine", action="store_true",
+                        help="time the default engine (segmentation + closed-form matting) instead")
     parser.add_argument("--sweep", action="store_true", help="memory and time of the full-size pass at 512/1024/1600 px")
     parser.add_argument("--sweep-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", type=int, default=1600, help=argparse.SUPPRESS)
@@ -159,6 +177,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args)
+    if args.default_engine:
+        return default_engine_report(args)
     if args.sweep_child:
         return sweep_child(args)
     if args.sweep:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
         engine = SegmentationMattingEngine()
         print(f"p3m: default-engine: {engine.description}", file=sys.stderr)
-        models.append(BenchmarkModel("default-engine", engine, None))
+        models.append(BenchmarkModel("default-engine", engine, None, note="baseline, not trained on P3M-10k"))
     splits = list(SPLITS) if args.split == "all" else [args.split]
     result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast)
     print((args.out / "report.md").read_text())

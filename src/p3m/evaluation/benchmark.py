@@ -30,6 +30,7 @@ class BenchmarkModel:
     name: str
     engine: MattingEngine
     trained_on: str | None = None  # "B" (blurred faces) or "N" (normal), for PPT labels
+    note: str | None = None        # shown instead of the training faces (e.g. for a baseline)
 
     def protocol(self, split: str) -> str | None:
         return f"{self.trained_on}:{SPLIT_FACES[split]}" if self.trained_on else None

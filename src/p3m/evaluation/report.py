@@ -44,17 +44,21 @@ def write_report(path: Path, result, models, splits: list[str]) -> None:
              "Mean over the images of each split; SAD, SAD-T, GRAD and CONN are divided by 1000 "
              "as in the paper. The last row is the published P3M-Net (ResNet-34) for comparison.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows = [(m.name, m.trained_on or "?", {s: result.mean(m.name, s) for s in splits}) for m in models]
-    rows.append(("P3M-Net (published)", "B", {s: PUBLISHED.get(s, {}) for s in splits}))
-    for name, trained, means in rows:
-        cells = [name, {"B": "blurred", "N": "normal"}.get(trained, "?")]
+    rows = [(m.name, m.trained_on or "?", {s: result.mean(m.name, s) for s in splits}, m.note) for m in models]
+    rows.append(("P3M-Net (published)", "B", {s: PUBLISHED.get(s, {}) for s in splits}, None))
+    for name, trained, means, note in rows:
+        cells = [name, note or {"B": "blurred", "N": "normal"}.get(trained, "?")]
         if per_row:
-            cells.append(" / ".join(f"{trained}:{SPLIT_FACES[s]}" if trained != "?" else "?" for s in splits))
+            cells.append("–" if note else " / ".join(f"{trained}:{SPLIT_FACES[s]}" if trained != "?" else "?"
+                                                     for s in splits))
         for split in splits:
             cells += [_cell(k, means[split].get(k)) for k in PAPER_KEYS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Protocols (train:test, B = blurred faces, N = normal)", ""]
     for m in models:
+        if m.note:
+            lines.append(f"- {m.name}: {m.note}")
+            continue
         labels = [f"{s}: {m.protocol(s) or 'unknown (pass --trained-on)'}" for s in splits]
         lines.append(f"- {m.name}: " + "; ".join(labels))
     lines += ["", "## Images per split", ""]
