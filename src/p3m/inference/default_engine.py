@@ -11,6 +11,8 @@ closed-form matting. A baseline, not P3M-Net.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -65,7 +67,10 @@ class SegmentationMattingEngine(MattingEngine):
             small = cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA)
             trimap = self.trimap(self.person_probability(image), wh, ww)
             if (trimap == 0.5).any() and (trimap == 1).any() and (trimap == 0).any():
-                alpha = estimate_alpha_cf(small.astype(np.float64) / 255.0, trimap)
+                # pymatting prints a "PERFORMANCE WARNING" whenever its incomplete-Cholesky
+                # preconditioner retries with a larger shift; harmless, so not shown to users.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    alpha = estimate_alpha_cf(small.astype(np.float64) / 255.0, trimap)
             else:  # nothing to solve: all person or all background
                 alpha = trimap.round()
             alpha = cv2.resize(alpha.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
