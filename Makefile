@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test install install-test chromium clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.torch: | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[demo]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
@@ -29,9 +29,17 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(VENV)/bin/p3m doctor
+	$(VENV)/bin/p3m weights fetch default
+	$(VENV)/bin/p3m demo demo_out
 
-test: install-test
+test: install-test chromium
 	$(PY) -m pytest -q
+
+# The demo page test runs in headless Chromium (Debian's package); install it when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the demo page test will be skipped"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

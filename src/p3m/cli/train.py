@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--val-limit", type=int, help="images per test split")
     parser.add_argument("--checkpoint-every", type=int, help="optimiser steps between extra checkpoints")
     parser.add_argument("--max-steps", type=int, help="stop after N optimiser steps")
+    parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
     parser.add_argument("--limit", type=int, help="use the first N training samples")
     parser.add_argument("--max-bad-samples", type=int)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")

@@ -49,6 +49,7 @@ class TrainConfig:
     max_bad_samples: int = 20           # stop once more samples than this were unusable
     limit: int = 0                      # use only the first N training samples (0: all)
     max_steps: int = 0                  # stop after N optimiser steps (0: run all epochs)
+    max_minutes: float = 0.0            # stop after this much training time (0: no limit)
     log_every: int = 10                 # steps between plain progress lines
 
     @classmethod

@@ -272,7 +272,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             progress.update(state.step, total_steps, terms, start, first_step)
             if main_process and config.checkpoint_every and state.step % config.checkpoint_every == 0:
                 save_checkpoint(out, model, optimiser, scaler, state, config)
-            if config.max_steps and state.step >= config.max_steps:
+            out_of_time = config.max_minutes and time.perf_counter() - start > 60 * config.max_minutes
+            if (config.max_steps and state.step >= config.max_steps) or out_of_time:
                 stopped = True
                 break
         if stopped:
