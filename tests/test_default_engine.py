@@ -64,3 +64,17 @@ def test_benchmark_has_a_default_engine_row(home, tmp_path, capsys):
     root = write_synthetic_dataset(tmp_path / "d", train=0, val=1, size=(128, 96))
     assert main(["benchmark", "--data", str(root), "--engine", "default", "--out", str(tmp_path / "b"), "--fast"]) == 0
     assert "| default-engine |" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_predict_alpha_takes_the_default_engine_and_any_image_input(home, tmp_path):
+    import p3m
+    from p3m.inference.default_engine import SegmentationMattingEngine
+
+    engine = SegmentationMattingEngine()
+    image = cover(data.astronaut(), 300, 200)
+    Image.fromarray(image).convert("L").save(tmp_path / "gray.png")
+    alpha = p3m.predict_alpha(engine, image)
+    assert alpha.shape == (300, 200)
+    assert p3m.predict_alpha(engine, tmp_path / "gray.png").shape == (300, 200)  # grayscale converted
+    with pytest.raises(p3m.P3MError, match="zero size"):
+        p3m.predict_alpha(engine, np.zeros((0, 5, 3), np.uint8))

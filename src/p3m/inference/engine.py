@@ -58,16 +58,19 @@ class NetworkEngine(MattingEngine):
         return alphas  # type: ignore[return-value]
 
 
-def predict_alpha(model: nn.Module, image: ImageLike, *, method: str = "hybrid", max_size: int = 1600,
+def predict_alpha(model: nn.Module | MattingEngine, image: ImageLike, *, method: str = "hybrid", max_size: int = 1600,
                   sizing: str = "aspect", device: str | torch.device | None = None,
                   precision: str = "fp32", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Alpha matte (float32 H x W in [0, 1], the image's size) of one portrait.
 
     ``image``: H x W x 3 uint8 RGB array, PIL image or path. ``model``: any network
-    following the P3M-Net output convention. ``device=None`` keeps the model where it
-    is; otherwise the model is moved there.
+    following the P3M-Net output convention, or any :class:`MattingEngine` (such as the
+    default engine). ``device=None`` keeps the model where it is; otherwise the model
+    is moved there.
     """
     rgb = load_image(image, max_pixels=max_pixels)
+    if isinstance(model, MattingEngine):
+        return model.predict([rgb])[0]
     engine = NetworkEngine(model, method=method, max_size=max_size, sizing=sizing, device=device,
                            precision=precision)
     return engine.predict([rgb])[0]
