@@ -6,7 +6,7 @@ the naive way (the full network for both passes) with the ratio and the largest
 output difference. On CUDA, also ms per image in fp32 and under autocast (bf16, fp16)
 with the largest alpha difference autocast causes.
 
-    python benchmarks/inference.py [--arch p3mnet-vitae-s] [--sweep] [--repeat 3] [--height 1620 --width 1080]
+    python benchmarks/inference.py [--arch p3mnet-vitae-s] [--sweep] [--repeat 5] [--height 1620 --width 1080]
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--arch", default="p3mnet-r34")
     parser.add_argument("--height", type=int, default=1620)
     parser.add_argument("--width", type=int, default=1080)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--gpu-only", action="store_true")
     parser.add_argument("--default-engine", action="store_true",
                         help="time the default engine (segmentation + closed-form matting) instead")
