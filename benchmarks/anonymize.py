@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 from skimage import data

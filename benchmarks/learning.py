@@ -20,6 +20,7 @@ from p3m.data.synthetic import write_synthetic_dataset
 from p3m.models import build_model
 from p3m.training.config import TrainConfig
 from p3m.training.loop import train, validate
+from p3m.weights import load_model
 
 
 def main() -> None:
@@ -46,9 +47,6 @@ def main() -> None:
     start = time.perf_counter()
     result = train(TrainConfig(**{**config.__dict__, "max_steps": steps}))
     minutes = (time.perf_counter() - start) / 60
-    model = build_model()
-    from p3m.weights import load_model
-
     model = load_model(result.final_weights, device="cpu")
     trained = validate(model, config, torch.device("cpu"))
     lines = (work / "run" / "train_log.csv").read_text().strip().splitlines()

@@ -114,6 +114,6 @@ def run_checks() -> list[CheckResult]:
         try:
             results.append(check())
         except Exception as exc:  # a broken check is a failed check, not a crash
-            name = getattr(check, "__name__", None) or getattr(check, "func").__name__
+            name = getattr(check, "__name__", None) or check.func.__name__
             results.append(CheckResult(name, False, [f"error: {type(exc).__name__}: {exc}"]))
     return results
