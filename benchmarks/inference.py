@@ -23,11 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-import p3m
 from p3m.inference import NetworkEngine
 from p3m.inference.strategies import FullNetworkOnly
 from p3m.utils.device import torch_threads
-from p3m.reference import reference_state_dict
+from p3m.reference import load_reference_model
 
 
 def portrait(height: int, width: int) -> np.ndarray:
@@ -39,9 +38,7 @@ def portrait(height: int, width: int) -> np.ndarray:
 
 
 def build(arch: str, device: str) -> nn.Module:
-    model = p3m.build_model(arch)
-    model.load_state_dict(reference_state_dict(model))  # speed does not depend on the values
-    return model.eval().to(device)
+    return load_reference_model(arch).to(device)  # fixture weights: speed does not depend on the values
 
 
 def time_engine(engine: NetworkEngine, image: np.ndarray, repeat: int, device: str) -> tuple[float, np.ndarray]:

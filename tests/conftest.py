@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import p3m
-from p3m.reference import reference_state_dict
+from p3m.reference import load_reference_model
 
 
 @pytest.fixture(scope="session")
 def reference_model():
     """P3M-Net (ResNet-34) with the deterministic fixture weights, eval mode."""
-    model = p3m.build_model("p3mnet-r34")
-    model.load_state_dict(reference_state_dict(model))
-    return model.eval()
+    return load_reference_model("p3mnet-r34")
 
 
 @pytest.fixture(scope="session")

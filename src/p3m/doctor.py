@@ -77,11 +77,9 @@ def check_reference_outputs(arch: str) -> CheckResult:
 def check_hybrid_shortcuts() -> CheckResult:
     """HYBRID's two fast passes give exactly what the full network gives."""
     from p3m.inference.strategies import FullNetworkOnly, StrategyRunner
-    from p3m.reference import reference_state_dict
+    from p3m.reference import load_reference_model
 
-    model = build_model("p3mnet-r34")
-    model.load_state_dict(reference_state_dict(model))
-    model.eval()
+    model = load_reference_model("p3mnet-r34")
     image = np.random.default_rng(0).integers(0, 256, (1, 100, 70, 3), dtype=np.uint8)
     with torch_threads(1):  # bit-reproducible; the fixture weights amplify last-bit noise
         fast = StrategyRunner(model).run(image)

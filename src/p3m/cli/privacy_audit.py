@@ -50,7 +50,7 @@ def _reference_files(reference: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from p3m.data.layout import images_by_stem
     from p3m.errors import P3MError
-    from p3m.io.images import read_image_file
+    from p3m.io.images import read_image_file, read_matte
     from p3m.privacy.audit import audit_pair, reference_descriptors
 
     for folder in (args.originals, args.anonymised, args.alpha):
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     mattes = images_by_stem(args.alpha) if args.alpha else {}
     results, totals = {}, {"images": 0, "faces": 0, "redetected": 0, "identity_matches": 0, "changed_transition_pixels": 0}
     for stem in sorted(set(originals) & set(anonymised)):
-        alpha = read_image_file(mattes[stem])[..., 0] if stem in mattes else None
+        alpha = read_matte(mattes[stem]) if stem in mattes else None
         audit = audit_pair(read_image_file(originals[stem]), read_image_file(anonymised[stem]), alpha=alpha,
                            references=references or None, detector=args.detector)
         row = {"faces": audit.faces, "low_confidence": audit.low_confidence, "redetected": audit.redetected,

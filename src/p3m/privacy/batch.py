@@ -19,7 +19,7 @@ from PIL import Image
 
 from p3m.data.layout import images_by_stem
 from p3m.io.discovery import InputItem
-from p3m.io.images import read_image_file
+from p3m.io.images import read_image_file, read_matte
 from p3m.io.writers import write_image
 from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, anonymize
 from p3m.privacy.audit import audit_pair
@@ -49,9 +49,8 @@ class AnonymizeOptions:
 
 
 def _save_like_input(source: Path, array: np.ndarray, target: Path, quality: int | None) -> None:
-    suffix = source.suffix.lower()
-    if suffix not in (".jpg", ".jpeg"):
-        write_image(target.with_suffix(".png") if suffix not in (".png",) else target, array)
+    if source.suffix.lower() not in (".jpg", ".jpeg"):
+        write_image(target, array)  # _output_name already made it .png
         return
     with atomic_path(target) as tmp:
         image = Image.fromarray(array)
@@ -79,7 +78,7 @@ def anonymize_one(item: InputItem, out: Path, options: AnonymizeOptions, mattes:
         if stem not in mattes:
             row.update(status="missing-matte", message=f"no matte named {stem} in {options.alpha_dir}")
             return row
-        alpha = read_image_file(mattes[stem])[..., 0]
+        alpha = read_matte(mattes[stem])
         if alpha.shape != image.shape[:2]:
             row.update(message=f"matte {mattes[stem].name} is {alpha.shape[1]}x{alpha.shape[0]}, "
                                 f"image is {image.shape[1]}x{image.shape[0]}")
@@ -107,7 +106,7 @@ def anonymize_one(item: InputItem, out: Path, options: AnonymizeOptions, mattes:
         shutil.copyfile(mattes[stem], target)
     row.update(status=status, faces=len(result.faces))
     if options.audit and status != "no-face-copied":
-        audit = audit_pair(image, anonymised, faces=result.detected or None, alpha=alpha, face_mask=result.mask,
+        audit = audit_pair(image, anonymised, faces=result.detected, alpha=alpha, face_mask=result.mask,
                            detector=options.detector) if result.detected else None
         if audit is not None:
             row.update(low_confidence=audit.low_confidence, redetected=audit.redetected,
@@ -117,7 +116,7 @@ def anonymize_one(item: InputItem, out: Path, options: AnonymizeOptions, mattes:
                        changed_outside_fraction=audit.changed_outside_fraction)
         elif alpha is not None:
             changed = (image != anonymised).any(axis=2)
-            row["changed_transition_pixels"] = int((changed & (alpha > 0) & (alpha < 255)).sum())
+            row["changed_transition_pixels"] = int((changed & (alpha > 0) & (alpha < 1)).sum())
     return row
 
 

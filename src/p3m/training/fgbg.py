@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from p3m.data.layout import DatasetError, images_by_stem
-from p3m.io.images import read_image_file
+from p3m.io.images import read_image_file, read_matte
 from p3m.io.writers import write_image
 
 
@@ -33,7 +33,7 @@ def _one(job: tuple[Path, Path, Path, Path, str]) -> tuple[str, str | None]:
     image_path, mask_path, fg_path, bg_path, method = job
     try:
         image = read_image_file(image_path)
-        mask = read_image_file(mask_path)[..., 0].astype(np.float64) / 255.0
+        mask = read_matte(mask_path)
         if mask.shape != image.shape[:2]:
             raise ValueError(f"matte {mask_path.name} differs in size from the image")
         fg, bg = estimate_fgbg(image, mask, method)
