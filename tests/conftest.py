@@ -15,6 +15,12 @@ def reference_model():
 
 
 @pytest.fixture(scope="session")
+def vitae_reference():
+    """P3M-Net (ViTAE-S) with the deterministic fixture weights, eval mode."""
+    return load_reference_model("p3mnet-vitae-s")
+
+
+@pytest.fixture(scope="session")
 def published_checkpoint(tmp_path_factory, reference_model):
     """A checkpoint laid out like the released one: {"state_dict": ...}, aliases included."""
     path = tmp_path_factory.mktemp("ckpt") / "p3mnet_pretrained_on_p3m10k.pth"

@@ -11,8 +11,10 @@ from torch import nn
 
 import p3m
 from p3m.inference import NetworkEngine, network_size
-from p3m.inference.resize import resize_bilinear, resized_class_is_exact
+from p3m.inference.resize import bilinear_sources, resize_bilinear, resized_class_is_exact
 from p3m.inference.strategies import FullNetworkOnly
+from p3m.models.decoder import P3MDecoder
+from p3m.reference.given_trimap import GivenTrimap, ellipse_trimap
 from p3m.utils.device import torch_threads
 
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -158,6 +160,45 @@ def test_hybrid_shortcuts_give_identical_output_to_the_full_network(reference_mo
         fast = p3m.predict_alpha(reference_model, img, method="hybrid")
         naive = p3m.predict_alpha(FullNetworkOnly(reference_model), img, method="hybrid")
     np.testing.assert_array_equal(fast, naive)
+
+
+@pytest.mark.parametrize("sizing", ["aspect", "published"])
+def test_hybrid_on_the_unknown_band_only_is_identical_to_the_full_network(reference_model, sizing, monkeypatch):
+    # With a compact unknown band, pass 2 runs its last layers on tiles over the band;
+    # the fixture network's own global output is noise, hence the given trimap.
+    img = _portrait(512, 384, seed=7)
+    model = GivenTrimap(reference_model, ellipse_trimap(512, 384, band=6)).eval()
+    used = []
+    finish = P3MDecoder._finish_on_tiles
+    monkeypatch.setattr(P3MDecoder, "_finish_on_tiles", lambda *a: used.append(finish(*a)) or used[-1])
+    with torch_threads(1):  # see torch_threads: the full network's unpooling splits by thread
+        fast = p3m.predict_alpha(model, img, method="hybrid", sizing=sizing)
+        naive = p3m.predict_alpha(FullNetworkOnly(model), img, method="hybrid", sizing=sizing)
+    assert used and used[0] is not None  # the tiles ran
+    np.testing.assert_array_equal(fast, naive)
+    assert ((fast > 0) & (fast < 1)).any()
+
+
+def test_hybrid_skips_the_local_pass_when_the_global_pass_decides_every_pixel(reference_model):
+    img = _portrait(160, 120, seed=6)
+    model = GivenTrimap(reference_model, np.full((160, 120), 255, np.uint8)).eval()
+    model.forward_local = lambda *a, **k: pytest.fail("the local pass ran")
+    np.testing.assert_array_equal(p3m.predict_alpha(model, img, method="hybrid"), np.ones((160, 120), np.float32))
+
+
+@pytest.mark.parametrize("border", ["edge", "zero"])
+@pytest.mark.parametrize("in_size,out_size", [((64, 44), (65, 45)), ((50, 32), (81, 54)), ((48, 64), (30, 40))])
+def test_bilinear_sources_hold_every_pixel_resizing_reads(in_size, out_size, border):
+    gen = torch.Generator().manual_seed(5)
+    mask = torch.rand((2, *out_size), generator=gen) > 0.98
+    sources = bilinear_sources(mask, in_size)
+    values = torch.rand((2, 1, *in_size), generator=gen)
+    # Any weight, however small, on a pixel outside the sources would show.
+    poisoned = torch.where(sources[:, None], values, values + 100)
+    expected = resize_bilinear(values, out_size, border=border)
+    got = resize_bilinear(poisoned, out_size, border=border)
+    assert torch.equal(got[mask[:, None]], expected[mask[:, None]])
+    assert sources.float().mean() < 0.5  # and not simply everything
 
 
 def test_same_size_images_share_a_batch_with_the_same_result():

@@ -9,15 +9,10 @@ import torch
 
 import p3m
 from p3m.cli.main import main
-from p3m.reference import compare_outputs, load_manifest, load_reference_model, load_reference_outputs
+from p3m.reference import compare_outputs, load_manifest, load_reference_outputs
 from p3m.weights.io import nonpersistent_buffers
 
 PERFORMERS = ("encoder.layers.0.NC.0.attn.w", "encoder.layers.0.NC.1.attn.w")
-
-
-@pytest.fixture(scope="module")
-def vitae_reference():
-    return load_reference_model("p3mnet-vitae-s")
 
 
 def test_reference_outputs_match_within_tolerance(vitae_reference):

@@ -93,3 +93,28 @@ def resized_class_is_exact(classes: torch.Tensor, value: int, size: tuple[int, i
             part = picked_rows.index_select(-1, c)
             result = part if result is None else result & part
     return result
+
+
+def bilinear_sources(mask: torch.Tensor, in_size: tuple[int, int]) -> torch.Tensor:
+    """The input pixels that bilinear resizing from ``in_size`` may read for the pixels in ``mask``.
+
+    ``mask`` is N x H x W (bool) at the output size; the result is N x h x w (bool) at
+    ``in_size``. HYBRID needs the local alpha only there. Each output pixel counts the
+    pixel below its source coordinate and the one on either side of it: resizing code
+    computes the coordinate in float32 and may read a neighbour with a tiny weight where
+    exact arithmetic falls on a pixel centre. That holds for either border.
+    """
+    n, oh, ow = mask.shape
+    weights = mask.float()
+    by_rows = weights.new_zeros((n, in_size[0], ow))
+    for index in _neighbour_indices(in_size[0], oh, mask.device):
+        by_rows.index_add_(1, index, weights)
+    sources = weights.new_zeros((n, in_size[0], in_size[1]))
+    for index in _neighbour_indices(in_size[1], ow, mask.device):
+        sources.index_add_(2, index, by_rows)
+    return sources > 0
+
+
+def _neighbour_indices(in_size: int, out_size: int, device) -> list[torch.Tensor]:
+    below = np.floor(_source_coords(in_size, out_size)).astype(np.int64)
+    return [torch.from_numpy(np.clip(below + step, 0, in_size - 1)).to(device) for step in (-1, 0, 1)]

@@ -3,8 +3,10 @@
 A network qualifies if its forward returns (global logits, local alpha, fusion alpha,
 ...) for an ImageNet-normalised N x 3 x H x W batch. Our own P3M-Net also offers
 ``forward_global`` (semantic branch only) and ``forward_local`` (no semantic head, no
-side outputs), which HYBRID's two passes use so that no work is thrown away; the
-result is identical to running the full network.
+side outputs), which HYBRID's two passes use so that no work is thrown away. On the
+CPU, pass 2 also computes its last layers only around the pixels the fusion takes from
+the local alpha (see :mod:`p3m.models.tiles`), and is skipped when the global pass
+leaves no pixel unknown. The result is identical to running the full network.
 
 - RESIZE: one pass at half size; the fusion alpha is resized back to H x W.
 - HYBRID: pass 1 at half size gives the global classes; pass 2 at full size gives
@@ -15,12 +17,13 @@ result is identical to running the full network.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import numpy as np
 import torch
 from torch import nn
 
-from p3m.inference.resize import resize_bilinear, resized_class_is_exact
+from p3m.inference.resize import bilinear_sources, resize_bilinear, resized_class_is_exact
 from p3m.inference.sizing import network_size
 from p3m.models.outputs import BACKGROUND, FOREGROUND
 
@@ -55,6 +58,9 @@ class StrategyRunner:
         # "published" reproduces the authors' test code: its sizing and the zero border
         # of scikit-image 0.14's resize (see p3m.inference.resize).
         self.border = "zero" if sizing == "published" else "edge"
+        # Our networks can compute the local alpha on the unknown region only. On a GPU
+        # the many small windows would not pay off (not measured), so only on the CPU.
+        self._tiles = self.device.type == "cpu" and _accepts_region(model)
 
     def _autocast(self):
         dtype = PRECISIONS[self.precision]
@@ -71,11 +77,13 @@ class StrategyRunner:
             return forward_global(x)
         return self.model(x)[0]
 
-    def _local_alpha(self, x: torch.Tensor) -> torch.Tensor:
+    def _local_alpha(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         forward_local = getattr(self.model, "forward_local", None)
-        if forward_local is not None:
-            return forward_local(x)
-        return self.model(x)[1]
+        if forward_local is None:
+            return self.model(x)[1]
+        if self._tiles:
+            return forward_local(x, region=region)
+        return forward_local(x)
 
     @torch.inference_mode()
     def run(self, images: np.ndarray) -> np.ndarray:
@@ -89,11 +97,16 @@ class StrategyRunner:
             else:
                 classes = self._global_logits(half).float().argmax(dim=1)
                 del half
-                local = self._local_alpha(_normalised_input(batch, self._size(h, w, 1.0), self.border))
-                alpha = resize_bilinear(local.float(), (h, w), border=self.border)
                 fg = resized_class_is_exact(classes, FOREGROUND, (h, w), border=self.border).unsqueeze(1)
                 bg = resized_class_is_exact(classes, BACKGROUND, (h, w), border=self.border).unsqueeze(1)
-                alpha = torch.where(fg, torch.ones_like(alpha), torch.where(bg, torch.zeros_like(alpha), alpha))
+                unknown = ~(fg | bg)
+                alpha = fg.float()
+                if unknown.any():  # otherwise the global pass has decided every pixel
+                    size = self._size(h, w, 1.0)
+                    region = bilinear_sources(unknown[:, 0], size)
+                    local = self._local_alpha(_normalised_input(batch, size, self.border), region)
+                    local = resize_bilinear(local.float(), (h, w), border=self.border)
+                    alpha = torch.where(unknown, local, alpha)
         return alpha[:, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)
 
 
@@ -114,3 +127,8 @@ def _model_device(model: nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+def _accepts_region(model: nn.Module) -> bool:
+    forward_local = getattr(model, "forward_local", None)
+    return forward_local is not None and "region" in inspect.signature(forward_local).parameters

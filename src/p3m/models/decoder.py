@@ -18,6 +18,7 @@ from p3m.models.blocks import conv3x3, conv_stack
 from p3m.models.features import EncoderFeatures
 from p3m.models.interaction import DBFI, SBFI, TFI
 from p3m.models.outputs import P3MOutput, fuse_global_local
+from p3m.models.tiles import DENSE_SHARE, plan_tiles, receptive_radius, unpool_windows
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ R34_DECODER = DecoderSpec(reduce_first=False, last_channels=64, shallow_channels
                           final_semantic_conv=False, interaction_first=True)
 VITAE_DECODER = DecoderSpec(reduce_first=True, last_channels=32, shallow_channels=32,
                             final_semantic_conv=True, interaction_first=False)
+
+#: Tile side (at 1/2 resolution) of the regional local pass; benchmarks/inference.py --tiles compares sizes.
+TILE = 32
 
 _TFI = ("tfi_3", "tfi_2", "tfi_1", "tfi_0")
 _SBFI = (None, "sbfi_2", "sbfi_1", "sbfi_0")
@@ -121,20 +125,74 @@ class P3MDecoder(nn.Module):
             features[-1] = self.decoder_final_g(features[-1])
         return features, sides
 
-    def decode_matting(self, enc: EncoderFeatures, semantic: list[torch.Tensor]) -> torch.Tensor:
-        """Matting decoder; returns the local alpha after the sigmoid."""
-        blocks = (self.decoder4_l, self.decoder3_l, self.decoder2_l, self.decoder1_l, self.decoder0_l)
+    def decode_matting(self, enc: EncoderFeatures, semantic: list[torch.Tensor],
+                       region: torch.Tensor | None = None) -> torch.Tensor:
+        """Matting decoder; returns the local alpha after the sigmoid.
+
+        With ``region`` (N x H x W bool at the input resolution), the 1/2- and
+        full-resolution layers run only on tiles over it (see :mod:`p3m.models.tiles`):
+        inside the region the alpha is that of the whole-map computation, outside it is
+        unspecified.
+        """
+        blocks = (self.decoder4_l, self.decoder3_l, self.decoder2_l, self.decoder1_l)
         x = enc.deep
         for level, block in enumerate(blocks):
-            pool = 4 - level  # the pool this level undoes
-            x = F.max_unpool2d(block(x), enc.indices[pool], kernel_size=2, stride=2, output_size=enc.sizes[pool])
-            if level == len(blocks) - 1:
-                break
-            if self.use_tfi:
-                x = getattr(self, _TFI[level])(x, semantic[level], enc.skips[level])
-            if self.use_sbfi and _SBFI[level] is not None:
-                x = getattr(self, _SBFI[level])(x, enc.shallow)
+            x = self._unpool(block(x), enc, 4 - level)
+            if level < 3:
+                x = self._interact(level, x, semantic[level], enc.skips[level], self._sampled_shallow(level, enc))
+
+        if region is not None:
+            alpha = self._finish_on_tiles(x, semantic[3], enc, region)
+            if alpha is not None:
+                return alpha
+        x = self.decoder0_l(self._interact(3, x, semantic[3], enc.skips[3], self._sampled_shallow(3, enc)))
+        return self._head(self._unpool(x, enc, 0))
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder_final_l(x))
+
+    def _finish_on_tiles(self, x: torch.Tensor, semantic: torch.Tensor, enc: EncoderFeatures,
+                         region: torch.Tensor) -> torch.Tensor | None:
+        """The 1/2- and full-resolution layers, on tiles over ``region`` only.
+
+        Returns the local alpha (zero outside the tiles), or None where tiles would not
+        pay off and the whole map should be computed.
+        """
+        n, _, h, w = enc.shallow.shape
+        if (h, w) != (2 * x.shape[-2], 2 * x.shape[-1]):
+            return None
+        tail = [self.decoder0_l] + [getattr(self, name) for name in ("tfi_0", "sbfi_0") if hasattr(self, name)]
+        # One more pixel: the full-resolution 3x3 conv reads unpooled pixels that come
+        # from one half-resolution pixel beyond the tile.
+        plan = plan_tiles(_half_resolution_region(region), tile=TILE, halo=receptive_radius(*tail) + 1)
+        if plan.share > DENSE_SHARE:
+            return None
+        alpha = x.new_zeros((n, 1, h, w))
+        for windows in plan.batches():
+            shallow = self.sbfi_0.sample(windows.crop(enc.shallow, 2)) if self.use_sbfi else None
+            matting = self._interact(3, windows.crop(x), windows.crop(semantic), windows.crop(enc.skips[3]), shallow)
+            unpooled = unpool_windows(self.decoder0_l(matting), windows.crop(enc.indices[0]), windows, full_width=w)
+            windows.paste(self._head(unpooled), alpha, scale=2, offset=-1)
+        return alpha
+
+    @staticmethod
+    def _unpool(x: torch.Tensor, enc: EncoderFeatures, pool: int) -> torch.Tensor:
+        return F.max_unpool2d(x, enc.indices[pool], kernel_size=2, stride=2, output_size=enc.sizes[pool])
+
+    def _sampled_shallow(self, level: int, enc: EncoderFeatures) -> torch.Tensor | None:
+        """The shallow feature as the level's sBFI reads it (None where there is none)."""
+        if not self.use_sbfi or _SBFI[level] is None:
+            return None
+        return getattr(self, _SBFI[level]).sample(enc.shallow)
+
+    def _interact(self, level: int, x: torch.Tensor, semantic: torch.Tensor, skip: torch.Tensor,
+                  shallow: torch.Tensor | None) -> torch.Tensor:
+        """TFI, then sBFI, on the matting feature at one level."""
+        if self.use_tfi:
+            x = getattr(self, _TFI[level])(x, semantic, skip)
+        if shallow is not None:
+            x = getattr(self, _SBFI[level]).merge(x, shallow)
+        return x
 
     def decode(self, enc: EncoderFeatures) -> P3MOutput:
         semantic, sides = self.decode_semantic(enc)
@@ -145,8 +203,13 @@ class P3MDecoder(nn.Module):
     def decode_global(self, enc: EncoderFeatures) -> torch.Tensor:
         return self.decode_semantic(enc, with_sides=False)[0][-1]
 
-    def decode_local(self, enc: EncoderFeatures) -> torch.Tensor:
-        return self.decode_matting(enc, self.decode_semantic(enc, matting_only=True)[0])
+    def decode_local(self, enc: EncoderFeatures, region: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode_matting(enc, self.decode_semantic(enc, matting_only=True)[0], region)
+
+
+def _half_resolution_region(region: torch.Tensor) -> torch.Tensor:
+    """The 1/2-resolution pixels whose 2x2 cells hold a pixel of the full-resolution ``region``."""
+    return F.max_pool2d(region[:, None].float(), 2, stride=2, ceil_mode=True)[:, 0] > 0
 
 
 class EncoderDecoderForward:
@@ -168,5 +231,6 @@ class EncoderDecoderForward:
     def forward_global(self, x: torch.Tensor) -> torch.Tensor:
         return self.p3m_decoder.decode_global(self.encode(x))
 
-    def forward_local(self, x: torch.Tensor) -> torch.Tensor:
-        return self.p3m_decoder.decode_local(self.encode(x))
+    def forward_local(self, x: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+        """The local alpha; with ``region`` (N x H x W bool) exact only there, and faster."""
+        return self.p3m_decoder.decode_local(self.encode(x), region)

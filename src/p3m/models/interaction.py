@@ -73,9 +73,16 @@ class SBFI(_FuseConv):
         self.transform2 = conv1x1(shallow_channels, channels // 2)
         self._add_fuse_layers(2 * (channels // 2), channels)
 
-    def forward(self, matting: torch.Tensor, e0: torch.Tensor) -> torch.Tensor:
-        shallow = sample_max_2x2(e0, self.stride)
+    def sample(self, e0: torch.Tensor) -> torch.Tensor:
+        """``e0`` at this module's stride (what ``merge`` takes)."""
+        return sample_max_2x2(e0, self.stride)
+
+    def merge(self, matting: torch.Tensor, shallow: torch.Tensor) -> torch.Tensor:
+        """The module on an already sampled ``shallow`` feature (tiles of the matting map can use it)."""
         return matting + self.fuse(self.transform1(matting), self.transform2(shallow))
+
+    def forward(self, matting: torch.Tensor, e0: torch.Tensor) -> torch.Tensor:
+        return self.merge(matting, self.sample(e0))
 
 
 class DBFI(_FuseConv):

@@ -27,9 +27,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 def torch_threads(count: int) -> Iterator[None]:
     """Run torch's CPU ops on ``count`` threads inside the block.
 
-    With several threads, oneDNN's reductions may combine partial sums in a different
-    order from run to run (last-bit differences); one thread makes a computation
-    bit-reproducible, which checks of exact identity need.
+    With several threads, PyTorch splits a channels-last max-unpooling between threads,
+    and where two pools picked the same pixel, which value stays depends on where the
+    split falls (one row per split, found in this project); other reductions may also
+    combine partial sums differently. One thread makes a computation reproducible
+    whatever its shape, which checks of exact identity need.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(count)
