@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from p3m.io import ImageError, load_image
+from p3m.io.images import matte_to_float, read_matte
 
 
 def _rgb(h=20, w=30):
@@ -110,3 +111,23 @@ def test_missing_file_and_directory(tmp_path):
         load_image(tmp_path / "nope.jpg")
     with pytest.raises(ImageError, match="is a directory"):
         load_image(tmp_path)
+
+
+def test_mattes_of_every_depth_read_to_the_same_floats(tmp_path):
+    alpha8 = np.array([[0, 51, 255]], np.uint8)
+    alpha16 = alpha8.astype(np.uint16) * 257
+    Image.fromarray(alpha8).save(tmp_path / "a8.png")
+    Image.fromarray(alpha16).save(tmp_path / "a16.png")
+    Image.fromarray(np.repeat(alpha8[..., None], 3, axis=2)).save(tmp_path / "rgb.png")
+    expected = np.array([[0.0, 0.2, 1.0]])
+    for name in ("a8.png", "a16.png", "rgb.png"):
+        np.testing.assert_allclose(read_matte(tmp_path / name), expected, atol=1e-12)
+    np.testing.assert_allclose(matte_to_float(alpha16), expected, atol=1e-12)
+    np.testing.assert_allclose(matte_to_float(np.float32(expected)), expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("array,problem", [(np.zeros((2, 2), np.int64), "unsupported matte type int64"),
+                                           (np.zeros((2, 2, 2, 2)), "must be a 2-D matte")])
+def test_unusable_matte_arrays_are_named_errors(array, problem):
+    with pytest.raises(ImageError, match=f"hand-drawn.png: {problem}"):
+        matte_to_float(array, name="hand-drawn.png")

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from p3m.errors import P3MError
+from p3m.io.images import ImageError, matte_to_float
 
 #: The published thresholds, exactly: np.arange gives 0.30000000000000004, 0.6000000000000001 ...
 CONN_THRESHOLDS = np.arange(0, 1.1, 0.1)
@@ -37,19 +38,11 @@ class MetricInputError(P3MError):
 
 
 def as_alpha(x: np.ndarray, name: str = "alpha") -> np.ndarray:
-    """uint8 -> /255; float -> as is (float64). Must be 2-D."""
-    x = np.asarray(x)
-    if x.ndim == 3 and x.shape[2] in (1, 3, 4):
-        x = x[..., 0]
-    if x.ndim != 2:
-        raise MetricInputError(f"{name} must be a 2-D matte, got shape {x.shape}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float64) / 255.0
-    if x.dtype == np.uint16:
-        return x.astype(np.float64) / 65535.0
-    if not np.issubdtype(x.dtype, np.floating):
-        raise MetricInputError(f"{name} must be float in [0, 1] or uint8, got {x.dtype}")
-    return x.astype(np.float64, copy=False)
+    """uint8 -> /255, uint16 -> /65535, float -> as is (float64). Must be 2-D."""
+    try:
+        return matte_to_float(x, name=name)
+    except ImageError as exc:
+        raise MetricInputError(str(exc)) from None
 
 
 def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:

@@ -122,10 +122,26 @@ def read_matte(path: str | os.PathLike) -> np.ndarray:
             array = np.asarray(img)
     except Exception as exc:
         raise ImageError(f"{path}: cannot read matte ({exc})") from None
-    if array.ndim == 3:
+    if array.dtype == np.int32 and array.size and 0 <= array.min() and array.max() <= 65535:
+        array = array.astype(np.uint16)  # Pillow's mode "I" for a 16-bit PNG
+    return matte_to_float(array, name=str(path))
+
+
+def matte_to_float(array, *, name: str = "alpha matte") -> np.ndarray:
+    """A matte array -> float64 in [0, 1]: 8-bit / 255, 16-bit / 65535, float as it is.
+
+    A colour matte gives its first channel. Every matte p3m reads or is handed goes
+    through here, so 16-bit mattes are never cut to their high byte or left unscaled.
+    """
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
         array = array[..., 0]
+    if array.ndim != 2:
+        raise ImageError(f"{name}: must be a 2-D matte, got shape {array.shape}")
     if array.dtype == np.uint8:
         return array / 255.0
-    if array.dtype in (np.uint16, np.int32):
-        return array.astype(np.float64) / 65535.0
-    raise ImageError(f"{path}: unsupported matte type {array.dtype}")
+    if array.dtype == np.uint16:
+        return array / 65535.0
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ImageError(f"{name}: unsupported matte type {array.dtype} (use uint8, uint16 or float in [0, 1])")
+    return array.astype(np.float64, copy=False)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from p3m.errors import P3MError
-from p3m.io.images import load_image
+from p3m.io.images import load_image, matte_to_float
 from p3m.privacy.faces import Face, detect_faces
 
 #: sigma as a fraction of the face width. A few percent does not stop face
@@ -71,12 +71,10 @@ def transition_pixels(alpha: np.ndarray, dilation: int = 0) -> np.ndarray:
 
 
 def _as_alpha(alpha, shape) -> np.ndarray:
-    alpha = np.asarray(alpha)
-    if alpha.ndim == 3:
-        alpha = alpha[..., 0]
+    alpha = matte_to_float(alpha)
     if alpha.shape != shape:
         raise P3MError(f"alpha matte is {alpha.shape[1]}x{alpha.shape[0]}, image is {shape[1]}x{shape[0]}")
-    return alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float32)
+    return alpha.astype(np.float32)
 
 
 def _blend(image: np.ndarray, mask: np.ndarray, sigma: float, keep: np.ndarray | None) -> np.ndarray:
