@@ -42,6 +42,27 @@ class TestSplit:
     def trimap_dir(self) -> Path:
         return self.root / "trimap"
 
+    def files(self) -> "SplitFiles":
+        return SplitFiles(images_by_stem(self.image_dir), images_by_stem(self.mask_dir),
+                          images_by_stem(self.trimap_dir))
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """A split's images, masks and trimaps, each keyed by stem."""
+
+    images: dict[str, Path]
+    masks: dict[str, Path]
+    trimaps: dict[str, Path]
+
+    def paired(self, limit: int | None = None) -> list[str]:
+        """Stems with both an image and a mask, sorted; the first ``limit`` of them."""
+        return sorted(set(self.images) & set(self.masks))[:limit]
+
+    def unpaired(self) -> list[str]:
+        """Stems with an image but no mask, or a mask but no image."""
+        return sorted(set(self.images) ^ set(self.masks))
+
 
 def find_split(root: str | Path, name: str) -> TestSplit:
     """Locate a test split under ``root/validation/`` or ``root/``."""

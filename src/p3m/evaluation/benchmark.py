@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from p3m.data.layout import SPLIT_FACES, find_split, images_by_stem
-from p3m.evaluation.dataset import read_trimap
-from p3m.io.images import read_matte
-from p3m.evaluation.metrics import evaluate
+from p3m.data.layout import SPLIT_FACES, find_split
+from p3m.evaluation.dataset import score_files
 from p3m.evaluation.report import write_gallery, write_report
 from p3m.inference.engine import MattingEngine
 from p3m.io.images import read_image_file
@@ -56,28 +54,21 @@ def run_benchmark(models: list[BenchmarkModel], data_root: Path, splits: list[st
     for model in models:
         result.per_image[model.name] = {}
         for name, split in located.items():
-            images, masks = images_by_stem(split.image_dir), images_by_stem(split.mask_dir)
-            trimaps = images_by_stem(split.trimap_dir)
-            stems = sorted(set(images) & set(masks))[:limit]
-            for stem in sorted(set(images) ^ set(masks)):
+            files = split.files()
+            stems = files.paired(limit)
+            for stem in files.unpaired():
                 result.problems.append((f"{name}/{stem}", "image without mask or mask without image"))
             progress = BatchProgress(len(stems), desc=f"{model.name} {name}")
             rows = {}
             for stem in stems:
                 try:
-                    image = read_image_file(images[stem])
-                    alpha = model.engine.predict([image])[0]
-                    gt = read_matte(masks[stem])
-                    if gt.shape != alpha.shape:
-                        raise ValueError(f"mask {gt.shape[1]}x{gt.shape[0]} and image "
-                                         f"{alpha.shape[1]}x{alpha.shape[0]} differ in size")
-                    trimap = read_trimap(trimaps[stem]) if stem in trimaps else None
-                    rows[stem] = evaluate(alpha, gt, trimap, fast=fast)
+                    alpha = model.engine.predict([read_image_file(files.images[stem])])[0]
+                    rows[stem] = score_files(alpha, files.masks[stem], files.trimaps.get(stem), fast=fast)
                     write_image(out / model.name / name / "alpha" / f"{stem}.png",
                                 np.round(alpha * 255).astype(np.uint8))
                     progress.done(stem)
                 except Exception as exc:
-                    progress.failed(str(images[stem]), str(exc))
+                    progress.failed(str(files.images[stem]), str(exc))
                     result.problems.append((f"{name}/{stem}", str(exc)))
             progress.close()
             result.per_image[model.name][name] = rows

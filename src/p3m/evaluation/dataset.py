@@ -57,16 +57,24 @@ def read_trimap(path: Path) -> np.ndarray:
     return array[..., 0] if array.ndim == 3 else array
 
 
+def score_files(alpha: np.ndarray, gt: Path, trimap: Path | None, *, fast: bool = False) -> dict[str, float]:
+    """Metrics of a predicted matte against a ground-truth mask file (and trimap file).
+
+    A size mismatch raises, naming what differs: an image is never silently resized.
+    """
+    g = read_matte(gt)
+    if alpha.shape != g.shape:
+        raise P3MError(f"size mismatch: prediction {alpha.shape[1]}x{alpha.shape[0]}, "
+                       f"ground truth {g.shape[1]}x{g.shape[0]}")
+    t = read_trimap(trimap) if trimap is not None else None
+    if t is not None and t.shape != g.shape:
+        raise P3MError(f"size mismatch: trimap {t.shape[1]}x{t.shape[0]}, ground truth {g.shape[1]}x{g.shape[0]}")
+    return evaluate(alpha, g, t, fast=fast)
+
+
 def _evaluate_files(stem: str, pred: Path, gt: Path, trimap: Path | None, fast: bool) -> tuple[str, dict | str]:
     try:
-        p, g = read_matte(pred), read_matte(gt)
-        if p.shape != g.shape:
-            return stem, (f"size mismatch: prediction {p.shape[1]}x{p.shape[0]}, "
-                          f"ground truth {g.shape[1]}x{g.shape[0]}")
-        t = read_trimap(trimap) if trimap is not None else None
-        if t is not None and t.shape != g.shape:
-            return stem, f"size mismatch: trimap {t.shape[1]}x{t.shape[0]}, ground truth {g.shape[1]}x{g.shape[0]}"
-        return stem, evaluate(p, g, t, fast=fast)
+        return stem, score_files(read_matte(pred), gt, trimap, fast=fast)
     except Exception as exc:
         return stem, str(exc)
 

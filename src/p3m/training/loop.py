@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p3m.data.layout import DatasetError, find_split, images_by_stem
+from p3m.data.layout import DatasetError, find_split
 from p3m.errors import P3MError
 from p3m.models import build_model
 from p3m.training.config import TrainConfig, to_toml
@@ -133,9 +133,7 @@ def load_checkpoint(out: Path, model: nn.Module, optimiser, scaler) -> TrainStat
 # -- validation ----------------------------------------------------------------------
 def validate(model: nn.Module, config: TrainConfig, device: torch.device) -> dict[str, dict[str, float]]:
     """Mean metrics (SAD, MSE, MAD and the trimap variants) on the available test splits."""
-    from p3m.evaluation.dataset import read_trimap
-    from p3m.io.images import read_matte
-    from p3m.evaluation.metrics import evaluate
+    from p3m.evaluation.dataset import score_files
     from p3m.inference.engine import NetworkEngine
     from p3m.io.images import read_image_file
 
@@ -143,16 +141,13 @@ def validate(model: nn.Module, config: TrainConfig, device: torch.device) -> dic
     engine = NetworkEngine(model, method=config.val_method)
     for split_name in ("P3M-500-P", "P3M-500-NP"):
         try:
-            split = find_split(config.data, split_name)
+            files = find_split(config.data, split_name).files()
         except DatasetError:
             continue
-        images, masks, trimaps = (images_by_stem(d) for d in (split.image_dir, split.mask_dir, split.trimap_dir))
-        stems = sorted(set(images) & set(masks))[: config.val_limit or None]
         rows = []
-        for stem in stems:
-            alpha = engine.predict([read_image_file(images[stem])])[0]
-            trimap = read_trimap(trimaps[stem]) if stem in trimaps else None
-            rows.append(evaluate(alpha, read_matte(masks[stem]), trimap, fast=True))
+        for stem in files.paired(config.val_limit or None):
+            alpha = engine.predict([read_image_file(files.images[stem])])[0]
+            rows.append(score_files(alpha, files.masks[stem], files.trimaps.get(stem), fast=True))
         if rows:
             results[split_name] = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     return results
