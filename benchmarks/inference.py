@@ -61,7 +61,8 @@ def portrait_with_trimap(height: int, width: int, band: int) -> tuple[np.ndarray
     with an unknown band of ``band`` pixels either side (the P3M-10k training rule)."""
     import cv2
 
-    from p3m.data.synthetic import make_portrait, trimap_from_alpha
+    from p3m.data.synthetic import make_portrait
+    from p3m.data.trimap import trimap_from_alpha
 
     p = make_portrait(np.random.default_rng(0), height, width)
     half = cv2.resize(p.alpha, (width // 2, height // 2), interpolation=cv2.INTER_AREA)

@@ -17,8 +17,8 @@ from p3m.cli.main import main
 from p3m.data.layout import DatasetError
 from p3m.data.synthetic import write_synthetic_dataset
 from p3m.training.config import TrainConfig, load_config, to_toml
-from p3m.training.data import (FOREGROUND, UNKNOWN, MattingTrainDataset, choose_crop, find_training_samples,
-                               make_trimap)
+from p3m.data.trimap import FOREGROUND, UNKNOWN, make_trimap, trimap_from_alpha
+from p3m.training.data import MattingTrainDataset, choose_crop, find_training_samples
 from p3m.training.loop import TrainingError, train
 from p3m.utils.device import torch_threads
 from p3m.weights.io import read_state_dict
@@ -44,6 +44,9 @@ def test_online_trimap_follows_the_recipe():
     assert trimap[30, 30] == FOREGROUND  # deep inside: eroded foreground
     assert trimap[30, 40] == UNKNOWN and trimap[20, 30] == UNKNOWN  # the soft edge and the rim
     assert trimap[30, 42] == UNKNOWN and trimap[30, 43] == 0 and trimap[5, 5] == 0  # dilated by the radius, 2
+    # The dataset's trimap images: the same classes as 0/128/255, a band of width 2 = kernel 5.
+    image = trimap_from_alpha(alpha, 2)
+    np.testing.assert_array_equal(image, np.select([trimap == UNKNOWN, trimap == FOREGROUND], [128, 255], 0))
 
 
 def test_crops_are_anchored_on_the_unknown_region_half_the_time():

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from p3m.data.trimap import trimap_from_alpha
 from p3m.io.writers import write_image
 
 SUPERSAMPLE = 4
@@ -141,16 +142,6 @@ def make_portrait(rng: np.random.Generator, height: int, width: int) -> Portrait
     blurred = image.copy()
     blurred[region] = cv2.GaussianBlur(image, (0, 0), sigma)[region]
     return Portrait(image, blurred, alpha, foreground, background, (region * 255).astype(np.uint8))
-
-
-def trimap_from_alpha(alpha: np.ndarray, width: int = 10) -> np.ndarray:
-    """0 / 128 / 255 trimap: unknown = dilate(alpha > 0) minus erode(alpha == 1)."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
-    fg = cv2.erode((alpha >= 1).astype(np.uint8), kernel)
-    reach = cv2.dilate((alpha > 0).astype(np.uint8), kernel)
-    trimap = np.where(reach > 0, 128, 0).astype(np.uint8)
-    trimap[fg > 0] = 255
-    return trimap
 
 
 def _alpha_png(alpha: np.ndarray) -> np.ndarray:

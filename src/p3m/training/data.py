@@ -22,11 +22,11 @@ import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
 from p3m.data.layout import DatasetError, images_by_stem
+from p3m.data.trimap import UNKNOWN, make_trimap
 from p3m.inference.strategies import IMAGENET_MEAN, IMAGENET_STD
 from p3m.io.images import read_image_file, read_matte
 
 CROP_SIZES = (512, 768, 1024)
-BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,6 @@ def find_training_samples(root: str | Path | None, images: str = "blurred", mask
     if not samples:
         raise DatasetError(f"{image_dir}: no usable training samples ({len(problems)} problem(s))")
     return samples, problems
-
-
-def make_trimap(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
-    """Classes 0/1/2: foreground = erode(alpha == 1); unknown = dilate(alpha > 0) minus that."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
-    fg = cv2.erode((alpha >= 1).astype(np.uint8), kernel)
-    reach = cv2.dilate((alpha > 0).astype(np.uint8), kernel)
-    trimap = np.where(reach > 0, UNKNOWN, BACKGROUND).astype(np.uint8)
-    trimap[fg > 0] = FOREGROUND
-    return trimap
 
 
 def choose_crop(rng: np.random.Generator, trimap: np.ndarray, crop_sizes=CROP_SIZES) -> tuple[int, int, int]:

@@ -1,0 +1,33 @@
+"""Trimaps from alpha mattes, by the P3M-10k rule.
+
+foreground = erode(alpha == 1); unknown = dilate(alpha > 0) minus the foreground;
+background elsewhere; both with an elliptical kernel. Training makes them online as
+classes; the synthetic dataset writes them as 0/128/255 images, as P3M-10k ships them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from p3m.models.outputs import BACKGROUND, FOREGROUND
+from p3m.models.outputs import TRANSITION as UNKNOWN
+
+#: The trimap image value of each class (P3M-10k's trimap/*.png): 0, 128, 255.
+TRIMAP_VALUES = np.zeros(3, np.uint8)
+TRIMAP_VALUES[UNKNOWN], TRIMAP_VALUES[FOREGROUND] = 128, 255
+
+
+def make_trimap(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
+    """Classes 0/1/2 (background, unknown, foreground) with a ``kernel_size`` ellipse."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
+    fg = cv2.erode((alpha >= 1).astype(np.uint8), kernel)
+    reach = cv2.dilate((alpha > 0).astype(np.uint8), kernel)
+    trimap = np.where(reach > 0, UNKNOWN, BACKGROUND).astype(np.uint8)
+    trimap[fg > 0] = FOREGROUND
+    return trimap
+
+
+def trimap_from_alpha(alpha: np.ndarray, width: int = 10) -> np.ndarray:
+    """0 / 128 / 255 trimap image; the unknown band reaches ``width`` pixels either side."""
+    return TRIMAP_VALUES[make_trimap(alpha, 2 * width + 1)]
