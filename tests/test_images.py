@@ -8,6 +8,7 @@ from PIL import Image
 
 from p3m.io import ImageError, load_image
 from p3m.io.images import matte_to_float, read_matte
+from p3m.io.writers import write_matte
 
 
 def _rgb(h=20, w=30):
@@ -131,3 +132,12 @@ def test_mattes_of_every_depth_read_to_the_same_floats(tmp_path):
 def test_unusable_matte_arrays_are_named_errors(array, problem):
     with pytest.raises(ImageError, match=f"hand-drawn.png: {problem}"):
         matte_to_float(array, name="hand-drawn.png")
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_written_mattes_read_back_to_their_depth(tmp_path, bits):
+    alpha = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    back = read_matte(write_matte(tmp_path / "a.png", alpha, bits=bits))
+    np.testing.assert_allclose(back, alpha, atol=0.5 / (2**bits - 1) + 1e-7)
+    with pytest.raises(ValueError, match="8 or 16 bits"):
+        write_matte(tmp_path / "b.png", alpha, bits=12)

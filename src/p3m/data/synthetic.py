@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from p3m.data.trimap import trimap_from_alpha
-from p3m.io.writers import write_image
+from p3m.io.writers import write_image, write_matte
 
 SUPERSAMPLE = 4
 
@@ -144,10 +144,6 @@ def make_portrait(rng: np.random.Generator, height: int, width: int) -> Portrait
     return Portrait(image, blurred, alpha, foreground, background, (region * 255).astype(np.uint8))
 
 
-def _alpha_png(alpha: np.ndarray) -> np.ndarray:
-    return np.round(alpha * 255).astype(np.uint8)
-
-
 def write_synthetic_dataset(out: str | Path, *, train: int = 8, val: int = 4, size: tuple[int, int] = (256, 192),
                             seed: int = 0, progress=None) -> Path:
     """Write a P3M-10k-layout dataset of ``train`` training and ``val`` test portraits per split."""
@@ -159,7 +155,7 @@ def write_synthetic_dataset(out: str | Path, *, train: int = 8, val: int = 4, si
         stem = f"p_train_{i:05d}"
         write_image(out / "train" / "blurred_image" / f"{stem}.jpg", p.blurred)
         write_image(out / "train" / "original_image" / f"{stem}.jpg", p.image)
-        write_image(out / "train" / "mask" / f"{stem}.png", _alpha_png(p.alpha))
+        write_matte(out / "train" / "mask" / f"{stem}.png", p.alpha)
         write_image(out / "train" / "fg" / f"{stem}.jpg", p.foreground)
         write_image(out / "train" / "bg" / f"{stem}.jpg", p.background)
         write_image(out / "train" / "facemask" / f"{stem}.png", p.facemask)
@@ -173,7 +169,7 @@ def write_synthetic_dataset(out: str | Path, *, train: int = 8, val: int = 4, si
             p = make_portrait(np.random.default_rng([seed, split_id, i]), h, w)
             stem = f"{prefix}_{i:05d}"
             write_image(base / image_dir / f"{stem}.jpg", p.blurred if split == "P3M-500-P" else p.image)
-            write_image(base / "mask" / f"{stem}.png", _alpha_png(p.alpha))
+            write_matte(base / "mask" / f"{stem}.png", p.alpha)
             write_image(base / "trimap" / f"{stem}.png", trimap_from_alpha(p.alpha, trimap_width))
             if split == "P3M-500-P":
                 write_image(base / "facemask" / f"{stem}.png", p.facemask)

@@ -18,7 +18,7 @@ from p3m.evaluation.dataset import score_files
 from p3m.evaluation.report import write_gallery, write_report
 from p3m.inference.engine import MattingEngine
 from p3m.io.images import read_image_file
-from p3m.io.writers import write_image
+from p3m.io.writers import write_matte
 from p3m.utils.files import atomic_path
 from p3m.utils.progress import BatchProgress
 
@@ -64,8 +64,7 @@ def run_benchmark(models: list[BenchmarkModel], data_root: Path, splits: list[st
                 try:
                     alpha = model.engine.predict([read_image_file(files.images[stem])])[0]
                     rows[stem] = score_files(alpha, files.masks[stem], files.trimaps.get(stem), fast=fast)
-                    write_image(out / model.name / name / "alpha" / f"{stem}.png",
-                                np.round(alpha * 255).astype(np.uint8))
+                    write_matte(out / model.name / name / "alpha" / f"{stem}.png", alpha)
                     progress.done(stem)
                 except Exception as exc:
                     progress.failed(str(files.images[stem]), str(exc))

@@ -19,7 +19,7 @@ from p3m.inference.compose import Background, composite, cutout_rgba, estimate_f
 from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem
 from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
-from p3m.io.writers import write_image
+from p3m.io.writers import write_image, write_matte
 from p3m.utils.progress import BatchProgress, BatchSummary
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite")
@@ -44,10 +44,7 @@ def output_paths(outdir: Path, item: InputItem, save: tuple[str, ...]) -> dict[s
 
 def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], options: MatteOptions) -> None:
     if "alpha" in paths:
-        if options.alpha_16bit:
-            write_image(paths["alpha"], np.round(alpha * 65535.0).astype(np.uint16))
-        else:
-            write_image(paths["alpha"], np.round(alpha * 255.0).astype(np.uint8))
+        write_matte(paths["alpha"], alpha, bits=16 if options.alpha_16bit else 8)
     needs_fg = "composite" in paths or ("cutout" in paths and not options.premultiplied)
     fg = estimate_foreground(image, alpha) if needs_fg else None
     if "cutout" in paths:

@@ -33,3 +33,11 @@ def write_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95
         else:
             image.save(tmp, format="PNG")
     return path
+
+
+def write_matte(path: str | os.PathLike, alpha: np.ndarray, *, bits: int = 8) -> Path:
+    """A float matte in [0, 1] as an 8- or 16-bit PNG (what ``read_matte`` reads back)."""
+    if bits not in (8, 16):
+        raise ValueError(f"a matte is written with 8 or 16 bits, not {bits}")
+    scale, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    return write_image(path, np.round(alpha * scale).astype(dtype))

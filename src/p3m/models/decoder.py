@@ -35,7 +35,8 @@ R34_DECODER = DecoderSpec(reduce_first=False, last_channels=64, shallow_channels
 VITAE_DECODER = DecoderSpec(reduce_first=True, last_channels=32, shallow_channels=32,
                             final_semantic_conv=True, interaction_first=False)
 
-#: Tile side (at 1/2 resolution) of the regional local pass; benchmarks/inference.py --tiles compares sizes.
+#: Tile side (at 1/2 resolution) of the regional local pass. 12 to 32 measured alike on
+#: the 2-core CPU (docs/inference.md); 32 keeps the number of windows low.
 TILE = 32
 
 _TFI = ("tfi_3", "tfi_2", "tfi_1", "tfi_0")

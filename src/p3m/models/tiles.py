@@ -38,14 +38,6 @@ def receptive_radius(*modules: nn.Module) -> int:
     return radius
 
 
-def dilate(region: torch.Tensor, radius: int) -> torch.Tensor:
-    """N x H x W bool grown by ``radius`` pixels (a square neighbourhood)."""
-    if radius == 0:
-        return region
-    grown = F.max_pool2d(region[:, None].float(), 2 * radius + 1, stride=1, padding=radius)
-    return grown[:, 0] > 0
-
-
 @dataclass(frozen=True)
 class Windows:
     """A batch of windows: per window its image, window origin and tile (core) box."""
