@@ -13,7 +13,7 @@ from skimage import data
 from p3m.cli.main import main
 from p3m.privacy import anonymize, audit_pair
 from p3m.privacy.anonymize import STRENGTHS, face_region
-from p3m.privacy.audit import MATCH_THRESHOLD
+from p3m.privacy.audit import MATCH_THRESHOLD, changed_transition_pixels
 from p3m.privacy.faces import detect_faces, face_descriptor
 
 pytest.importorskip("dlib")
@@ -212,3 +212,15 @@ def test_privacy_audit_reads_references_from_a_csv(tmp_path, photos, astronaut, 
     assert main(["privacy-audit", str(photos), str(out / "blurred_image"), "--reference",
                  str(tmp_path / "refs.csv")]) == 0
     assert "1 reference face(s)" in capsys.readouterr().err
+
+
+def test_changed_transition_pixels_read_every_matte_depth_alike():
+    original = np.zeros((4, 5, 3), np.uint8)
+    anonymised = original.copy()
+    anonymised[:, :3] = 9  # columns 0-2 changed
+    alpha8 = np.zeros((4, 5), np.uint8)
+    alpha8[:, 1:4] = 128  # transition in columns 1-3
+    alpha8[0, 2] = 255  # one opaque pixel inside the changed area
+    counts = {changed_transition_pixels(original, anonymised, a)
+              for a in (alpha8, alpha8.astype(np.uint16) * 257, alpha8 / 255.0)}
+    assert counts == {7}  # columns 1-2 of 4 rows, less the opaque pixel

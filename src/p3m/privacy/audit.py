@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from p3m.io.images import matte_to_float
+from p3m.privacy.anonymize import transition_pixels
 from p3m.privacy.faces import Face, detect_faces, face_descriptor
 
 MATCH_THRESHOLD = 0.6
@@ -60,11 +62,16 @@ def audit_pair(original: np.ndarray, anonymised: np.ndarray, *, faces: list[Face
             result.reference_distances.append(float(min(np.linalg.norm(blurred - r) for r in references)))
     changed = (original != anonymised).any(axis=2)
     if alpha is not None:
-        a = alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha
-        result.changed_transition_pixels = int((changed & (a > 0) & (a < 1)).sum())
+        result.changed_transition_pixels = changed_transition_pixels(original, anonymised, alpha)
     if face_mask is not None:
         result.changed_outside_fraction = float((changed & ~(face_mask > 0)).sum() / changed.size)
     return result
+
+
+def changed_transition_pixels(original: np.ndarray, anonymised: np.ndarray, alpha: np.ndarray) -> int:
+    """How many pixels with 0 < alpha < 1 the anonymisation changed (it must change none)."""
+    changed = (original != anonymised).any(axis=2)
+    return int((changed & transition_pixels(matte_to_float(alpha))).sum())
 
 
 def reference_descriptors(images: list[np.ndarray], detector: str = "hog") -> list[np.ndarray]:

@@ -22,7 +22,7 @@ from p3m.io.discovery import InputItem
 from p3m.io.images import read_image_file, read_matte
 from p3m.io.writers import write_image
 from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, anonymize
-from p3m.privacy.audit import audit_pair
+from p3m.privacy.audit import audit_pair, changed_transition_pixels
 from p3m.utils.files import atomic_path
 from p3m.utils.progress import BatchProgress, BatchSummary
 
@@ -115,8 +115,7 @@ def anonymize_one(item: InputItem, out: Path, options: AnonymizeOptions, mattes:
                        changed_transition_pixels=audit.changed_transition_pixels,
                        changed_outside_fraction=audit.changed_outside_fraction)
         elif alpha is not None:
-            changed = (image != anonymised).any(axis=2)
-            row["changed_transition_pixels"] = int((changed & (alpha > 0) & (alpha < 1)).sum())
+            row["changed_transition_pixels"] = changed_transition_pixels(image, anonymised, alpha)
     return row
 
 
