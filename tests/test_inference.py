@@ -226,7 +226,7 @@ def test_path_pil_and_array_inputs_agree(tmp_path, reference_model):
 
 
 def test_unknown_method_and_bad_arrays_are_clear_errors(reference_model):
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(p3m.P3MError, match="method must be one of"):
         p3m.predict_alpha(reference_model, _portrait(64, 64), method="tiles")
     with pytest.raises(p3m.P3MError, match="zero size"):
         p3m.predict_alpha(reference_model, np.zeros((0, 10, 3), np.uint8))

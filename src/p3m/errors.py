@@ -1,8 +1,9 @@
-"""Exception types of the public API.
+"""Every exception p3m raises for bad input, in one place.
 
-Every error the library raises on bad input is a :class:`P3MError`, whose message
-names the file (or argument) and the problem; the command line prints that message
-as one line instead of a traceback.
+Each is a :class:`P3MError` whose message names the file (or argument) and the
+problem; the command line prints that message as one line instead of a traceback.
+Callers catch ``P3MError`` for "the user's input was wrong" and let anything else
+surface as a bug.
 """
 
 
@@ -10,9 +11,42 @@ class P3MError(Exception):
     """Base class of all errors p3m raises for bad input."""
 
 
+class OptionError(P3MError):
+    """An option value outside its allowed set or range (method, precision, sizing, ...)."""
+
+
+class ArchitectureError(OptionError):
+    """An unknown architecture name or architecture option."""
+
+
 class CheckpointError(P3MError):
     """A weight file is missing, unreadable, unsafe or does not fit the network."""
 
 
-class ArchitectureError(P3MError):
-    """An unknown architecture name or option."""
+class EngineError(P3MError):
+    """The engine asked for cannot be opened (nothing installed, options it does not take)."""
+
+
+class ImageError(P3MError):
+    """An input image or matte that cannot be used (unreadable, empty, too large, ...)."""
+
+
+class MetricInputError(P3MError):
+    """Prediction, ground truth or trimap of the wrong shape or type."""
+
+
+class DatasetError(P3MError):
+    """A dataset folder that is missing or not laid out as expected."""
+
+
+class TrainingError(P3MError):
+    """Training cannot start or must stop (bad data past the threshold, missing files)."""
+
+
+class PrivacySetupError(P3MError):
+    """Face detection is not available (dlib or its models missing)."""
+
+
+def choice_error(what: str, value, allowed) -> OptionError:
+    """The one wording of "value not among the allowed ones"."""
+    return OptionError(f"{what} must be one of {', '.join(map(str, allowed))}; got {value!r}")

@@ -13,16 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from p3m.errors import P3MError
+from p3m.errors import DatasetError
 from p3m.io.discovery import IMAGE_SUFFIXES
 
 SPLITS = {"P3M-500-P": "blurred_image", "P3M-500-NP": "original_image"}
 #: The PPT protocol letter of each test split: blurred (B) or normal (N) faces.
 SPLIT_FACES = {"P3M-500-P": "B", "P3M-500-NP": "N"}
-
-
-class DatasetError(P3MError):
-    """A dataset folder that is missing or not laid out as expected."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from p3m.models.outputs import BACKGROUND, FOREGROUND
-from p3m.models.outputs import TRANSITION as UNKNOWN
+from p3m.models.classes import BACKGROUND, FOREGROUND, TRIMAP_VALUES
+from p3m.models.classes import TRANSITION as UNKNOWN
 
-#: The trimap image value of each class (P3M-10k's trimap/*.png): 0, 128, 255.
-TRIMAP_VALUES = np.zeros(3, np.uint8)
-TRIMAP_VALUES[UNKNOWN], TRIMAP_VALUES[FOREGROUND] = 128, 255
+_VALUE_OF_CLASS = np.array(TRIMAP_VALUES, np.uint8)
 
 
 def make_trimap(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
@@ -30,4 +28,4 @@ def make_trimap(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
 
 def trimap_from_alpha(alpha: np.ndarray, width: int = 10) -> np.ndarray:
     """0 / 128 / 255 trimap image; the unknown band reaches ``width`` pixels either side."""
-    return TRIMAP_VALUES[make_trimap(alpha, 2 * width + 1)]
+    return _VALUE_OF_CLASS[make_trimap(alpha, 2 * width + 1)]

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from p3m.data.layout import images_by_stem
-from p3m.errors import P3MError
+from p3m.errors import DatasetError, MetricInputError
 from p3m.evaluation.metrics import ALL_KEYS, evaluate
 from p3m.io.images import read_matte
 from p3m.utils.files import atomic_path
@@ -64,11 +64,11 @@ def score_files(alpha: np.ndarray, gt: Path, trimap: Path | None, *, fast: bool 
     """
     g = read_matte(gt)
     if alpha.shape != g.shape:
-        raise P3MError(f"size mismatch: prediction {alpha.shape[1]}x{alpha.shape[0]}, "
+        raise MetricInputError(f"size mismatch: prediction {alpha.shape[1]}x{alpha.shape[0]}, "
                        f"ground truth {g.shape[1]}x{g.shape[0]}")
     t = read_trimap(trimap) if trimap is not None else None
     if t is not None and t.shape != g.shape:
-        raise P3MError(f"size mismatch: trimap {t.shape[1]}x{t.shape[0]}, ground truth {g.shape[1]}x{g.shape[0]}")
+        raise MetricInputError(f"size mismatch: trimap {t.shape[1]}x{t.shape[0]}, ground truth {g.shape[1]}x{g.shape[0]}")
     return evaluate(alpha, g, t, fast=fast)
 
 
@@ -90,7 +90,7 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, trimap_dir: Path | None = Non
                      fast: bool = False) -> EvaluationResult:
     for folder in (pred_dir, gt_dir, trimap_dir):
         if folder is not None and not Path(folder).is_dir():
-            raise P3MError(f"{folder}: no such folder")
+            raise DatasetError(f"{folder}: no such folder")
     preds, gts = images_by_stem(Path(pred_dir)), images_by_stem(Path(gt_dir))
     trimaps = images_by_stem(Path(trimap_dir)) if trimap_dir else {}
     result = EvaluationResult()

@@ -22,8 +22,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from p3m.errors import P3MError
-from p3m.io.images import ImageError, matte_to_float
+from p3m.errors import ImageError, MetricInputError
+from p3m.io.images import matte_to_float
+from p3m.models.classes import TRIMAP_BACKGROUND, TRIMAP_FOREGROUND, TRIMAP_UNKNOWN
 
 #: The published thresholds, exactly: np.arange gives 0.30000000000000004, 0.6000000000000001 ...
 CONN_THRESHOLDS = np.arange(0, 1.1, 0.1)
@@ -31,10 +32,6 @@ CONN_THRESHOLDS = np.arange(0, 1.1, 0.1)
 ALL_KEYS = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "SAD-FG", "SAD-BG", "GRAD", "CONN")
 TRIMAP_KEYS = ("SAD-T", "MSE-T", "MAD-T", "SAD-FG", "SAD-BG")
 SLOW_KEYS = ("GRAD", "CONN")
-
-
-class MetricInputError(P3MError):
-    """Prediction, ground truth or trimap of the wrong shape or type."""
 
 
 def as_alpha(x: np.ndarray, name: str = "alpha") -> np.ndarray:
@@ -78,14 +75,14 @@ def mad(pred, gt) -> float:
 
 
 def _unknown_count(t: np.ndarray) -> int:
-    unknown = int(np.count_nonzero(t == 128))
+    unknown = int(np.count_nonzero(t == TRIMAP_UNKNOWN))
     if unknown == 0:
-        unknown = t.size - int(np.count_nonzero(t == 255)) - int(np.count_nonzero(t == 0))
+        unknown = t.size - int(np.count_nonzero(t == TRIMAP_FOREGROUND)) - int(np.count_nonzero(t == TRIMAP_BACKGROUND))
     return unknown
 
 
 def _trimap_metrics(p: np.ndarray, g: np.ndarray, t: np.ndarray, abs_diff: np.ndarray) -> dict[str, float]:
-    fg, bg = t == 255, t == 0
+    fg, bg = t == TRIMAP_FOREGROUND, t == TRIMAP_BACKGROUND
     forced_diff = np.where(fg, 1.0, np.where(bg, 0.0, p))
     forced_diff -= g
     flat = forced_diff.ravel()

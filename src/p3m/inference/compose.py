@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from p3m.errors import P3MError
+from p3m.errors import OptionError
 from p3m.io.images import load_image
 
 NAMED_COLOURS = {
@@ -89,7 +89,7 @@ class Background:
         self.image = None
         if self.colour is None and spec.lower() != "blur":
             if not Path(spec).is_file():
-                raise P3MError(f"--background {spec!r}: not a colour name, #rrggbb, 'r,g,b', 'blur' or an image file")
+                raise OptionError(f"--background {spec!r}: not a colour name, #rrggbb, 'r,g,b', 'blur' or an image file")
             self.image = load_image(spec)
 
     def for_image(self, image: np.ndarray) -> np.ndarray:

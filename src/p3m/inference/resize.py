@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from p3m.errors import choice_error
+
 BORDERS = ("edge", "zero")
 
 
@@ -36,7 +38,7 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int], *, border: str = "ed
     if border == "edge":
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
     if border != "zero":
-        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+        raise choice_error("border", border, BORDERS)
     # grid_sample with zero padding: neighbours outside the image count as 0.
     (h, w), (oh, ow) = x.shape[-2:], size
     ys = torch.from_numpy((2 * _source_coords(h, oh) + 1) / h - 1)

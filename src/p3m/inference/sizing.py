@@ -11,6 +11,8 @@ Two policies:
 
 from __future__ import annotations
 
+from p3m.errors import choice_error
+
 SIZINGS = ("aspect", "published")
 MULTIPLE = 32
 
@@ -18,7 +20,7 @@ MULTIPLE = 32
 def network_size(height: int, width: int, ratio: float, *, max_size: int = 1600, sizing: str = "aspect") -> tuple[int, int]:
     """(height, width) at which to run the network for an image of ``height`` x ``width``."""
     if sizing not in SIZINGS:
-        raise ValueError(f"sizing must be one of {SIZINGS}, got {sizing!r}")
+        raise choice_error("sizing", sizing, SIZINGS)
     h, w = int(height * ratio), int(width * ratio)
     if sizing == "published":
         h, w = min(max_size, h), min(max_size, w)

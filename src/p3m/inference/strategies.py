@@ -23,23 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from p3m.architectures import input_normalisation
+from p3m.errors import choice_error
 from p3m.inference.resize import bilinear_sources, resize_bilinear, resized_class_is_exact
 from p3m.inference.sizing import network_size
-from p3m.models.outputs import BACKGROUND, FOREGROUND
+from p3m.models.classes import BACKGROUND, FOREGROUND
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 METHODS = ("hybrid", "resize")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _normalised_input(batch: torch.Tensor, size: tuple[int, int], border: str) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> resized, ImageNet-normalised float N x 3 x h x w."""
-    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-    x = resize_bilinear(x, size, border=border)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 class StrategyRunner:
@@ -49,9 +42,9 @@ class StrategyRunner:
                  sizing: str = "aspect", device: torch.device | None = None, precision: str = "fp32") -> None:
         method = method.lower()
         if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+            raise choice_error("method", method, METHODS)
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+            raise choice_error("precision", precision, PRECISIONS)
         self.model, self.method, self.max_size, self.sizing = model, method, max_size, sizing
         self.device = device if device is not None else _model_device(model)
         self.precision = precision
@@ -61,6 +54,12 @@ class StrategyRunner:
         # Our networks can compute the local alpha on the unknown region only. On a GPU
         # the many small windows would not pay off (not measured), so only on the CPU.
         self._tiles = self.device.type == "cpu" and _accepts_region(model)
+        self._normalise = input_normalisation(model)
+
+    def _input(self, batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """uint8 N x H x W x 3 -> resized, normalised float N x 3 x h x w."""
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        return self._normalise(resize_bilinear(x, size, border=self.border))
 
     def _autocast(self):
         dtype = PRECISIONS[self.precision]
@@ -91,7 +90,7 @@ class StrategyRunner:
         batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         h, w = images.shape[1:3]
         with self._autocast():
-            half = _normalised_input(batch, self._size(h, w, 0.5), self.border)
+            half = self._input(batch, self._size(h, w, 0.5))
             if self.method == "resize":
                 alpha = resize_bilinear(self.model(half)[2].float(), (h, w), border=self.border)
             else:
@@ -104,7 +103,7 @@ class StrategyRunner:
                 if unknown.any():  # otherwise the global pass has decided every pixel
                     size = self._size(h, w, 1.0)
                     region = bilinear_sources(unknown[:, 0], size)
-                    local = self._local_alpha(_normalised_input(batch, size, self.border), region)
+                    local = self._local_alpha(self._input(batch, size), region)
                     local = resize_bilinear(local.float(), (h, w), border=self.border)
                     alpha = torch.where(unknown, local, alpha)
         return alpha[:, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)

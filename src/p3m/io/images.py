@@ -15,16 +15,12 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from p3m.errors import P3MError
+from p3m.errors import ImageError
 
 #: Default pixel limit: above this an image is refused instead of exhausting memory.
 DEFAULT_MAX_PIXELS = 50_000_000
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
-
-
-class ImageError(P3MError):
-    """An input image that cannot be used (unreadable, empty, too large, ...)."""
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from p3m.errors import ImageError, choice_error
 from p3m.utils.files import atomic_path
 
 
@@ -19,10 +20,10 @@ def write_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95
     suffix = path.suffix.lower()
     if array.dtype == np.uint16:
         if suffix != ".png" or array.ndim != 2:
-            raise ValueError("16-bit output is only written as single-channel PNG")
+            raise ImageError(f"{path}: 16-bit output is only written as single-channel PNG")
         ok, encoded = cv2.imencode(".png", array)
         if not ok:
-            raise ValueError(f"{path}: could not encode 16-bit PNG")
+            raise ImageError(f"{path}: could not encode 16-bit PNG")
         with atomic_path(path) as tmp:
             tmp.write_bytes(encoded.tobytes())
         return path
@@ -38,6 +39,6 @@ def write_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95
 def write_matte(path: str | os.PathLike, alpha: np.ndarray, *, bits: int = 8) -> Path:
     """A float matte in [0, 1] as an 8- or 16-bit PNG (what ``read_matte`` reads back)."""
     if bits not in (8, 16):
-        raise ValueError(f"a matte is written with 8 or 16 bits, not {bits}")
+        raise choice_error("matte bits", bits, (8, 16))
     scale, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
     return write_image(path, np.round(alpha * scale).astype(dtype))

@@ -6,8 +6,9 @@ from typing import NamedTuple, Optional
 
 import torch
 
-#: Semantic classes of the global branch (channel order of the logits).
-BACKGROUND, TRANSITION, FOREGROUND = 0, 1, 2
+from p3m.models.classes import BACKGROUND, FOREGROUND, TRANSITION
+
+__all__ = ["BACKGROUND", "FOREGROUND", "TRANSITION", "P3MOutput", "fuse_global_local"]
 
 
 class P3MOutput(NamedTuple):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from p3m.errors import P3MError
+from p3m.errors import ImageError, OptionError
 from p3m.io.images import load_image, matte_to_float
 from p3m.privacy.faces import Face, detect_faces
 
@@ -73,7 +73,7 @@ def transition_pixels(alpha: np.ndarray, dilation: int = 0) -> np.ndarray:
 def _as_alpha(alpha, shape) -> np.ndarray:
     alpha = matte_to_float(alpha)
     if alpha.shape != shape:
-        raise P3MError(f"alpha matte is {alpha.shape[1]}x{alpha.shape[0]}, image is {shape[1]}x{shape[0]}")
+        raise ImageError(f"alpha matte is {alpha.shape[1]}x{alpha.shape[0]}, image is {shape[1]}x{shape[0]}")
     return alpha.astype(np.float32)
 
 
@@ -122,7 +122,7 @@ def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scal
     shape = rgb.shape[:2]
     scale = sigma_scale if sigma_scale is not None else STRENGTHS.get(strength)
     if scale is None:
-        raise P3MError(f"unknown strength {strength!r}; choose {', '.join(STRENGTHS)} or give sigma_scale")
+        raise OptionError(f"unknown strength {strength!r}; choose {', '.join(STRENGTHS)} or give sigma_scale")
     keep = transition_pixels(_as_alpha(alpha, shape), protect_dilation) if alpha is not None else None
     out = rgb.copy()
     changed = np.zeros(shape, bool)
@@ -131,7 +131,7 @@ def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scal
         region = np.asarray(facemask)
         region = (region[..., 0] if region.ndim == 3 else region) > 0
         if region.shape != shape:
-            raise P3MError(f"face mask is {region.shape[1]}x{region.shape[0]}, image is {shape[1]}x{shape[0]}")
+            raise ImageError(f"face mask is {region.shape[1]}x{region.shape[0]}, image is {shape[1]}x{shape[0]}")
         ys, xs = np.nonzero(region)
         width = int(xs.max() - xs.min() + 1) if xs.size else 0
         if width:

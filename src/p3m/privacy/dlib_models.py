@@ -11,13 +11,9 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-from p3m.errors import P3MError
+from p3m.errors import PrivacySetupError, choice_error
 
 INSTALL_HINT = "install the face tools with: pip install 'p3m[privacy]' (dlib-bin and face-recognition-models)"
-
-
-class PrivacySetupError(P3MError):
-    """dlib or its model files are not installed."""
 
 
 def _dlib():
@@ -45,7 +41,7 @@ def detector(kind: str = "hog"):
         return dlib.get_frontal_face_detector()
     if kind == "cnn":
         return dlib.cnn_face_detection_model_v1(str(model_path("mmod_human_face_detector.dat")))
-    raise P3MError(f"unknown face detector {kind!r}; choose hog or cnn")
+    raise choice_error("face detector", kind, ("hog", "cnn"))
 
 
 @lru_cache(maxsize=None)

@@ -14,28 +14,34 @@ from importlib import resources
 import numpy as np
 import torch
 
-from p3m.models import build_model
+from p3m.architectures import build_model, get_spec
+from p3m.errors import ArchitectureError
 from p3m.reference.weights import reference_state_dict
 
 OUTPUT_NAMES = ("global", "local", "fusion", "side2", "side1", "side0")
 #: Absolute tolerances on a CPU in float32 (fixture README).
 TOLERANCES = {"global": 1e-3, "local": 1e-5, "side2": 1e-3, "side1": 1e-3, "side0": 1e-3}
-#: Fixture files per architecture.
-FIXTURES = {"p3mnet-r34": "p3mnet_r34", "p3mnet-vitae-s": "p3mnet_vitae_s"}
 
 
 def _data_file(name: str):
     return resources.files("p3m.reference") / "data" / name
 
 
+def _fixture(arch: str) -> str:
+    spec = get_spec(arch)
+    if spec.fixture is None:
+        raise ArchitectureError(f"{spec.name} has no reference fixture")
+    return spec.fixture
+
+
 def load_reference_outputs(arch: str = "p3mnet-r34") -> dict[str, np.ndarray]:
-    with _data_file(f"{FIXTURES[arch]}_reference_outputs.npz").open("rb") as f:
+    with _data_file(f"{_fixture(arch)}_reference_outputs.npz").open("rb") as f:
         with np.load(f) as data:
             return {k: data[k] for k in data.files}
 
 
 def load_manifest(arch: str = "p3mnet-r34") -> dict:
-    with _data_file(f"{FIXTURES[arch]}_state_dict_manifest.json").open("r") as f:
+    with _data_file(f"{_fixture(arch)}_state_dict_manifest.json").open("r") as f:
         return json.load(f)
 
 

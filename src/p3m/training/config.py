@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p3m.errors import P3MError
+from p3m.errors import OptionError
 
 try:  # Python 3.11+
     import tomllib
@@ -64,14 +64,14 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
-            raise P3MError(f"config {name}: expected true/false, got {value!r}")
+            raise OptionError(f"config {name}: expected true/false, got {value!r}")
         return bool(value)
     if isinstance(default, list):
         return [int(v) for v in (value.split(",") if isinstance(value, str) else value)]
     try:
         return type(default)(value)
     except (TypeError, ValueError):
-        raise P3MError(f"config {name}: expected {type(default).__name__}, got {value!r}") from None
+        raise OptionError(f"config {name}: expected {type(default).__name__}, got {value!r}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -82,14 +82,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         try:
             values.update(tomllib.loads(path.read_text()))
         except FileNotFoundError:
-            raise P3MError(f"{path}: no such config file") from None
+            raise OptionError(f"{path}: no such config file") from None
         except tomllib.TOMLDecodeError as exc:
-            raise P3MError(f"{path}: not valid TOML ({exc})") from None
+            raise OptionError(f"{path}: not valid TOML ({exc})") from None
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     defaults = TrainConfig()
     unknown = sorted(set(values) - set(TrainConfig.field_names()))
     if unknown:
-        raise P3MError(f"unknown config key(s) {unknown}; valid keys: {', '.join(TrainConfig.field_names())}")
+        raise OptionError(f"unknown config key(s) {unknown}; valid keys: {', '.join(TrainConfig.field_names())}")
     return TrainConfig(**{k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()} |
                        {k: getattr(defaults, k) for k in TrainConfig.field_names() if k not in values})
 

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
-from p3m.data.layout import DatasetError, images_by_stem
+from p3m.data.layout import images_by_stem
+from p3m.errors import DatasetError, ImageError
 from p3m.data.trimap import UNKNOWN, make_trimap
-from p3m.inference.strategies import IMAGENET_MEAN, IMAGENET_STD
+from p3m.architectures import ArchitectureSpec, get_spec
 from p3m.io.images import read_image_file, read_matte
 
 CROP_SIZES = (512, 768, 1024)
@@ -90,15 +91,17 @@ def choose_crop(rng: np.random.Generator, trimap: np.ndarray, crop_sizes=CROP_SI
     return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1)), size
 
 
-def _normalise(rgb: np.ndarray) -> torch.Tensor:
-    x = (rgb.astype(np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+def network_input(rgb: np.ndarray, spec: ArchitectureSpec) -> torch.Tensor:
+    """uint8 H x W x 3 -> the 3 x H x W float input ``spec``'s network expects."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
+    return spec.normalise(x)[0].contiguous()
 
 
 class MattingTrainDataset(Dataset):
     def __init__(self, samples: list[TrainSample], *, size: int = 512, crop_sizes=CROP_SIZES,
-                 composition: bool = True, seed: int = 0) -> None:
+                 composition: bool = True, seed: int = 0, arch: str = "p3mnet-r34") -> None:
         self.samples, self.size, self.crop_sizes = samples, size, tuple(crop_sizes)
+        self.spec = get_spec(arch)
         self.composition, self.seed, self.epoch = composition, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -119,13 +122,13 @@ class MattingTrainDataset(Dataset):
         alpha = read_matte(sample.mask).astype(np.float32)
         h, w = image.shape[:2]
         if alpha.shape != (h, w):
-            raise ValueError(f"matte {sample.mask.name} is {alpha.shape[1]}x{alpha.shape[0]}, image is {w}x{h}")
+            raise ImageError(f"matte {sample.mask.name} is {alpha.shape[1]}x{alpha.shape[0]}, image is {w}x{h}")
         layers = {"image": image}
         if self.composition:
             for key in ("fg", "bg"):
                 layer = read_image_file(getattr(sample, key))
                 if layer.shape[:2] != (h, w):
-                    raise ValueError(f"{key} {getattr(sample, key).name} differs in size from the image")
+                    raise ImageError(f"{key} {getattr(sample, key).name} differs in size from the image")
                 layers[key] = layer
         trimap = make_trimap(alpha, int(rng.integers(15, 31)))
         top, left, crop = choose_crop(rng, trimap, self.crop_sizes)
@@ -138,7 +141,7 @@ class MattingTrainDataset(Dataset):
                 x = x[:, ::-1]
             return cv2.resize(np.ascontiguousarray(x), (self.size, self.size), interpolation=interpolation)
 
-        out = {key: _normalise(prepare(layer, cv2.INTER_LINEAR)) for key, layer in layers.items()}
+        out = {key: network_input(prepare(layer, cv2.INTER_LINEAR), self.spec) for key, layer in layers.items()}
         out["alpha"] = torch.from_numpy(prepare(alpha, cv2.INTER_LINEAR))[None]
         out["trimap"] = torch.from_numpy(prepare(trimap, cv2.INTER_NEAREST).astype(np.int64))[None]
         return out

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from p3m.data.layout import DatasetError, images_by_stem
+from p3m.data.layout import images_by_stem
+from p3m.errors import DatasetError, ImageError
 from p3m.io.images import read_image_file, read_matte
 from p3m.io.writers import write_image
 
@@ -35,7 +36,7 @@ def _one(job: tuple[Path, Path, Path, Path, str]) -> tuple[str, str | None]:
         image = read_image_file(image_path)
         mask = read_matte(mask_path)
         if mask.shape != image.shape[:2]:
-            raise ValueError(f"matte {mask_path.name} differs in size from the image")
+            raise ImageError(f"matte {mask_path.name} differs in size from the image")
         fg, bg = estimate_fgbg(image, mask, method)
         write_image(fg_path, fg)
         write_image(bg_path, bg)

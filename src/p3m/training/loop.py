@@ -23,9 +23,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p3m.data.layout import DatasetError, find_split
-from p3m.errors import P3MError
-from p3m.models import build_model
+from p3m.data.layout import find_split
+from p3m.errors import DatasetError
+from p3m.errors import TrainingError
+from p3m.architectures import build_model, spec_of
 from p3m.training.config import TrainConfig, to_toml
 from p3m.training.data import EpochSampler, MattingTrainDataset, collate_skip_bad, find_training_samples
 from p3m.training.losses import LossWeights, p3m_loss
@@ -34,10 +35,6 @@ from p3m.utils.files import atomic_path
 from p3m.weights.io import read_state_dict, save_model
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(P3MError):
-    """Training cannot start or must stop (bad data past the threshold, missing files)."""
 
 
 @dataclass
@@ -75,8 +72,10 @@ def load_backbone(model: nn.Module, path: str) -> None:
     """Initialise the encoder from ImageNet weights (``resnet.*`` / ``encoder.*`` keys,
     with or without that prefix)."""
     state, _, label = read_state_dict(path)
-    prefix = "resnet." if hasattr(model, "resnet") else "encoder."
-    target = model.resnet if hasattr(model, "resnet") else model.encoder
+    spec = spec_of(model)
+    if spec is None or spec.backbone is None:
+        raise TrainingError(f"{label}: this network has no ImageNet encoder to initialise")
+    prefix, target = f"{spec.backbone}.", getattr(model, spec.backbone)
     state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
     expected = target.state_dict()
     missing = [k for k in expected if k not in state]
@@ -88,10 +87,12 @@ def load_backbone(model: nn.Module, path: str) -> None:
 
 
 def _freeze_unused(model: nn.Module) -> None:
-    """The ImageNet classifier (and ViTAE's unused Performer norm) never get gradients;
-    freezing them keeps DistributedDataParallel from waiting for them."""
+    """Parameters outside the forward (the ImageNet classifier, ViTAE's Performer norm;
+    the spec's ``frozen``) never get gradients; freezing them keeps
+    DistributedDataParallel from waiting for them."""
+    spec = spec_of(model)
     for name, param in model.named_parameters():
-        if name.startswith(("resnet.fc.", "encoder.head.")) or ".attn.norm1." in name:
+        if spec is not None and spec.is_frozen(name):
             param.requires_grad_(False)
 
 
@@ -202,7 +203,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         for name, reason in problems:
             print(f"p3m: skipped {name}: {reason}", file=sys.stderr)
     dataset = MattingTrainDataset(samples, size=config.size, crop_sizes=config.crop_sizes,
-                                  composition=config.composition_loss, seed=config.seed)
+                                  composition=config.composition_loss, seed=config.seed, arch=config.arch)
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world_size=world)
 
     model = build_model(config.arch, tfi=config.tfi, sbfi=config.sbfi, dbfi=config.dbfi)

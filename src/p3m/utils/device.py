@@ -7,7 +7,7 @@ from typing import Iterator
 
 import torch
 
-from p3m.errors import P3MError
+from p3m.errors import OptionError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -17,9 +17,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise P3MError(f"unknown device {device!r} ({exc})") from None
+        raise OptionError(f"unknown device {device!r} ({exc})") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise P3MError(f"device {device!r} requested but CUDA is not available on this machine")
+        raise OptionError(f"device {device!r} requested but CUDA is not available on this machine")
     return resolved
 
 

@@ -13,11 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from p3m.errors import CheckpointError
+from p3m.architectures import get_spec
+from p3m.errors import ArchitectureError, CheckpointError
 from p3m.weights.io import load_model, read_state_dict, save_model
 
-#: Preference when several networks are installed and none is named: the paper's best first.
-PREFERENCE = ("p3mnet-vitae-s", "p3mnet-r34", "basic")
 
 
 def p3m_home() -> Path:
@@ -73,9 +72,13 @@ def resolve_weights(spec: str | None) -> Path | None:
         if spec in by_name:
             return by_name[spec]
         return Path(spec)  # load_model reports "no such file" with the path the user gave
-    available = installed()
-    for arch in PREFERENCE:
-        for weights in available:
-            if weights.arch == arch:
-                return weights.path
+    available = sorted(installed(), key=lambda w: (_preference(w.arch), w.name))
     return available[0].path if available else None
+
+
+def _preference(arch: str) -> int:
+    """The architecture's rank when none is named (the paper's best first)."""
+    try:
+        return get_spec(arch).preference
+    except ArchitectureError:  # weights of an architecture no longer registered
+        return 1_000
