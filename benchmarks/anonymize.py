@@ -20,12 +20,10 @@ from PIL import Image
 from skimage import data
 
 from p3m.inference.compose import cover
-from p3m.io.discovery import collect_images
 from p3m.io.images import read_image_file
 from p3m.privacy import dlib_models
 from p3m.privacy.anonymize import STRENGTHS, blur_inside, face_region
-from p3m.privacy.batch import AnonymizeOptions, run_anonymize
-from p3m.utils.progress import BatchProgress
+from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
 
 
 def shares(path: Path, detector: str) -> dict[str, float]:
@@ -71,12 +69,10 @@ def main() -> None:
             if count == 0:
                 continue
             paths = sorted(src.iterdir())[:count]
-            items = collect_images([str(p) for p in paths])[0]
             for workers in (1, 2):
                 out = Path(tmp) / f"out-{detector}-{workers}"
                 start = time.perf_counter()
-                run_anonymize(items, out, AnonymizeOptions(detector=detector, workers=workers, audit=False),
-                              BatchProgress(len(items), "bench", stream=open(os.devnull, "w")))
+                anonymize_files(paths, out, AnonymizeOptions(detector=detector, workers=workers, audit=False))
                 seconds = time.perf_counter() - start
                 print(f"{detector} detector, {workers} worker(s): {count / seconds:.2f} images/s "
                       f"({seconds / count:.2f} s per image, audit off)")

@@ -9,7 +9,8 @@ from PIL import Image
 
 import p3m
 from p3m.cli.main import main
-from p3m.weights.store import installed, p3m_home, resolve_weights
+from p3m.inference.factory import open_engine
+from p3m.weights.store import installed, p3m_home
 
 
 @pytest.fixture()
@@ -45,8 +46,8 @@ def test_install_of_a_vitae_checkpoint_under_a_name(home, tmp_path):
     torch.save({"state_dict": load_reference_model("p3mnet-vitae-s").state_dict()}, path)
     assert main(["weights", "install", str(path), "--name", "vitae-best"]) == 0
     assert {w.name: w.arch for w in installed()} == {"vitae-best": "p3mnet-vitae-s"}
-    assert resolve_weights(None) == home / "weights" / "vitae-best.safetensors"
-    assert resolve_weights("vitae-best") == resolve_weights(None)
+    assert open_engine("auto").weights == home / "weights" / "vitae-best.safetensors"
+    assert open_engine("vitae-best").weights == open_engine("p3m").weights
 
 
 def test_bad_checkpoints_are_not_installed(home, tmp_path, capsys):

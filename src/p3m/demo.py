@@ -2,7 +2,7 @@
 
 1. Mattes a real portrait that ships with scikit-image (the astronaut) with the default
    engine: alpha, cut-out, new background.
-2. Anonymises its face and prints the privacy audit.
+2. Anonymizes its face and prints the privacy audit.
 3. Writes a synthetic P3M-10k, trains P3M-Net on its blurred training images for a few
    minutes on the CPU, and benchmarks it on P3M-500-P and P3M-500-NP (B:B and B:N),
    next to the untrained network and the default engine.
@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import csv
 import html
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,18 +23,16 @@ def _say(text: str) -> None:
     print(f"p3m demo: {text}", file=sys.stderr, flush=True)
 
 
-def training_curve_svg(log: Path, width: int = 560, height: int = 220) -> str:
+def training_curve_svg(losses: list[tuple[int, float]], width: int = 560, height: int = 220) -> str:
     """Total loss per step as an SVG polyline (no plotting library needed)."""
-    with open(log, newline="") as f:
-        rows = list(csv.DictReader(f))
-    steps = [int(r["step"]) for r in rows]
-    losses = [float(r["total"]) for r in rows]
+    steps = [step for step, _ in losses]
+    values = [value for _, value in losses]
     if len(steps) < 2:
         return "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'></svg>"
-    lo, hi = min(losses), max(losses)
+    lo, hi = min(values), max(values)
     def x(s): return 40 + (s - steps[0]) / max(1, steps[-1] - steps[0]) * (width - 50)
     def y(v): return 10 + (hi - v) / max(hi - lo, 1e-9) * (height - 40)
-    points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in zip(steps, losses))
+    points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in zip(steps, values))
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
             f"<rect width='100%' height='100%' fill='white'/>"
             f"<polyline fill='none' stroke='#c0392b' stroke-width='2' points='{points}'/>"
@@ -50,19 +46,16 @@ def run_demo(out: str | Path, *, minutes: float = 4.0, quick: bool = False) -> P
     from PIL import Image
     from skimage import data
 
+    from p3m.architectures import build_model
     from p3m.data.synthetic import write_synthetic_dataset
-    from p3m.evaluation.benchmark import BenchmarkModel, run_benchmark
-    from p3m.inference.batch import MatteOptions, run_matting
     from p3m.inference.compose import Background, cover
-    from p3m.inference.default_engine import SegmentationMattingEngine
-    from p3m.inference.engine import NetworkEngine
-    from p3m.io.discovery import collect_images
-    from p3m.models import build_model
-    from p3m.privacy.batch import AnonymizeOptions, run_anonymize
+    from p3m.inference.factory import open_engine
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+    from p3m.jobs.benchmark import BenchmarkModel, run_benchmark
+    from p3m.jobs.matte import MatteOptions, matte_files
     from p3m.training.config import TrainConfig
     from p3m.training.loop import train
-    from p3m.utils.progress import BatchProgress
-    from p3m.weights import load_model
+    from p3m.utils.progress import TerminalProgress
 
     out = Path(out)
     start = time.perf_counter()
@@ -71,19 +64,16 @@ def run_demo(out: str | Path, *, minutes: float = 4.0, quick: bool = False) -> P
     Image.fromarray(cover(data.astronaut(), 768, 512)).save(photos / "astronaut.jpg", quality=92)
 
     _say("1/4 matting a real portrait with the default engine")
-    engine = SegmentationMattingEngine()
-    items, _ = collect_images([str(photos)])
-    run_matting(engine, items, out / "matte", MatteOptions(save=("alpha", "cutout", "composite"),
-                                                            background=Background("blur"), overwrite=True),
-                BatchProgress(len(items), "matte"))
+    engine = open_engine("default")
+    matte_files(engine, [photos], out / "matte", MatteOptions(save=("alpha", "cutout", "composite"),
+                                                               background=Background("blur"), overwrite=True),
+                progress=TerminalProgress())
 
-    _say("2/4 anonymising the face (matting-aware) and auditing the result")
-    _, rows = run_anonymize(items, out / "anonymized",
-                            AnonymizeOptions(alpha_dir=out / "matte" / "alpha", overwrite=True),
-                            BatchProgress(len(items), "anonymize"))
-    audit = json.loads((out / "anonymized" / "report.json").read_text())["total"]
-    _say(f"   privacy audit: {audit['faces']} face(s) blurred, re-detected {audit['redetected']}, "
-         f"identity matches {audit['identity_matches']}, changed transition pixels {audit['changed_transition_pixels']}")
+    _say("2/4 anonymizing the face (matting-aware) and auditing the result")
+    anonymized = anonymize_files([photos], out / "anonymized",
+                                 AnonymizeOptions(alpha_dir=out / "matte" / "alpha", overwrite=True),
+                                 progress=TerminalProgress())
+    _say(f"   privacy audit: {anonymized.audit_line()}")
 
     _say("3/4 synthetic P3M-10k, training on blurred images, benchmark")
     data_root = write_synthetic_dataset(out / "data", train=8 if quick else 48, val=2 if quick else 8,
@@ -92,47 +82,31 @@ def run_demo(out: str | Path, *, minutes: float = 4.0, quick: bool = False) -> P
                          batch_size=2 if quick else 8, lr=1e-4, epochs=1000, workers=0 if quick else 1,
                          device="cpu", val_every=0, max_steps=2 if quick else 0,
                          max_minutes=0 if quick else minutes, log_every=25)
-    result = train(config)
-    untrained = build_model("p3mnet-r34")
-    models = [BenchmarkModel("untrained", NetworkEngine(untrained.eval(), method="resize"), "B"),
-              BenchmarkModel("trained", NetworkEngine(load_model(result.final_weights, device="cpu"),
-                                                      method="resize"), "B"),
+    trained = train(config)
+    models = [BenchmarkModel("untrained", open_engine(build_model("p3mnet-r34").eval(), method="resize"), "B"),
+              BenchmarkModel("trained", open_engine(trained.final_weights, method="resize", device="cpu"), "B"),
               BenchmarkModel("default-engine", engine, None, note="baseline, not trained on P3M-10k")]
-    run_benchmark(models, data_root, ["P3M-500-P", "P3M-500-NP"], out / "benchmark")
+    benchmark = run_benchmark(models, data_root, ["P3M-500-P", "P3M-500-NP"], out / "benchmark",
+                              progress=TerminalProgress())
 
     _say("4/4 writing index.html and report.md")
-    (out / "training_curve.svg").write_text(training_curve_svg(out / "training" / "train_log.csv"))
-    _write_pages(out, audit, result, time.perf_counter() - start)
+    (out / "training_curve.svg").write_text(training_curve_svg(trained.losses))
+    _write_pages(out, anonymized, trained, benchmark.table(), time.perf_counter() - start)
     _say(f"done in {(time.perf_counter() - start) / 60:.1f} min: open {out / 'index.html'}")
     return out / "index.html"
 
 
-def _markdown_table_to_html(markdown: str) -> str:
-    rows = [line.strip().strip("|").split("|") for line in markdown.splitlines() if line.startswith("|")]
-    if len(rows) < 2:
-        return ""
-    head, body = rows[0], rows[2:]
-    cells = "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
-    lines = [f"<table id='metrics'><tr>{cells}</tr>"]
-    for row in body:
-        lines.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>")
-    return "\n".join(lines) + "</table>"
-
-
-def _write_pages(out: Path, audit: dict, result, seconds: float) -> None:
-    report = (out / "benchmark" / "report.md").read_text()
-    table_md = "\n".join(line for line in report.splitlines() if line.startswith("|"))
+def _write_pages(out: Path, anonymized, trained, table, seconds: float) -> None:
     pictures = [
         ("The photo", "photos/astronaut.jpg"), ("Alpha (default engine)", "matte/alpha/astronaut.png"),
         ("Cut-out", "matte/cutout/astronaut.png"), ("New background (blur)", "matte/composite/astronaut.png"),
-        ("Anonymised", "anonymized/blurred_image/astronaut.jpg"), ("Blurred region", "anonymized/facemask/astronaut.png"),
+        ("Anonymized", "anonymized/blurred_image/astronaut.jpg"), ("Blurred region", "anonymized/facemask/astronaut.png"),
         ("Training curve (total loss)", "training_curve.svg"), ("Worst images, trained model", "benchmark/gallery_trained.png"),
     ]
-    summary = (f"Privacy audit: {audit['faces']} face(s) blurred, re-detected {audit['redetected']}, identity matches "
-               f"{audit['identity_matches']}, changed transition pixels {audit['changed_transition_pixels']}. "
-               f"Training: {result.state.step} steps in {result.seconds / 60:.1f} min on the CPU. "
+    summary = (f"Privacy audit: {anonymized.audit_line()}. "
+               f"Training: {trained.state.step} steps in {trained.seconds / 60:.1f} min on the CPU. "
                f"Whole demo: {seconds / 60:.1f} min.")
-    md = ["# p3m demo", "", summary, "", "## Benchmark (synthetic P3M-10k)", "", table_md, "", "## Pictures", ""]
+    md = ["# p3m demo", "", summary, "", "## Benchmark (synthetic P3M-10k)", "", table.to_markdown(), "", "## Pictures", ""]
     md += [f"![{title}]({path})" for title, path in pictures]
     (out / "report.md").write_text("\n".join(md) + "\n")
     figures = "\n".join(f"<figure><img src='{path}' alt='{html.escape(title)}'><figcaption>{html.escape(title)}"
@@ -144,7 +118,7 @@ img{{max-height:260px;border:1px solid #ccc}} table{{border-collapse:collapse;fo
 td,th{{border:1px solid #bbb;padding:3px 6px}}</style></head>
 <body><h1>p3m demo</h1><p id='summary'>{html.escape(summary)}</p>
 <h2>Benchmark on a synthetic P3M-10k (B:B = P3M-500-P, B:N = P3M-500-NP)</h2>
-{_markdown_table_to_html(table_md)}
+{table.to_html("metrics")}
 <h2>Pictures</h2>
 {figures}
 <script>

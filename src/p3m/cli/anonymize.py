@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from p3m.cli.options import positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,8 @@ def register(subparsers) -> None:
         "--allow-no-face. The input is never modified.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders or globs")
-    parser.add_argument("-o", "--out", required=True, type=Path)
+    parser.add_argument("-o", "--out", required=True, type=Path,
+                        help="output folder (blurred_image/, facemask/, mask/, report.csv, report.json)")
     parser.add_argument("--alpha", type=Path, help="folder of mattes (same stems): transition pixels stay exact")
     parser.add_argument("--facemask", type=Path, help="folder of hand-drawn face masks, used where no face is found")
     parser.add_argument("--strength", default="medium", choices=["low", "medium", "high"],
@@ -29,34 +32,23 @@ def register(subparsers) -> None:
     parser.add_argument("--jpeg-quality", type=int, help="JPEG quality (default: keep the input's)")
     parser.add_argument("--allow-no-face", action="store_true", help="copy images without faces through unchanged")
     parser.add_argument("--no-audit", action="store_true", help="skip the privacy audit")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--workers", type=positive_int, default=1, help="images anonymized in parallel (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from p3m.io.discovery import collect_images
-    from p3m.privacy.batch import AnonymizeOptions, run_anonymize
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
     from p3m.privacy.dlib_models import shape_predictor
-    from p3m.utils.progress import BatchProgress
+    from p3m.utils.progress import TerminalProgress
 
     shape_predictor()  # fail early, once, if dlib or its models are missing
-    items, problems = collect_images(args.inputs)
-    progress = BatchProgress(len(items), desc="anonymize")
-    for spec, reason in problems:
-        progress.failed(spec, reason, counted=False)
     options = AnonymizeOptions(strength=args.strength, sigma_scale=args.sigma_scale, forehead=args.forehead,
                                detector=args.detector, protect_dilation=args.protect_dilation, alpha_dir=args.alpha,
                                facemask_dir=args.facemask, allow_no_face=args.allow_no_face,
                                overwrite=args.overwrite, workers=args.workers, jpeg_quality=args.jpeg_quality,
                                audit=not args.no_audit)
-    summary, rows = run_anonymize(items, args.out, options, progress)
-    import json
-
-    total = json.loads((args.out / "report.json").read_text())["total"]
-    print(f"p3m: privacy audit: {total['faces']} face(s) blurred in {total['anonymised']} image(s); "
-          f"re-detected {total['redetected']}; identity matches {total['identity_matches']}; "
-          f"changed transition pixels {total['changed_transition_pixels']}; "
-          f"{total['no_face']} image(s) without a face held back for review", file=sys.stderr)
-    print(f"p3m: {summary.line()}; report in {args.out}/report.csv", file=sys.stderr)
-    return 1 if summary.failed or problems else 0
+    report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress())
+    print(f"p3m: privacy audit: {report.audit_line()}", file=sys.stderr)
+    print(f"p3m: {report.line()}; report in {args.out}/report.csv", file=sys.stderr)
+    return 0 if report.ok else 1

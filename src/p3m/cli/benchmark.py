@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import add_network_options
-from p3m.errors import P3MError
+from p3m.cli.options import add_network_options, positive_int
+from p3m.errors import OptionError
 
 
 def register(subparsers) -> None:
@@ -28,8 +28,8 @@ def register(subparsers) -> None:
                         help="which faces a model was trained on (B blurred, N normal): labels the PPT protocol")
     add_network_options(parser, method="resize")
     parser.add_argument("--sizing", default="published", choices=["published", "aspect"])
-    parser.add_argument("--out", type=Path, default=Path("benchmark_out"))
-    parser.add_argument("--limit", type=int, help="first N images of each split")
+    parser.add_argument("--out", type=Path, default=Path("benchmark_out"), help="output folder (default benchmark_out)")
+    parser.add_argument("--limit", type=positive_int, help="first N images of each split")
     parser.add_argument("--fast", action="store_true", help="skip GRAD and CONN")
     parser.set_defaults(func=run)
 
@@ -40,8 +40,15 @@ def parse_named(values: list[str], what: str) -> list[tuple[str | None, str]]:
         name, sep, rest = value.partition("=")
         pairs.append((name, rest) if sep else (None, value))
         if sep and not name:
-            raise P3MError(f"{what} {value!r}: empty name before '='")
+            raise OptionError(f"{what} {value!r}: empty name before '='")
     return pairs
+
+
+def _checkpoints(values: list[str]) -> dict[str, str]:
+    pairs = [(name or Path(path).name.split(".")[0], path) for name, path in parse_named(values, "--checkpoint")]
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise OptionError("two --checkpoint entries have the same name; use NAME=PATH")
+    return dict(pairs)
 
 
 def _trained_on(values: list[str], names: list[str]) -> dict[str, str]:
@@ -49,41 +56,33 @@ def _trained_on(values: list[str], names: list[str]) -> dict[str, str]:
     for name, letter in parse_named(values, "--trained-on"):
         letter = letter.upper()[:1]
         if letter not in ("B", "N"):
-            raise P3MError(f"--trained-on {letter!r}: use B (blurred) or N (normal)")
+            raise OptionError(f"--trained-on {letter!r}: use B (blurred) or N (normal)")
         for target in ([name] if name else names):
             if target not in names:
-                raise P3MError(f"--trained-on names {target!r}, which is not a --checkpoint name")
+                raise OptionError(f"--trained-on names {target!r}, which is not a --checkpoint name")
             labels[target] = letter
     return labels
 
 
 def run(args: argparse.Namespace) -> int:
-    from p3m.data.layout import SPLITS
-    from p3m.evaluation.benchmark import BenchmarkModel, run_benchmark
-    from p3m.inference.engine import NetworkEngine
-    from p3m.weights import load_model
+    from p3m.data.layout import SPLITS, find_split
+    from p3m.jobs.benchmark import open_models, run_benchmark
+    from p3m.utils.progress import TerminalProgress
 
     if not args.checkpoint and not args.engine:
-        raise P3MError("nothing to benchmark: pass --checkpoint [NAME=]PATH and/or --engine default")
-    checkpoints = parse_named(args.checkpoint, "--checkpoint")
-    names = [name or Path(path).name.split(".")[0] for name, path in checkpoints]
-    if len(set(names)) != len(names):
-        raise P3MError("two --checkpoint entries have the same name; use NAME=PATH")
-    labels = _trained_on(args.trained_on, names)
-    models = []
-    for name, (_, path) in zip(names, checkpoints):
-        engine = NetworkEngine(load_model(path, arch=args.arch, device=args.device), method=args.method,
-                               sizing=args.sizing, precision=args.precision)
-        print(f"p3m: {name}: engine {engine.description}, weights {path}", file=sys.stderr)
-        models.append(BenchmarkModel(name, engine, labels.get(name)))
-    if "default" in args.engine:
-        from p3m.inference.default_engine import SegmentationMattingEngine
-
-        engine = SegmentationMattingEngine()
-        print(f"p3m: default-engine: {engine.description}", file=sys.stderr)
-        models.append(BenchmarkModel("default-engine", engine, None, note="baseline, not trained on P3M-10k"))
+        raise OptionError("nothing to benchmark: pass --checkpoint [NAME=]PATH and/or --engine default")
+    checkpoints = _checkpoints(args.checkpoint)
     splits = list(SPLITS) if args.split == "all" else [args.split]
-    result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast)
-    print((args.out / "report.md").read_text())
+    for split in splits:  # a bad data folder is reported before any network is loaded
+        find_split(args.data, split)
+    models = open_models(checkpoints, _trained_on(args.trained_on, list(checkpoints)),
+                         default_engine="default" in args.engine, arch=args.arch,
+                         method=args.method or "resize", device=args.device, precision=args.precision,
+                         sizing=args.sizing)
+    for model in models:
+        print(f"p3m: {model.name}: engine {model.engine.summary()}", file=sys.stderr)
+    result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast,
+                           progress=TerminalProgress())
+    print(result.markdown())
     print(f"p3m: wrote {args.out}/report.md, metrics.json, per_image.csv, gallery_*.png", file=sys.stderr)
     return 1 if result.problems else 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from p3m.cli.options import positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,19 +21,19 @@ def register(subparsers) -> None:
     parser.add_argument("--trimap", type=Path, help="folder of trimaps (adds SAD-T, MSE-T, MAD-T, SAD-FG, SAD-BG)")
     parser.add_argument("--json", type=Path, help="write {mean, per_image, count} here")
     parser.add_argument("--csv", type=Path, help="write one row per image here")
-    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     parser.add_argument("--fast", action="store_true", help="skip GRAD and CONN")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from p3m.evaluation.dataset import evaluate_folders, format_table
+    from p3m.jobs.evaluate import evaluate_folders
 
     result = evaluate_folders(args.pred, args.gt, args.trimap, workers=args.workers, fast=args.fast)
     for name, reason in result.problems:
         print(f"p3m: {name}: {reason}", file=sys.stderr)
     if result.per_image:
-        print(format_table({f"mean of {len(result.per_image)}": result.mean()}, result.keys))
+        print(result.table().to_text())
     else:
         print("p3m: no image could be evaluated", file=sys.stderr)
     if args.json:

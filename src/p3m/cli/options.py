@@ -1,23 +1,66 @@
-"""Options shared by the commands that run a network (matte, benchmark).
+"""Options shared by the commands that run an engine (matte, benchmark), and the one
+mapping from those options to :func:`p3m.inference.factory.open_engine`.
 
 The seed article's names work as aliases: ``--model resnet34|vitae-s`` for ``--arch``,
-``--cuda`` for ``--device cuda``, and ``--method HYBRID|RESIZE`` in any case.
+``--cuda`` for ``--device cuda``, and ``--method HYBRID|RESIZE`` in any case. Network
+options default to None ("P3M-Net's default"), so the factory can tell an option the
+user gave from one they did not. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from p3m.architectures import architecture_names
+from p3m.errors import EngineError
+from p3m.inference.factory import METHODS, PRECISIONS
 
-def add_network_options(parser: argparse.ArgumentParser, *, method: str, device: bool = True) -> None:
-    parser.add_argument("--arch", "--model", dest="arch", metavar="ARCH",
-                        help="p3mnet-r34 (resnet34), p3mnet-vitae-s (vitae-s) or basic "
-                        "(default: recognised from the checkpoint)")
-    parser.add_argument("--method", default=method, type=str.lower, choices=["hybrid", "resize"],
-                        help=f"test strategy (default {method})")
-    if device:
-        parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
-        parser.add_argument("--cuda", dest="device", action="store_const", const="cuda",
-                            help="same as --device cuda")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                        help="autocast precision on GPU (default fp32)")
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_network_options(parser: argparse.ArgumentParser, *, method: str) -> None:
+    parser.add_argument("--arch", "--model", dest="arch", metavar="ARCH", type=str.lower,
+                        choices=architecture_names(),
+                        help=f"network architecture: {', '.join(architecture_names())} "
+                        "(default: recognised from the weights)")
+    parser.add_argument("--method", default=None, type=str.lower, choices=METHODS,
+                        help=f"P3M-Net test strategy (default {method})")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    parser.add_argument("--cuda", dest="device", action="store_const", const="cuda", help="same as --device cuda")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="autocast precision of P3M-Net (default fp32)")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, *, method: str) -> None:
+    parser.add_argument("--engine", default="auto", metavar="ENGINE",
+                        help="what runs: auto (default: installed P3M-Net weights, else the default engine), "
+                        "default (segmentation + closed-form matting, no P3M-Net needed), p3m (installed "
+                        "P3M-Net weights), an installed weights name (p3m weights list) or a checkpoint file")
+    parser.add_argument("--checkpoint", metavar="PATH", help="P3M-Net weights file (.pth/.pth.tar/.ckpt/"
+                        ".safetensors) or installed name; the same as --engine PATH")
+    add_network_options(parser, method=method)
+
+
+def engine_spec(args: argparse.Namespace) -> str:
+    """What --engine and --checkpoint ask for together."""
+    if args.checkpoint is None:
+        return args.engine
+    if args.engine not in ("auto", "p3m"):
+        raise EngineError(f"--checkpoint {args.checkpoint} and --engine {args.engine} name two engines; give one")
+    return args.checkpoint
+
+
+def open_engine_from(args: argparse.Namespace, spec: str, **options):
+    """Open ``spec`` with the network options of ``args`` (plus ``options``)."""
+    from p3m.inference.factory import open_engine
+
+    return open_engine(spec, arch=args.arch, method=args.method, device=args.device, precision=args.precision,
+                       **options)

@@ -35,11 +35,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from p3m.data.synthetic import write_synthetic_dataset
-    from p3m.utils.progress import BatchProgress
+    from p3m.jobs.results import ItemRecord, Status
+    from p3m.utils.progress import TerminalProgress
 
-    progress = BatchProgress(args.train + 2 * args.val, desc="synth")
+    progress = TerminalProgress()
+    progress.start(args.train + 2 * args.val, desc="synth")
     write_synthetic_dataset(args.out, train=args.train, val=args.val, size=args.size, seed=args.seed,
-                            progress=lambda: progress.done("portrait"))
+                            progress=lambda: progress.record(ItemRecord("portrait", Status.DONE)))
     progress.close()
     print(f"p3m: wrote {args.train} training and 2 x {args.val} test portraits to {args.out}", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 from p3m.data.layout import SPLIT_FACES, images_by_stem
 from p3m.io.images import read_image_file
 from p3m.io.writers import write_image
+from p3m.render import Table
 from p3m.utils.files import atomic_path
 
 #: The columns of the paper's table, per test split.
@@ -22,38 +23,46 @@ PUBLISHED = {
 }
 
 
-def _cell(key: str, value) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4f}" if key in ("MSE", "MAD") else f"{value:.2f}"
+def paper_table(result) -> Table:
+    """One row per model of a :class:`~p3m.jobs.benchmark.BenchmarkResult`, in the paper's
+    columns per split, and the published P3M-Net row last.
 
-
-def write_report(path: Path, result, models, splits: list[str]) -> None:
-    # Label each split's columns by its PPT protocol when all models share it;
-    # otherwise each row says its own protocols.
+    Each split's columns carry its PPT protocol when all models share it; otherwise
+    each row says its own protocols.
+    """
+    models, splits = result.models, result.splits
     shared = {}
     for split in splits:
         protocols = {m.protocol(split) for m in models}
         shared[split] = protocols.pop() if len(protocols) == 1 else None
     per_row = not all(shared.values())
-    header = ["Model", "Trained on"] + (["Protocols"] if per_row else [])
+    columns = ["Model", "Trained on"] + (["Protocols"] if per_row else [])
+    keys: list[str | None] = [None] * len(columns)
     for split in splits:
         label = f"{split} ({shared[split]})" if shared[split] else split
-        header += [f"{label} {k}" if i == 0 else k for i, k in enumerate(PAPER_KEYS)]
-    lines = ["# P3M-10k benchmark", "",
-             "Mean over the images of each split; SAD, SAD-T, GRAD and CONN are divided by 1000 "
-             "as in the paper. The last row is the published P3M-Net (ResNet-34) for comparison.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        columns += [f"{label} {k}" if i == 0 else k for i, k in enumerate(PAPER_KEYS)]
+        keys += list(PAPER_KEYS)
     rows = [(m.name, m.trained_on or "?", {s: result.mean(m.name, s) for s in splits}, m.note) for m in models]
     rows.append(("P3M-Net (published)", "B", {s: PUBLISHED.get(s, {}) for s in splits}, None))
+    table = Table(columns, keys=keys)
     for name, trained, means, note in rows:
         cells = [name, note or {"B": "blurred", "N": "normal"}.get(trained, "?")]
         if per_row:
             cells.append("–" if note else " / ".join(f"{trained}:{SPLIT_FACES[s]}" if trained != "?" else "?"
                                                      for s in splits))
         for split in splits:
-            cells += [_cell(k, means[split].get(k)) for k in PAPER_KEYS]
-        lines.append("| " + " | ".join(cells) + " |")
+            cells += [means[split].get(k) for k in PAPER_KEYS]
+        table.rows.append(cells)
+    return table
+
+
+def report_markdown(result) -> str:
+    """report.md: the paper table, the protocols, the counts and the problems."""
+    models, splits = result.models, result.splits
+    lines = ["# P3M-10k benchmark", "",
+             "Mean over the images of each split; SAD, SAD-T, GRAD and CONN are divided by 1000 "
+             "as in the paper. The last row is the published P3M-Net (ResNet-34) for comparison.", "",
+             paper_table(result).to_markdown()]
     lines += ["", "## Protocols (train:test, B = blurred faces, N = normal)", ""]
     for m in models:
         if m.note:
@@ -63,11 +72,15 @@ def write_report(path: Path, result, models, splits: list[str]) -> None:
         lines.append(f"- {m.name}: " + "; ".join(labels))
     lines += ["", "## Images per split", ""]
     for m in models:
-        lines.append(f"- {m.name}: " + ", ".join(f"{s} {len(result.per_image[m.name][s])}" for s in splits))
+        lines.append(f"- {m.name}: " + ", ".join(f"{s} {len(result.rows(m.name, s))}" for s in splits))
     if result.problems:
         lines += ["", "## Problems", ""] + [f"- {name}: {reason}" for name, reason in result.problems]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, result) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text(report_markdown(result))
 
 
 def _fit(image: np.ndarray, height: int) -> np.ndarray:

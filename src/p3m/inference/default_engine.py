@@ -29,7 +29,7 @@ class SegmentationMattingEngine(MattingEngine):
     def __init__(self, model_path: Path | None = None, *, work_size: int = 400, band: float = 0.02) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.model_path = check_default_model(model_path)
+        self.model_path = self.weights = check_default_model(model_path)
         self.interpreter = Interpreter(model_path=str(self.model_path))
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]

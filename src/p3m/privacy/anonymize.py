@@ -9,19 +9,21 @@
 4. A Gaussian blur, sigma = ``sigma_scale`` x face width, blended with a feathered
    weight that stays inside the mask: no pixel outside the mask changes.
 
-Fails closed: an image with no face gets status ``no-face`` and no anonymised image,
+Fails closed: an image with no face gets status ``Outcome.NO_FACE`` and no anonymised image,
 unless a hand-drawn mask is given.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import cv2
 import numpy as np
 
 from p3m.errors import ImageError, OptionError
 from p3m.io.images import load_image, matte_to_float
+from p3m.jobs.results import Status
 from p3m.privacy.faces import Face, detect_faces
 
 #: sigma as a fraction of the face width. A few percent does not stop face
@@ -29,6 +31,34 @@ from p3m.privacy.faces import Face, detect_faces
 STRENGTHS = {"low": 0.05, "medium": 0.12, "high": 0.20}
 DEFAULT_STRENGTH = "medium"
 DEFAULT_FOREHEAD = 0.3
+
+
+class Outcome(str, Enum):
+    """What happened to one image; the report's ``status`` column."""
+
+    OK = "ok"                          # faces detected and blurred
+    HAND_MASK = "hand-mask"            # blurred inside a hand-drawn mask
+    NO_FACE = "no-face"                # nothing found: held back (fail closed)
+    NO_FACE_COPIED = "no-face-copied"  # nothing found, copied through as asked (--allow-no-face)
+    MISSING_MATTE = "missing-matte"    # --alpha given but no matte for this image
+    ERROR = "error"                    # unreadable input, mismatched matte, ...
+    SKIPPED = "skipped"                # already anonymized (resume)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def written(self) -> bool:
+        """An anonymized image exists after this outcome."""
+        return self in (Outcome.OK, Outcome.HAND_MASK, Outcome.NO_FACE_COPIED)
+
+    @property
+    def status(self) -> Status:
+        if self.written:
+            return Status.DONE
+        if self is Outcome.SKIPPED:
+            return Status.SKIPPED
+        return Status.HELD_BACK if self is Outcome.NO_FACE else Status.FAILED
 
 
 @dataclass
@@ -42,7 +72,7 @@ class FaceDetail:
 
 @dataclass
 class AnonymizeResult:
-    status: str                     # "ok", "hand-mask" or "no-face"
+    status: Outcome                 # OK, HAND_MASK or NO_FACE
     image: np.ndarray | None        # the anonymised copy (None when no face: fail closed)
     mask: np.ndarray                # uint8 0/255: the pixels that changed (P3M-10k's facemask)
     faces: list[FaceDetail] = field(default_factory=list)
@@ -139,11 +169,11 @@ def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scal
             changed |= (out != rgb).any(axis=2)
             details.append(FaceDetail((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
                                       width, scale * width, int(region.sum())))
-        status, detected = "hand-mask", []
+        status, detected = Outcome.HAND_MASK, []
     else:
         detected = faces if faces is not None else detect_faces(rgb, detector=detector)
         if not detected:
-            return AnonymizeResult("no-face", None, np.zeros(shape, np.uint8))
+            return AnonymizeResult(Outcome.NO_FACE, None, np.zeros(shape, np.uint8))
         for face in detected:
             region = face_region(face.landmarks, shape, forehead)
             sigma = scale * max(face.width, 1)
@@ -151,5 +181,5 @@ def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scal
             out = blur_inside(out, region, sigma, keep)
             changed |= (out != before).any(axis=2)
             details.append(FaceDetail(face.box, face.width, sigma, int(region.sum()), face.score))
-        status = "ok"
+        status = Outcome.OK
     return AnonymizeResult(status, out, (changed * 255).astype(np.uint8), details, detected)

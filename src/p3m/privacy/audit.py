@@ -83,3 +83,31 @@ def reference_descriptors(images: list[np.ndarray], detector: str = "hog") -> li
             if face.score >= IDENTITY_MIN_SCORE:
                 out.append(face_descriptor(image, face))
     return out
+
+
+@dataclass
+class AuditTotals:
+    """The privacy outcome of many images; the same keys for ``p3m anonymize`` and
+    ``p3m privacy-audit``."""
+
+    images: int = 0
+    audited_images: int = 0
+    faces: int = 0
+    redetected: int = 0
+    identity_matches: int = 0
+    changed_transition_pixels: int = 0
+
+    def add(self, audit: AuditResult | None, changed_transition: int | None = None) -> None:
+        """Count one image (its audit, or only its matting integrity)."""
+        self.images += 1
+        if audit is not None:
+            self.audited_images += 1
+            self.faces += audit.faces
+            self.redetected += audit.redetected
+            self.identity_matches += audit.identity_matches
+            changed_transition = audit.changed_transition_pixels
+        self.changed_transition_pixels += changed_transition or 0
+
+    def line(self) -> str:
+        return (f"re-detected {self.redetected}; identity matches {self.identity_matches}; "
+                f"changed transition pixels {self.changed_transition_pixels}")

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p3m.data.layout import find_split
+from p3m.data.layout import SPLITS, find_split
 from p3m.errors import DatasetError
 from p3m.errors import TrainingError
 from p3m.architectures import build_model, spec_of
@@ -54,6 +54,7 @@ class TrainResult:
     final_weights: Path | None
     best_weights: Path | None
     seconds: float
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, total loss) of this run
 
 
 # -- distributed ---------------------------------------------------------------------
@@ -134,23 +135,22 @@ def load_checkpoint(out: Path, model: nn.Module, optimiser, scaler) -> TrainStat
 # -- validation ----------------------------------------------------------------------
 def validate(model: nn.Module, config: TrainConfig, device: torch.device) -> dict[str, dict[str, float]]:
     """Mean metrics (SAD, MSE, MAD and the trimap variants) on the available test splits."""
-    from p3m.evaluation.dataset import score_files
-    from p3m.inference.engine import NetworkEngine
+    from p3m.evaluation.scoring import mean_metrics, score_files
+    from p3m.inference.factory import open_engine
     from p3m.io.images import read_image_file
 
     results = {}
-    engine = NetworkEngine(model, method=config.val_method)
-    for split_name in ("P3M-500-P", "P3M-500-NP"):
+    engine = open_engine(model, method=config.val_method)
+    for split_name in SPLITS:
         try:
             files = find_split(config.data, split_name).files()
         except DatasetError:
             continue
-        rows = []
-        for stem in files.paired(config.val_limit or None):
-            alpha = engine.predict([read_image_file(files.images[stem])])[0]
-            rows.append(score_files(alpha, files.masks[stem], files.trimaps.get(stem), fast=True))
+        rows = [score_files(engine.predict([read_image_file(files.images[stem])])[0], files.masks[stem],
+                            files.trimaps.get(stem), fast=True)
+                for stem in files.paired(config.val_limit or None)]
         if rows:
-            results[split_name] = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+            results[split_name] = mean_metrics(rows)
     return results
 
 
@@ -234,6 +234,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     logger = _StepLogger(out, enabled=main_process)
     progress = _Progress(total_steps, config.log_every, main_process)
     first_step, stopped = state.step, False
+    losses: list[tuple[int, float]] = []
     final = best = None
 
     for epoch in range(state.epoch, config.epochs):
@@ -265,6 +266,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             optimiser.zero_grad(set_to_none=True)
             state.step += 1
             logger.step(epoch, state.step, config.lr, terms)
+            losses.append((state.step, terms["total"]))
             progress.update(state.step, total_steps, terms, start, first_step)
             if main_process and config.checkpoint_every and state.step % config.checkpoint_every == 0:
                 save_checkpoint(out, model, optimiser, scaler, state, config)
@@ -290,7 +292,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         logger.close()
     if world > 1:
         dist.barrier()
-    return TrainResult(out, state, final, best, time.perf_counter() - start)
+    return TrainResult(out, state, final, best, time.perf_counter() - start, losses)
 
 
 def _validate_and_keep_best(model, config, device, state: TrainState, out: Path, logger) -> Path | None:

@@ -63,17 +63,10 @@ def installed() -> list[InstalledWeights]:
     return found
 
 
-def resolve_weights(spec: str | None) -> Path | None:
-    """A path, an installed name, or (None) the preferred installed network; None if none."""
-    if spec:
-        if Path(spec).exists():
-            return Path(spec)
-        by_name = {w.name: w.path for w in installed()}
-        if spec in by_name:
-            return by_name[spec]
-        return Path(spec)  # load_model reports "no such file" with the path the user gave
-    available = sorted(installed(), key=lambda w: (_preference(w.arch), w.name))
-    return available[0].path if available else None
+def preferred(weights: list[InstalledWeights]) -> InstalledWeights | None:
+    """The weights to run when none is named: the most preferred architecture (the
+    paper's best first), then by name; None if the list is empty."""
+    return min(weights, key=lambda w: (_preference(w.arch), w.name), default=None)
 
 
 def _preference(arch: str) -> int:

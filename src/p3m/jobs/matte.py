@@ -1,26 +1,28 @@
-"""``p3m matte`` over many files: resumable, atomic, never stopped by one bad image.
+"""Matting a set of inputs: resumable, atomic, never stopped by one bad image.
 
 Loading and writing (with foreground estimation, the slow part of a cut-out) run in
-a thread pool while the network works on the next images. An image whose outputs all
+a thread pool while the engine works on the next images. An image whose outputs all
 exist is skipped, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from p3m.errors import P3MError
 from p3m.inference.compose import Background, composite, cutout_rgba, estimate_foreground
 from p3m.inference.engine import MattingEngine
-from p3m.io.discovery import InputItem
+from p3m.io.discovery import InputItem, collect_images
 from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
 from p3m.io.writers import write_image, write_matte
-from p3m.utils.progress import BatchProgress, BatchSummary
+from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
+from p3m.utils.progress import Progress
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite")
 
@@ -54,21 +56,40 @@ def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], 
         write_image(paths["composite"], composite(image, alpha, background, foreground=fg))
 
 
-def run_matting(engine: MattingEngine, items: list[InputItem], outdir: Path, options: MatteOptions,
-                progress: BatchProgress) -> BatchSummary:
+def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | Path,
+                options: MatteOptions | None = None, *, progress: Progress | None = None) -> JobResult:
+    """Alpha mattes (and cut-outs, composites) of every image that ``inputs`` (files,
+    folders, globs) name, under ``out``/<kind>/ mirroring the input tree."""
+    start = time.perf_counter()
+    options, progress, out = options or MatteOptions(), progress or Progress(), Path(out)
+    items, problems = collect_images([str(i) for i in inputs])
+    records: list[ItemRecord] = []
+    progress.start(len(items) + len(problems), "matte")
+
+    def report(record: ItemRecord) -> None:
+        records.append(record)
+        progress.record(record)
+
+    for spec, reason in problems:
+        report(ItemRecord(spec, Status.FAILED, reason))
     todo = []
     for item in items:
-        paths = output_paths(outdir, item, options.save)
+        paths = output_paths(out, item, options.save)
         if not options.overwrite and all(p.exists() for p in paths.values()):
-            progress.skipped(str(item.path))
+            report(ItemRecord(str(item.path), Status.SKIPPED, "outputs exist", _strings(paths)))
         else:
             todo.append((item, paths))
+    _run(engine, todo, options, report)
+    progress.close()
+    return JobResult(records, time.perf_counter() - start)
 
+
+def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> None:
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        # Decode ahead of the network, but only a few images: memory stays bounded.
+        # Decode ahead of the engine, but only a few images: memory stays bounded.
         window = max(2, 2 * options.workers, options.batch_size)
         loads: deque[Future] = deque()
-        writes: deque[tuple[str, Future]] = deque()
+        writes: deque[tuple[str, dict, Future]] = deque()
 
         def prefetch(start: int) -> None:
             while start + len(loads) < len(todo) and len(loads) < window:
@@ -76,13 +97,13 @@ def run_matting(engine: MattingEngine, items: list[InputItem], outdir: Path, opt
                 loads.append(pool.submit(read_image_file, item.path, max_pixels=options.max_pixels))
 
         def drain(limit: int) -> None:
-            while len(writes) > limit or (writes and writes[0][1].done()):
-                name, future = writes.popleft()
+            while len(writes) > limit or (writes and writes[0][2].done()):
+                name, paths, future = writes.popleft()
                 try:
                     future.result()
-                    progress.done(name)
+                    report(ItemRecord(name, Status.DONE, outputs=_strings(paths)))
                 except Exception as exc:  # one bad output never stops the batch
-                    progress.failed(name, _reason(exc))
+                    report(ItemRecord(name, Status.FAILED, failure_reason(exc)))
 
         position = 0
         while position < len(todo):
@@ -94,23 +115,20 @@ def run_matting(engine: MattingEngine, items: list[InputItem], outdir: Path, opt
                 try:
                     chunk.append((item, paths, future.result()))
                 except Exception as exc:
-                    progress.failed(str(item.path), _reason(exc))
+                    report(ItemRecord(str(item.path), Status.FAILED, failure_reason(exc)))
             if not chunk:
                 continue
             try:
                 alphas = engine.predict([image for _, _, image in chunk])
             except Exception as exc:
                 for item, _, _ in chunk:
-                    progress.failed(str(item.path), f"matting failed: {_reason(exc)}")
+                    report(ItemRecord(str(item.path), Status.FAILED, f"matting failed: {failure_reason(exc)}"))
                 continue
             for (item, paths, image), alpha in zip(chunk, alphas):
-                writes.append((str(item.path), pool.submit(write_outputs, image, alpha, paths, options)))
+                writes.append((str(item.path), paths, pool.submit(write_outputs, image, alpha, paths, options)))
             drain(limit=2 * max(1, options.workers))
         drain(limit=0)
-    return progress.close()
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, P3MError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def _strings(paths: dict[str, Path]) -> dict[str, str]:
+    return {kind: str(path) for kind, path in paths.items()}

@@ -1,0 +1,169 @@
+"""The one place that decides what runs: ``open_engine``.
+
+Every front end (the command line, the demo, the benchmark, training validation, and
+later the service, video and cluster runs) asks this module for a
+:class:`~p3m.inference.engine.MattingEngine` and never chooses one itself. A spec is:
+
+- ``"auto"``: installed P3M-Net weights (the most preferred architecture, or the one
+  ``arch`` names) if there are any, else the default engine;
+- ``"default"``: the default engine (segmentation + closed-form matting), a baseline
+  that needs no P3M-Net weights;
+- ``"p3m"``: installed P3M-Net weights, an error if there are none;
+- an installed weights name (``p3m weights list``) or a checkpoint file;
+- an ``nn.Module`` following the P3M-Net output convention, or an engine (returned as is).
+
+Network options (``arch``, ``method``, ``precision``, ``max_size``, ``sizing``, a CUDA
+``device``) left as None take P3M-Net's defaults. Given for an engine that has no use
+for them, they are an error that says what to install, never silently dropped.
+This module imports torch only when a network is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from p3m.errors import CheckpointError, EngineError, OptionError, choice_error
+from p3m.inference.engine import MattingEngine
+
+KEYWORDS = ("auto", "default", "p3m")
+METHODS = ("hybrid", "resize")
+PRECISIONS = ("fp32", "bf16", "fp16")
+SIZINGS = ("aspect", "published")
+#: What P3M-Net takes when an option is left as None.
+NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
+INSTALL_HINT = "install P3M-Net weights once with: p3m weights install FILE (see the README, 'Getting P3M-Net')"
+
+
+def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | None = None,
+                device: str | None = None, precision: str | None = None, max_size: int | None = None,
+                sizing: str | None = None, batch_size: int = 1) -> MattingEngine:
+    """The engine ``spec`` names, ready to predict; ``engine.summary()`` says what runs and why."""
+    options = _checked_options(arch=arch, method=method, precision=precision, max_size=max_size, sizing=sizing,
+                               batch_size=batch_size)
+    if isinstance(spec, MattingEngine):
+        given = _given(options, device)
+        if given:
+            raise EngineError(f"{', '.join(given)}: options apply when an engine is opened, not to an open one")
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        return _network_engine(spec, None, options, device, reason="")
+    text = os.fspath(spec)
+    if text == "default":
+        return _default_engine(options, device, why="the default engine was asked for", reason="")
+    if text in ("auto", "p3m"):
+        weights = _installed_weights(arch)
+        if weights is not None:
+            return _network_engine(None, weights, options, device,
+                                   reason=f"{text}: installed P3M-Net weights '{weights.name}'")
+        if text == "p3m":
+            raise EngineError(f"no P3M-Net weights are installed; {INSTALL_HINT}, or pass a checkpoint file")
+        return _default_engine(options, device, why="no P3M-Net weights are installed",
+                               reason="auto: no P3M-Net weights installed; for P3M-Net: p3m weights install FILE")
+    return _network_engine(None, _weights_file(text), options, device, reason="")
+
+
+def _checked_options(*, arch, method, precision, max_size, sizing, batch_size) -> dict[str, Any]:
+    """Validate every option before anything is loaded; returns them lower-cased."""
+    if method is not None:
+        method = method.lower()
+        if method not in METHODS:
+            raise choice_error("method", method, METHODS)
+    if precision is not None and precision not in PRECISIONS:
+        raise choice_error("precision", precision, PRECISIONS)
+    if sizing is not None and sizing not in SIZINGS:
+        raise choice_error("sizing", sizing, SIZINGS)
+    if max_size is not None and (not isinstance(max_size, int) or max_size < 32):
+        raise OptionError(f"max_size must be a whole number of pixels >= 32; got {max_size!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise OptionError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
+    if arch is not None:
+        from p3m.architectures import canonical_arch
+
+        arch = canonical_arch(arch)
+    return {"arch": arch, "method": method, "precision": precision, "max_size": max_size, "sizing": sizing,
+            "batch_size": batch_size}
+
+
+def _given(options: dict[str, Any], device: str | None) -> list[str]:
+    """The network options that were set, as 'name value' for messages."""
+    given = [f"{name} {value!r}" for name, value in options.items() if value is not None and name != "batch_size"]
+    if device not in (None, "auto", "cpu"):
+        given.append(f"device {device!r}")
+    return given
+
+
+def _default_engine(options: dict[str, Any], device: str | None, *, why: str, reason: str) -> MattingEngine:
+    given = _given(options, device)
+    if given:
+        raise EngineError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to P3M-Net, but {why} "
+                          f"and the default engine (segmentation + closed-form matting, CPU) takes none; "
+                          f"{INSTALL_HINT}, or leave {'it' if len(given) == 1 else 'them'} out")
+    from p3m.inference.default_engine import SegmentationMattingEngine
+
+    engine = SegmentationMattingEngine()
+    engine.reason = reason
+    return engine
+
+
+def _installed_weights(arch: str | None):
+    """The installed weights to run: of ``arch`` if given, else the most preferred; None if none."""
+    from p3m.weights.store import installed, preferred
+
+    found = installed()
+    if arch is not None:
+        of_arch = [w for w in found if w.arch == arch]
+        if found and not of_arch:
+            names = ", ".join(f"{w.name} ({w.arch})" for w in found)
+            raise EngineError(f"no installed weights of architecture {arch} (installed: {names}); {INSTALL_HINT}")
+        found = of_arch
+    return preferred(found)
+
+
+def _weights_file(text: str) -> Path:
+    """An installed name or an existing file."""
+    from p3m.weights.store import installed
+
+    if Path(text).is_file():
+        return Path(text)
+    by_name = {w.name: w.path for w in installed()}
+    if text in by_name:
+        return by_name[text]
+    if Path(text).exists():
+        return Path(text)  # a folder: load_model names the problem
+    if os.sep in text or Path(text).suffix:  # meant as a file
+        raise CheckpointError(f"{text}: no such file")
+    names = ", ".join(by_name) or "none installed"
+    raise EngineError(f"{text}: no such file, and not an engine ({', '.join(KEYWORDS)}) or installed weights "
+                      f"name ({names})")
+
+
+def _network_engine(model, weights, options: dict[str, Any], device: str | None, *, reason: str) -> MattingEngine:
+    from p3m.inference.network_engine import NetworkEngine
+    from p3m.weights import load_model
+
+    if weights is not None:
+        weights = getattr(weights, "path", weights)  # InstalledWeights or a path
+        model, device = load_model(weights, arch=options["arch"], device=device), None  # already there
+    elif options["arch"] is not None:
+        raise EngineError(f"arch {options['arch']!r}: a network object is already built; arch applies to files")
+    settings = {name: options[name] if options[name] is not None else default
+                for name, default in NETWORK_DEFAULTS.items()}
+    engine = NetworkEngine(model, device=device, batch_size=options["batch_size"], weights=weights, **settings)
+    engine.reason = reason
+    return engine
+
+
+def predict_alpha(engine: Any, image, *, max_pixels: int | None = None, **options: Any):
+    """Alpha matte (float32 H x W in [0, 1], the image's size) of one portrait.
+
+    ``engine``: anything :func:`open_engine` takes (``"auto"``, ``"default"``, a
+    checkpoint, a network, an engine); ``options`` are its options (method, device,
+    ...). ``image``: a path, PIL image or H x W x 3 uint8 RGB array. For many images,
+    open the engine once and call ``engine.predict``.
+    """
+    from p3m.io.images import DEFAULT_MAX_PIXELS, load_image
+
+    rgb = load_image(image, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+    return open_engine(engine, **options).predict([rgb])[0]
