@@ -11,7 +11,6 @@ import argparse
 import logging
 import sys
 
-from p3m import __version__
 from p3m.cli import (anonymize, benchmark, convert, demo, doctor, evaluate, matte, prepare_fgbg, privacy_audit,
                      synth, train, weights)
 from p3m.errors import P3MError
@@ -20,12 +19,25 @@ SUBCOMMANDS = (demo, doctor, matte, anonymize, privacy_audit, evaluate, benchmar
                weights, convert)
 
 
+class _Version(argparse.Action):
+    """--version, looking the version up only when asked (it costs an import)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import p3m
+
+        print(f"p3m {p3m.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p3m",
         description="Privacy-preserving portrait matting (P3M-Net) toolkit.",
     )
-    parser.add_argument("--version", action="version", version=f"p3m {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from p3m.architectures import architecture_names
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--images", help="blurred (PPT), original, or a folder of images")
     parser.add_argument("--masks", help="folder of mattes (default ROOT/train/mask)")
     parser.add_argument("--out", help="run folder (default runs/p3m)")
-    parser.add_argument("--arch", "--model", dest="arch", help="p3mnet-r34 (resnet34), p3mnet-vitae-s (vitae-s), basic")
+    parser.add_argument("--arch", "--model", dest="arch", type=str.lower, choices=architecture_names(), metavar="ARCH",
+                        help=f"network: {', '.join(architecture_names())} (default p3mnet-r34)")
     parser.add_argument("--backbone-weights", help="ImageNet encoder weights (.pth or .safetensors)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from p3m.data.layout import SPLITS, find_split
 from p3m.errors import DatasetError
 from p3m.errors import TrainingError
-from p3m.architectures import build_model, spec_of
+from p3m.architectures import build_model, get_spec, spec_of
 from p3m.training.config import TrainConfig, to_toml
 from p3m.training.data import EpochSampler, MattingTrainDataset, collate_skip_bad, find_training_samples
 from p3m.training.losses import LossWeights, p3m_loss
@@ -206,7 +206,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
                                   composition=config.composition_loss, seed=config.seed, arch=config.arch)
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world_size=world)
 
-    model = build_model(config.arch, tfi=config.tfi, sbfi=config.sbfi, dbfi=config.dbfi)
+    switches = {name: getattr(config, name) for name in ("tfi", "sbfi", "dbfi") if name in get_spec(config.arch).options}
+    model = build_model(config.arch, **switches)
     if config.backbone_weights:
         load_backbone(model, config.backbone_weights)
     elif main_process and not resume:
