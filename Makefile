@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install install-test chromium clean
+.PHONY: demo test test-quick lint install install-test chromium clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ demo: install
 	$(VENV)/bin/p3m demo demo_out
 
 test: install-test chromium
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
+
+# The quick loop while developing: no training runs, no demo, no real-photo engine.
+test-quick: install-test
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
 
 # The demo page test runs in headless Chromium (Debian's package); install it when missing.
 chromium:

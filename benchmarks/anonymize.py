@@ -21,9 +21,9 @@ from skimage import data
 
 from p3m.inference.compose import cover
 from p3m.io.images import read_image_file
+from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
 from p3m.privacy import dlib_models
 from p3m.privacy.anonymize import STRENGTHS, blur_inside, face_region
-from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
 
 
 def shares(path: Path, detector: str) -> dict[str, float]:

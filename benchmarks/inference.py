@@ -25,9 +25,9 @@ from torch import nn
 
 from p3m.inference import NetworkEngine
 from p3m.inference.strategies import FullNetworkOnly
-from p3m.utils.device import torch_threads
 from p3m.reference import load_reference_model
 from p3m.reference.given_trimap import GivenTrimap
+from p3m.utils.device import torch_threads
 
 
 def portrait(height: int, width: int) -> np.ndarray:

@@ -25,8 +25,8 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 
 from p3m.data.synthetic import make_portrait
 from p3m.data.trimap import trimap_from_alpha
-from p3m.jobs.evaluate import evaluate_folders
 from p3m.evaluation.metrics import evaluate
+from p3m.jobs.evaluate import evaluate_folders
 
 
 # -- a plain transcription of the published metric code (kept here, not in the library) --

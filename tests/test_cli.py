@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import p3m
 from p3m.cli.main import main
 
@@ -19,11 +21,35 @@ def test_version_and_help(capsys):
     assert f"p3m {p3m.__version__}" in out and "doctor" in out and "convert" in out
 
 
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["evaluate", "--help"], ["matte", "--help"]])
+def test_the_command_line_starts_without_torch(argv):
+    """Help and version import no torch: they answer in the time of importing numpy."""
+    code = ("import sys\nfrom p3m.cli.main import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)" % argv)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stderr
+
+
+def test_evaluate_runs_without_torch(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for folder in ("pred", "gt"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / folder / "a.png")
+    code = ("import sys\nfrom p3m.cli.main import main\n"
+            f"status = main(['evaluate', '--pred', {str(tmp_path / 'pred')!r}, '--gt', {str(tmp_path / 'gt')!r}])\n"
+            "print(status, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
+
+
 def test_console_script_runs_as_a_module():
     done = subprocess.run([sys.executable, "-m", "p3m", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == f"p3m {p3m.__version__}"
 
 
+@pytest.mark.slow
 def test_doctor_reports_environment_and_passes(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out

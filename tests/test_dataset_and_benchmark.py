@@ -104,6 +104,7 @@ def test_evaluate_fast_skips_grad_and_conn(tmp_path, capsys):
     assert set(json.loads((tmp_path / "m.json").read_text())["mean"]) == {"SAD", "MSE", "MAD"}
 
 
+@pytest.mark.slow
 def test_benchmark_writes_report_metrics_csv_and_gallery(synth_root, tmp_path, reference_model, capsys):
     weights = p3m.save_model(reference_model, tmp_path / "ref.safetensors")
     out = tmp_path / "bench"

@@ -13,6 +13,8 @@ from p3m.errors import CheckpointError
 from p3m.inference.compose import cover
 from p3m.weights.default_model import SHA256, check_default_model, default_model_path
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def home(fetched_home, monkeypatch):

@@ -13,6 +13,8 @@ from PIL import Image
 
 from p3m.cli.main import main
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--allow-file-access-from-files", "--virtual-time-budget=5000"]

@@ -162,6 +162,7 @@ def test_hybrid_shortcuts_give_identical_output_to_the_full_network(reference_mo
     np.testing.assert_array_equal(fast, naive)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sizing", ["aspect", "published"])
 def test_hybrid_on_the_unknown_band_only_is_identical_to_the_full_network(reference_model, sizing, monkeypatch):
     # With a compact unknown band, pass 2 runs its last layers on tiles over the band;

@@ -151,7 +151,11 @@ def test_cli_fails_closed_reports_and_audits(tmp_path, photos, capsys):
     assert (out / "blurred_image" / "coffee.jpg").is_file()
 
 
-def test_cli_with_mattes_copies_them_and_protects_transitions(tmp_path, photos, astronaut, capsys):
+def test_mattes_are_copied_and_transitions_protected_with_an_outcome_per_image(tmp_path, photos, astronaut):
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+    from p3m.jobs.results import Status
+    from p3m.privacy.anonymize import Outcome
+
     mattes = tmp_path / "alpha"
     mattes.mkdir()
     alpha = np.full(astronaut.shape[:2], 255, np.uint8)
@@ -159,14 +163,19 @@ def test_cli_with_mattes_copies_them_and_protects_transitions(tmp_path, photos, 
     Image.fromarray(alpha).save(mattes / "astro.png")
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(mattes / "astro_png.png")  # wrong size
     out = tmp_path / "out"
-    assert main(["anonymize", str(photos / "astro.jpg"), str(photos / "astro_png.png"), str(photos / "coffee.jpg"),
-                 "-o", str(out), "--alpha", str(mattes), "--jpeg-quality", "95"]) == 1
-    err = capsys.readouterr().err
-    assert "astro_png.png: error: matte astro_png.png is 5x5" in err
-    assert "coffee.jpg: missing-matte" in err
+    report = anonymize_files([photos / "astro.jpg", photos / "astro_png.png", photos / "coffee.jpg"], out,
+                             AnonymizeOptions(alpha_dir=mattes, jpeg_quality=95))
+    by_image = {r.image: r for r in report.records}
+    assert {name: (r.outcome, r.status) for name, r in by_image.items()} == {
+        "astro.jpg": (Outcome.OK, Status.DONE), "astro_png.png": (Outcome.ERROR, Status.FAILED),
+        "coffee.jpg": (Outcome.MISSING_MATTE, Status.FAILED)}
+    assert by_image["astro_png.png"].reason == "error: matte astro_png.png is 5x5, image is 512x512"
+    assert by_image["astro.jpg"].audit.changed_transition_pixels == 0 and not report.ok
+    assert by_image["astro.jpg"].outputs["mask"] == str(out / "mask" / "astro.png")
     assert (out / "mask" / "astro.png").is_file() and not (out / "blurred_image" / "astro_png.png").exists()
-    rows = {r["image"]: r for r in json.loads((out / "report.json").read_text())["images"]}
-    assert rows["astro.jpg"]["changed_transition_pixels"] == 0
+    written = json.loads((out / "report.json").read_text())
+    assert written == json.loads(json.dumps(report.to_dict(), default=str))  # the file is the result, written
+    assert report.totals()["errors"] == 2 and report.totals()["anonymized"] == 1
 
 
 def test_privacy_audit_command_with_references(tmp_path, photos, astronaut, capsys):

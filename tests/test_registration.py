@@ -84,6 +84,7 @@ def test_the_doctor_checks_it(tiny):
     assert len(mine) == 1 and mine[0].ok, mine
 
 
+@pytest.mark.slow
 def test_training_freezes_what_it_declares_and_loads_its_backbone(tiny, tmp_path):
     from p3m.data.synthetic import write_synthetic_dataset
     from p3m.training.config import TrainConfig

@@ -16,8 +16,8 @@ import p3m
 from p3m.cli.main import main
 from p3m.data.layout import DatasetError
 from p3m.data.synthetic import write_synthetic_dataset
-from p3m.training.config import TrainConfig, load_config, to_toml
 from p3m.data.trimap import FOREGROUND, UNKNOWN, make_trimap, trimap_from_alpha
+from p3m.training.config import TrainConfig, load_config, to_toml
 from p3m.training.data import MattingTrainDataset, choose_crop, find_training_samples
 from p3m.training.loop import TrainingError, train
 from p3m.utils.device import torch_threads
@@ -113,6 +113,7 @@ def test_config_file_overrides_and_round_trip(tmp_path):
 
 
 # -- the loop --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_root):
     with torch_threads(1):  # bit-reproducible arithmetic
         train(_config(data_root, tmp_path / "full"))
@@ -128,6 +129,7 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_root
     assert len(rows) == 1 + 4  # header + 4 optimiser steps, none repeated
 
 
+@pytest.mark.slow
 def test_training_changes_weights_and_exports_loadable_models(tmp_path, data_root):
     result = train(_config(data_root, tmp_path / "run", epochs=1, val_every=1, val_limit=1))
     model = p3m.load_model(result.final_weights)
@@ -138,6 +140,7 @@ def test_training_changes_weights_and_exports_loadable_models(tmp_path, data_roo
     assert not torch.equal(model.decoder_final_l.weight, fresh.decoder_final_l.weight)
 
 
+@pytest.mark.slow
 def test_bad_samples_are_skipped_counted_and_stop_the_run_past_the_threshold(tmp_path, data_root):
     root = tmp_path / "copy"
     shutil.copytree(data_root, root)
@@ -167,6 +170,7 @@ def _vitae_file(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_cli_train_and_precision_check(tmp_path, data_root, capsys):
     assert main(["train", "--data", str(data_root), "--out", str(tmp_path / "cli"), "--size", "64",
                  "--batch-size", "2", "--epochs", "1", "--workers", "0", "--device", "cpu", "--val-every", "0",
@@ -193,6 +197,7 @@ def test_prepare_fgbg_writes_colours_that_recompose_the_image(tmp_path, data_roo
     assert "0 done, 4 skipped" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_process_distributed_training_on_cpu(tmp_path, data_root):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -206,6 +211,7 @@ def test_two_process_distributed_training_on_cpu(tmp_path, data_root):
     assert (out / "final.safetensors").is_file() and (out / "checkpoints" / "last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_vitae_trains_and_takes_its_imagenet_backbone(tmp_path, data_root):
     donor = p3m.build_model("vitae-s")
     backbone = tmp_path / "vitae_s_imagenet.pth"

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 
-
 def _say(text: str) -> None:
     print(f"p3m demo: {text}", file=sys.stderr, flush=True)
 
@@ -125,7 +124,8 @@ td,th{{border:1px solid #bbb;padding:3px 6px}}</style></head>
 window.addEventListener('load', function () {{
   var imgs = Array.prototype.slice.call(document.images);
   document.body.setAttribute('data-images-total', imgs.length);
-  document.body.setAttribute('data-images-loaded', imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length);
+  var loaded = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }});
+  document.body.setAttribute('data-images-loaded', loaded.length);
 }});
 </script></body></html>
 """

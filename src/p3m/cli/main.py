@@ -11,8 +11,20 @@ import argparse
 import logging
 import sys
 
-from p3m.cli import (anonymize, benchmark, convert, demo, doctor, evaluate, matte, prepare_fgbg, privacy_audit,
-                     synth, train, weights)
+from p3m.cli import (
+    anonymize,
+    benchmark,
+    convert,
+    demo,
+    doctor,
+    evaluate,
+    matte,
+    prepare_fgbg,
+    privacy_audit,
+    synth,
+    train,
+    weights,
+)
 from p3m.errors import P3MError
 
 SUBCOMMANDS = (demo, doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg,

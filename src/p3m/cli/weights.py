@@ -43,9 +43,8 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from p3m.weights.store import installed, weights_dir
-
     from p3m.weights.default_model import default_model_path
+    from p3m.weights.store import installed, weights_dir
 
     found = installed()
     model = default_model_path()

@@ -16,6 +16,16 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+@dataclass(frozen=True)
+class LossWeights:
+    """The published weights of the total loss: semantic / 6 + 2 local + 3 fusion + composition."""
+
+    semantic: float = 1 / 6
+    local: float = 2.0
+    fusion: float = 3.0
+    composition: float = 1.0
+
+
 @dataclass
 class TrainConfig:
     data: str = ""                      # P3M-10k root (train/, validation/)
@@ -38,10 +48,10 @@ class TrainConfig:
     workers: int = 2                    # data-loader processes
     seed: int = 0
     composition_loss: bool = True
-    weight_semantic: float = 1 / 6
-    weight_local: float = 2.0
-    weight_fusion: float = 3.0
-    weight_composition: float = 1.0
+    weight_semantic: float = LossWeights.semantic
+    weight_local: float = LossWeights.local
+    weight_fusion: float = LossWeights.fusion
+    weight_composition: float = LossWeights.composition
     val_every: int = 1                  # epochs between validations (0: never)
     val_limit: int = 0                  # images per test split (0: all)
     val_method: str = "resize"

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
-from p3m.data.layout import images_by_stem
-from p3m.errors import DatasetError, ImageError
-from p3m.data.trimap import UNKNOWN, make_trimap
 from p3m.architectures import ArchitectureSpec, get_spec
+from p3m.data.layout import images_by_stem
+from p3m.data.trimap import UNKNOWN, make_trimap
+from p3m.errors import DatasetError, ImageError
 from p3m.io.images import read_image_file, read_matte
 
 CROP_SIZES = (512, 768, 1024)

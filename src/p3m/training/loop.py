@@ -23,13 +23,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p3m.data.layout import SPLITS, find_split
-from p3m.errors import DatasetError
-from p3m.errors import TrainingError
 from p3m.architectures import build_model, get_spec, spec_of
-from p3m.training.config import TrainConfig, to_toml
+from p3m.data.layout import SPLITS, find_split
+from p3m.errors import DatasetError, TrainingError
+from p3m.training.config import LossWeights, TrainConfig, to_toml
 from p3m.training.data import EpochSampler, MattingTrainDataset, collate_skip_bad, find_training_samples
-from p3m.training.losses import LossWeights, p3m_loss
+from p3m.training.losses import p3m_loss
 from p3m.utils.device import resolve_device
 from p3m.utils.files import atomic_path
 from p3m.weights.io import read_state_dict, save_model

@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from p3m.models.outputs import P3MOutput, TRANSITION
+from p3m.models.outputs import TRANSITION, P3MOutput
+from p3m.training.config import LossWeights
 
 EPS = 1e-12
 
@@ -76,17 +75,10 @@ def composition_loss(alpha: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, im
     return torch.sqrt((composite - image) ** 2 + EPS).mean()
 
 
-@dataclass
-class LossWeights:
-    semantic: float = 1 / 6
-    local: float = 2.0
-    fusion: float = 3.0
-    composition: float = 1.0
-
-
-def p3m_loss(output: P3MOutput, batch: dict, weights: LossWeights = LossWeights(),
+def p3m_loss(output: P3MOutput, batch: dict, weights: LossWeights | None = None,
              composition: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
-    """The total training loss and each term (for logging)."""
+    """The total training loss and each term (for logging); published weights by default."""
+    weights = weights or LossWeights()
     alpha, trimap = batch["alpha"], batch["trimap"]
     unknown = (trimap == TRANSITION).float()
     terms = {

@@ -20,8 +20,8 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from p3m.errors import CheckpointError
 from p3m.architectures import build_model, canonical_arch, infer_architecture
+from p3m.errors import CheckpointError
 from p3m.utils.device import resolve_device
 from p3m.utils.files import atomic_path
 

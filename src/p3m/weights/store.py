@@ -18,7 +18,6 @@ from p3m.errors import ArchitectureError, CheckpointError
 from p3m.weights.io import load_model, read_state_dict, save_model
 
 
-
 def p3m_home() -> Path:
     if os.environ.get("P3M_HOME"):
         return Path(os.environ["P3M_HOME"])

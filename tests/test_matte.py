@@ -1,4 +1,5 @@
-"""``p3m matte`` on real folders: naming, outputs, resume, bad files, exit status."""
+"""Matting folders (``p3m.jobs.matte.matte_files`` and ``p3m matte``): naming, outputs,
+resume, bad files, statuses."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from PIL import Image
 import p3m
 from p3m.cli.main import main
 from p3m.inference.compose import Background, composite, cutout_rgba, parse_colour
+from p3m.jobs.matte import MatteOptions, matte_files
+from p3m.jobs.results import Status
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, reference_model):
     return p3m.save_model(reference_model, tmp_path_factory.mktemp("w") / "ref.safetensors")
+
+
+@pytest.fixture(scope="module")
+def engine(weights):
+    return p3m.open_engine(weights, method="resize")
 
 
 def _photo(h=70, w=50, seed=0):
@@ -47,46 +55,51 @@ def test_folder_outputs_mirror_the_tree(photo_tree, tmp_path, weights, capsys):
     assert not list(out.rglob(".*.tmp"))
 
 
-def test_rerun_skips_existing_outputs_unless_overwrite(photo_tree, tmp_path, weights, capsys):
+def test_rerun_skips_existing_outputs_unless_overwrite(photo_tree, tmp_path, engine):
     out = tmp_path / "out"
-    args = ["matte", str(photo_tree), "-o", str(out), "--checkpoint", str(weights), "--method", "resize"]
-    assert main(args) == 0
+    first = matte_files(engine, [photo_tree], out)
+    assert (first.done, first.skipped, first.failed) == (3, 0, 0) and first.ok
     (out / "alpha" / "a.png").unlink()  # as if the run had been killed before this one
-    capsys.readouterr()
-    assert main(args) == 0
-    assert "1 done, 2 skipped" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
-    assert "3 done, 0 skipped" in capsys.readouterr().err
+    second = matte_files(engine, [photo_tree], out)
+    assert {r.name.split("/")[-1]: r.status for r in second.records} == {
+        "a.jpg": Status.DONE, "gray.png": Status.SKIPPED, "b.png": Status.SKIPPED}
+    assert matte_files(engine, [photo_tree], out, MatteOptions(overwrite=True)).done == 3
 
 
-def test_bad_files_are_reported_and_the_batch_goes_on(photo_tree, tmp_path, weights, capsys):
+def test_bad_files_are_recorded_and_the_batch_goes_on(photo_tree, tmp_path, engine):
     (photo_tree / "notes.jpg").write_text("not an image")
     Image.fromarray(_photo(300, 300)).save(photo_tree / "huge.png")
-    good = photo_tree / "a.jpg"
-    (photo_tree / "cut.jpg").write_bytes(good.read_bytes()[:200])
+    (photo_tree / "cut.jpg").write_bytes((photo_tree / "a.jpg").read_bytes()[:200])
     out = tmp_path / "out"
-    code = main(["matte", str(photo_tree), str(tmp_path / "missing.jpg"), "-o", str(out),
-                 "--checkpoint", str(weights), "--max-pixels", "20000", "--method", "resize"])
-    err = capsys.readouterr().err
-    assert code == 1
-    assert "notes.jpg: not an image file" in err
-    assert "huge.png: 300x300" in err and "--max-pixels" in err
-    assert "cut.jpg: cannot decode image" in err
-    assert "missing.jpg: no such file or directory" in err
-    assert "3 done, 0 skipped, 4 failed" in err
-    assert "Traceback" not in err
+    result = matte_files(engine, [photo_tree, tmp_path / "missing.jpg"], out, MatteOptions(max_pixels=20000))
+    reasons = {r.name.split("/")[-1]: r.reason for r in result.records if r.status == Status.FAILED}
+    assert "not an image file" in reasons["notes.jpg"]
+    assert "300x300" in reasons["huge.png"] and "--max-pixels" in reasons["huge.png"]
+    assert "cannot decode image" in reasons["cut.jpg"]
+    assert reasons["missing.jpg"] == "no such file or directory"
+    assert (result.done, result.failed, result.ok) == (3, 4, False)
     assert {p.name for p in (out / "alpha").rglob("*.png")} == {"a.png", "gray.png", "b.png"}
+    assert {r.name for r in result.records if r.status == Status.DONE} == {
+        str(photo_tree / "a.jpg"), str(photo_tree / "2024" / "gray.png"), str(photo_tree / "2024" / "trip" / "b.png")}
 
 
-def test_glob_inputs_and_name_collisions(tmp_path, weights, capsys):
+def test_cli_prints_one_line_per_failure_and_exits_1(photo_tree, tmp_path, weights, capsys):
+    (photo_tree / "notes.jpg").write_text("not an image")
+    code = main(["matte", str(photo_tree), "-o", str(tmp_path / "out"), "--checkpoint", str(weights),
+                 "--method", "resize"])
+    err = capsys.readouterr().err
+    assert code == 1 and "notes.jpg: not an image file" in err and "3 done, 0 skipped, 1 failed" in err
+    assert "Traceback" not in err
+
+
+def test_glob_inputs_and_name_collisions(tmp_path, engine):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(_photo()).save(src / "x.png")
     Image.fromarray(_photo(seed=3)).save(src / "x.jpg")
     out = tmp_path / "out"
-    assert main(["matte", str(src / "*.*"), "-o", str(out), "--checkpoint", str(weights), "--method", "resize"]) == 1
-    err = capsys.readouterr().err
-    assert "already taken" in err and (out / "alpha" / "x.png").is_file()
+    result = matte_files(engine, [str(src / "*.*")], out)
+    assert result.failed == 1 and "already taken" in result.failures[0].reason and (out / "alpha" / "x.png").is_file()
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, capsys):
