@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from p3m.errors import P3MError
 from p3m.io import ImageError, load_image
 from p3m.io.images import matte_to_float, read_matte
 from p3m.io.writers import write_matte
@@ -139,5 +140,5 @@ def test_written_mattes_read_back_to_their_depth(tmp_path, bits):
     alpha = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
     back = read_matte(write_matte(tmp_path / "a.png", alpha, bits=bits))
     np.testing.assert_allclose(back, alpha, atol=0.5 / (2**bits - 1) + 1e-7)
-    with pytest.raises(ValueError, match="8 or 16 bits"):
+    with pytest.raises(P3MError, match="matte bits must be one of 8, 16"):
         write_matte(tmp_path / "b.png", alpha, bits=12)
