@@ -22,6 +22,42 @@ SPLIT_FACES = {"P3M-500-P": "B", "P3M-500-NP": "N"}
 
 
 @dataclass(frozen=True)
+class TrainLayout:
+    """The training folders of a P3M-10k copy: ROOT/train/<kind>/, one file per stem.
+
+    ``image_dir("blurred")`` holds the face-blurred images the PPT setting trains on,
+    ``image_dir("original")`` the normal ones; ``fg``/``bg`` are the colours the
+    composition loss needs (``p3m prepare-fgbg``).
+    """
+
+    root: Path
+
+    @property
+    def train(self) -> Path:
+        return Path(self.root) / "train"
+
+    def image_dir(self, faces: str) -> Path:
+        """``faces``: "blurred" or "original"."""
+        return self.train / f"{faces}_image"
+
+    @property
+    def mask_dir(self) -> Path:
+        return self.train / "mask"
+
+    @property
+    def fg_dir(self) -> Path:
+        return self.train / "fg"
+
+    @property
+    def bg_dir(self) -> Path:
+        return self.train / "bg"
+
+    @property
+    def facemask_dir(self) -> Path:
+        return self.train / "facemask"
+
+
+@dataclass(frozen=True)
 class TestSplit:
     name: str
     root: Path
@@ -37,6 +73,10 @@ class TestSplit:
     @property
     def trimap_dir(self) -> Path:
         return self.root / "trimap"
+
+    @property
+    def facemask_dir(self) -> Path:
+        return self.root / "facemask"
 
     def files(self) -> "SplitFiles":
         return SplitFiles(images_by_stem(self.image_dir), images_by_stem(self.mask_dir),

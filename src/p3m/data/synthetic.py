@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from p3m.data.layout import SPLIT_FACES, TestSplit, TrainLayout
 from p3m.data.trimap import trimap_from_alpha
 from p3m.io.writers import write_image, write_matte
 
@@ -150,29 +151,28 @@ def write_synthetic_dataset(out: str | Path, *, train: int = 8, val: int = 4, si
     out = Path(out)
     h, w = size
     trimap_width = max(3, min(h, w) // 40)
+    layout = TrainLayout(out)
     for i in range(train):
         p = make_portrait(np.random.default_rng([seed, 0, i]), h, w)
         stem = f"p_train_{i:05d}"
-        write_image(out / "train" / "blurred_image" / f"{stem}.jpg", p.blurred)
-        write_image(out / "train" / "original_image" / f"{stem}.jpg", p.image)
-        write_matte(out / "train" / "mask" / f"{stem}.png", p.alpha)
-        write_image(out / "train" / "fg" / f"{stem}.jpg", p.foreground)
-        write_image(out / "train" / "bg" / f"{stem}.jpg", p.background)
-        write_image(out / "train" / "facemask" / f"{stem}.png", p.facemask)
+        write_image(layout.image_dir("blurred") / f"{stem}.jpg", p.blurred)
+        write_image(layout.image_dir("original") / f"{stem}.jpg", p.image)
+        write_matte(layout.mask_dir / f"{stem}.png", p.alpha)
+        write_image(layout.fg_dir / f"{stem}.jpg", p.foreground)
+        write_image(layout.bg_dir / f"{stem}.jpg", p.background)
+        write_image(layout.facemask_dir / f"{stem}.png", p.facemask)
         if progress:
             progress()
-    for split_id, (split, image_dir, prefix) in enumerate(
-        (("P3M-500-P", "blurred_image", "p"), ("P3M-500-NP", "original_image", "np")), start=1
-    ):
-        base = out / "validation" / split
+    for split_id, (name, prefix) in enumerate((("P3M-500-P", "p"), ("P3M-500-NP", "np")), start=1):
+        split = TestSplit(name, out / "validation" / name)
         for i in range(val):
             p = make_portrait(np.random.default_rng([seed, split_id, i]), h, w)
             stem = f"{prefix}_{i:05d}"
-            write_image(base / image_dir / f"{stem}.jpg", p.blurred if split == "P3M-500-P" else p.image)
-            write_matte(base / "mask" / f"{stem}.png", p.alpha)
-            write_image(base / "trimap" / f"{stem}.png", trimap_from_alpha(p.alpha, trimap_width))
-            if split == "P3M-500-P":
-                write_image(base / "facemask" / f"{stem}.png", p.facemask)
+            write_image(split.image_dir / f"{stem}.jpg", p.blurred if SPLIT_FACES[name] == "B" else p.image)
+            write_matte(split.mask_dir / f"{stem}.png", p.alpha)
+            write_image(split.trimap_dir / f"{stem}.png", trimap_from_alpha(p.alpha, trimap_width))
+            if SPLIT_FACES[name] == "B":
+                write_image(split.facemask_dir / f"{stem}.png", p.facemask)
             if progress:
                 progress()
     return out

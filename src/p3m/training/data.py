@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
 from p3m.architectures import ArchitectureSpec, get_spec
-from p3m.data.layout import images_by_stem
+from p3m.data.layout import TrainLayout, images_by_stem
 from p3m.data.trimap import UNKNOWN, make_trimap
 from p3m.errors import DatasetError, ImageError
 from p3m.io.images import read_image_file, read_matte
@@ -46,10 +46,11 @@ def find_training_samples(root: str | Path | None, images: str = "blurred", mask
     if images in ("blurred", "original"):
         if root is None:
             raise DatasetError(f"--images {images} needs --data ROOT (a P3M-10k folder)")
-        image_dir = root / "train" / f"{images}_image"
+        image_dir = TrainLayout(root).image_dir(images)
     else:
         image_dir = Path(images)
-    mask_dir = Path(masks) if masks else (root / "train" / "mask" if root else None)
+    layout = TrainLayout(root) if root else None
+    mask_dir = Path(masks) if masks else (layout.mask_dir if layout else None)
     if mask_dir is None:
         raise DatasetError("a folder of images needs --masks DIR (or --data ROOT with train/mask)")
     for folder in (image_dir, mask_dir):
@@ -60,8 +61,8 @@ def find_training_samples(root: str | Path | None, images: str = "blurred", mask
     problems += [(str(mask_files[s]), "matte without an image") for s in sorted(set(mask_files) - set(image_files))]
     fg_files = bg_files = {}
     if composition:
-        fg_dir = root / "train" / "fg" if root else None
-        bg_dir = root / "train" / "bg" if root else None
+        fg_dir = layout.fg_dir if layout else None
+        bg_dir = layout.bg_dir if layout else None
         if fg_dir is None or not fg_dir.is_dir() or not bg_dir.is_dir():
             where = f"{root}/train/fg and train/bg" if root else "train/fg and train/bg"
             raise DatasetError(f"the composition loss needs foreground and background colours ({where}); "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from p3m.data.layout import images_by_stem
+from p3m.data.layout import TrainLayout, images_by_stem
 from p3m.errors import DatasetError, ImageError
 from p3m.io.images import read_image_file, read_matte
 from p3m.io.writers import write_image
@@ -49,7 +49,8 @@ def prepare_fgbg(root: str | Path, *, images: str = "blurred", method: str = "ml
                  overwrite: bool = False, progress=None) -> tuple[int, int, list[tuple[str, str]]]:
     """Write ROOT/train/fg and ROOT/train/bg; returns (done, skipped, failures)."""
     root = Path(root)
-    image_dir, mask_dir = root / "train" / f"{images}_image", root / "train" / "mask"
+    layout = TrainLayout(root)
+    image_dir, mask_dir = layout.image_dir(images), layout.mask_dir
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
             raise DatasetError(f"{folder}: no such folder")
@@ -57,7 +58,7 @@ def prepare_fgbg(root: str | Path, *, images: str = "blurred", method: str = "ml
     jobs, skipped = [], 0
     for stem in sorted(set(image_files) & set(mask_files)):
         suffix = image_files[stem].suffix
-        fg_path, bg_path = root / "train" / "fg" / f"{stem}{suffix}", root / "train" / "bg" / f"{stem}{suffix}"
+        fg_path, bg_path = layout.fg_dir / f"{stem}{suffix}", layout.bg_dir / f"{stem}{suffix}"
         if not overwrite and fg_path.exists() and bg_path.exists():
             skipped += 1
             continue
