@@ -1,4 +1,4 @@
-"""Anonymisation speed at 1080 x 1620 (a portrait), HOG and CNN, 1 and 2 workers,
+"""Anonymization speed at 1080 x 1620 (a portrait), HOG and CNN, 1 and 2 workers,
 and where the time goes (decoding, detection, landmarks, blur, encoding).
 
 The photo is scikit-image's astronaut scaled to cover 1080 x 1620 (one real face).

@@ -225,11 +225,11 @@ def test_privacy_audit_reads_references_from_a_csv(tmp_path, photos, astronaut, 
 
 def test_changed_transition_pixels_read_every_matte_depth_alike():
     original = np.zeros((4, 5, 3), np.uint8)
-    anonymised = original.copy()
-    anonymised[:, :3] = 9  # columns 0-2 changed
+    anonymized = original.copy()
+    anonymized[:, :3] = 9  # columns 0-2 changed
     alpha8 = np.zeros((4, 5), np.uint8)
     alpha8[:, 1:4] = 128  # transition in columns 1-3
     alpha8[0, 2] = 255  # one opaque pixel inside the changed area
-    counts = {changed_transition_pixels(original, anonymised, a)
+    counts = {changed_transition_pixels(original, anonymized, a)
               for a in (alpha8, alpha8.astype(np.uint16) * 257, alpha8 / 255.0)}
     assert counts == {7}  # columns 1-2 of 4 rows, less the opaque pixel

@@ -9,9 +9,9 @@ from pathlib import Path
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="matte and anonymise a real portrait, train and benchmark on synthetic data; write index.html",
+        help="matte and anonymize a real portrait, train and benchmark on synthetic data; write index.html",
         description="The whole system in one command: default-engine matting of a real portrait, face "
-        "anonymisation with a privacy audit, a short CPU training run on a synthetic P3M-10k and a "
+        "anonymization with a privacy audit, a short CPU training run on a synthetic P3M-10k and a "
         "B:B / B:N benchmark; results in OUT/index.html and OUT/report.md. Needs the default engine's "
         "model (p3m weights fetch default) and the demo extras (pip install 'p3m[demo]').",
     )

@@ -9,7 +9,7 @@
 4. A Gaussian blur, sigma = ``sigma_scale`` x face width, blended with a feathered
    weight that stays inside the mask: no pixel outside the mask changes.
 
-Fails closed: an image with no face gets status ``Outcome.NO_FACE`` and no anonymised image,
+Fails closed: an image with no face gets status ``Outcome.NO_FACE`` and no anonymized image,
 unless a hand-drawn mask is given.
 """
 
@@ -73,7 +73,7 @@ class FaceDetail:
 @dataclass
 class AnonymizeResult:
     status: Outcome                 # OK, HAND_MASK or NO_FACE
-    image: np.ndarray | None        # the anonymised copy (None when no face: fail closed)
+    image: np.ndarray | None        # the anonymized copy (None when no face: fail closed)
     mask: np.ndarray                # uint8 0/255: the pixels that changed (P3M-10k's facemask)
     faces: list[FaceDetail] = field(default_factory=list)
     detected: list[Face] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""The privacy outcome of one anonymised image, measured.
+"""The privacy outcome of one anonymized image, measured.
 
 - re-detection: does the face detector still find a face overlapping a blurred face;
 - identity (faces detected with confidence >= 0.5; weaker detections are blurred but
@@ -31,8 +31,8 @@ class AuditResult:
     faces: int
     redetected: int
     low_confidence: int = 0                                          # blurred, not identity-audited
-    distances: list[float] = field(default_factory=list)           # original vs anonymised
-    reference_distances: list[float] = field(default_factory=list)  # anonymised vs references (min per face)
+    distances: list[float] = field(default_factory=list)           # original vs anonymized
+    reference_distances: list[float] = field(default_factory=list)  # anonymized vs references (min per face)
     changed_transition_pixels: int | None = None
     changed_outside_fraction: float | None = None
 
@@ -46,31 +46,31 @@ def _overlaps(a: tuple, b: tuple) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def audit_pair(original: np.ndarray, anonymised: np.ndarray, *, faces: list[Face] | None = None,
+def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face] | None = None,
                alpha: np.ndarray | None = None, face_mask: np.ndarray | None = None,
                references: list[np.ndarray] | None = None, detector: str = "hog") -> AuditResult:
     faces = faces if faces is not None else detect_faces(original, detector=detector)
-    after = detect_faces(anonymised, detector=detector)
+    after = detect_faces(anonymized, detector=detector)
     result = AuditResult(len(faces), sum(any(_overlaps(f.box, g.box) for g in after) for f in faces))
     for face in faces:
         if face.score < IDENTITY_MIN_SCORE:
             result.low_confidence += 1
             continue
-        blurred = face_descriptor(anonymised, face)
+        blurred = face_descriptor(anonymized, face)
         result.distances.append(float(np.linalg.norm(face_descriptor(original, face) - blurred)))
         if references:
             result.reference_distances.append(float(min(np.linalg.norm(blurred - r) for r in references)))
-    changed = (original != anonymised).any(axis=2)
+    changed = (original != anonymized).any(axis=2)
     if alpha is not None:
-        result.changed_transition_pixels = changed_transition_pixels(original, anonymised, alpha)
+        result.changed_transition_pixels = changed_transition_pixels(original, anonymized, alpha)
     if face_mask is not None:
         result.changed_outside_fraction = float((changed & ~(face_mask > 0)).sum() / changed.size)
     return result
 
 
-def changed_transition_pixels(original: np.ndarray, anonymised: np.ndarray, alpha: np.ndarray) -> int:
-    """How many pixels with 0 < alpha < 1 the anonymisation changed (it must change none)."""
-    changed = (original != anonymised).any(axis=2)
+def changed_transition_pixels(original: np.ndarray, anonymized: np.ndarray, alpha: np.ndarray) -> int:
+    """How many pixels with 0 < alpha < 1 the anonymization changed (it must change none)."""
+    changed = (original != anonymized).any(axis=2)
     return int((changed & transition_pixels(matte_to_float(alpha))).sum())
 
 

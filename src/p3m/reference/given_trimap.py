@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from p3m.models.classes import TRIMAP_BACKGROUND, TRIMAP_FOREGROUND
 from p3m.models.outputs import BACKGROUND, FOREGROUND, TRANSITION, fuse_global_local
 
 
@@ -25,8 +26,8 @@ class GivenTrimap(nn.Module):
         super().__init__()
         self.model = model
         classes = np.full(trimap.shape, TRANSITION, np.int64)
-        classes[trimap == 0] = BACKGROUND
-        classes[trimap == 255] = FOREGROUND
+        classes[trimap == TRIMAP_BACKGROUND] = BACKGROUND
+        classes[trimap == TRIMAP_FOREGROUND] = FOREGROUND
         self.register_buffer("classes", torch.from_numpy(classes), persistent=False)
 
     def _logits(self, like: torch.Tensor) -> torch.Tensor:
