@@ -3,6 +3,8 @@ resume, bad files, statuses."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -64,6 +66,10 @@ def test_rerun_skips_existing_outputs_unless_overwrite(photo_tree, tmp_path, eng
     assert {r.name.split("/")[-1]: r.status for r in second.records} == {
         "a.jpg": Status.DONE, "gray.png": Status.SKIPPED, "b.png": Status.SKIPPED}
     assert matte_files(engine, [photo_tree], out, MatteOptions(overwrite=True)).done == 3
+    as_json = json.loads(json.dumps(second.to_dict()))  # what a service would return
+    assert as_json["totals"] == {"done": 1, "skipped": 2, "failed": 0, "held-back": 0}
+    assert {item["status"] for item in as_json["items"]} == {"done", "skipped"}
+    assert as_json["items"][0]["outputs"]["alpha"].endswith(".png")
 
 
 def test_bad_files_are_recorded_and_the_batch_goes_on(photo_tree, tmp_path, engine):

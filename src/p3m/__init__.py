@@ -4,7 +4,7 @@ Top-level names are imported on first use, so that tools which need no network
 (metrics, evaluation workers) do not pay for importing torch.
 """
 
-from importlib import import_module
+from p3m.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "ArchitectureError": "p3m.errors",
@@ -36,15 +36,14 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
+_exported = lazy_attributes(__name__, _EXPORTS)
+
+
 def __getattr__(name: str):
     if name == "__version__":
         globals()[name] = value = _version()
         return value
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'p3m' has no attribute {name!r}")
+    return _exported(name)
 
 
 def __dir__():

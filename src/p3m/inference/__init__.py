@@ -3,7 +3,7 @@
 Names are imported on first use: opening the default engine imports no torch.
 """
 
-from importlib import import_module
+from p3m.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "MattingEngine": "p3m.inference.engine",
@@ -15,8 +15,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'p3m.inference' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

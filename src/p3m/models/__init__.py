@@ -4,7 +4,7 @@ Names are imported on first use, so that reading architecture specs or class
 constants does not import torch.
 """
 
-from importlib import import_module
+from p3m.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "P3MNet": "p3m.models.p3mnet",
@@ -17,8 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'p3m.models' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
