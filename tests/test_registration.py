@@ -66,7 +66,7 @@ def test_loading_the_store_and_the_factory_find_it(tiny, tmp_path, monkeypatch, 
     install(p3m.save_model(reference_model, tmp_path / "r34.safetensors"))
     assert {w.name: w.arch for w in installed()} == {"tiny": "tiny", "p3mnet-r34": "p3mnet-r34"}
     assert p3m.open_engine("auto").weights.name == "tiny.safetensors"  # its preference ranks first
-    assert p3m.open_engine("auto", arch="p3mnet-r34").weights.name == "p3mnet-r34.safetensors"
+    assert p3m.open_engine("auto", arch="resnet34").weights.name == "p3mnet-r34.safetensors"  # an alias too
 
 
 def test_inference_uses_its_normalisation(tiny):

@@ -13,7 +13,7 @@ import argparse
 
 from p3m.architectures import architecture_names
 from p3m.errors import EngineError
-from p3m.inference.factory import METHODS, PRECISIONS
+from p3m.inference.engine import METHODS, PRECISIONS
 
 
 def positive_int(text: str) -> int:

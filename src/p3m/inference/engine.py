@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: The published test strategies, and the precisions a network may run in.
+METHODS = ("hybrid", "resize")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
 class MattingEngine(ABC):
     """Predicts float32 H x W alpha mattes in [0, 1] for RGB uint8 images."""
 

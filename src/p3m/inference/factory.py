@@ -25,12 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from p3m.errors import CheckpointError, EngineError, OptionError, choice_error
-from p3m.inference.engine import MattingEngine
+from p3m.inference.engine import METHODS, PRECISIONS, MattingEngine
+from p3m.inference.sizing import SIZINGS
 
 KEYWORDS = ("auto", "default", "p3m")
-METHODS = ("hybrid", "resize")
-PRECISIONS = ("fp32", "bf16", "fp16")
-SIZINGS = ("aspect", "published")
 #: What P3M-Net takes when an option is left as None.
 NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
 INSTALL_HINT = "install P3M-Net weights once with: p3m weights install FILE (see the README, 'Getting P3M-Net')"
@@ -53,7 +51,7 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
     if text == "default":
         return _default_engine(options, device, why="the default engine was asked for", reason="")
     if text in ("auto", "p3m"):
-        weights = _installed_weights(arch)
+        weights = _installed_weights(options["arch"])
         if weights is not None:
             return _network_engine(None, weights, options, device,
                                    reason=f"{text}: installed P3M-Net weights '{weights.name}'")

@@ -25,12 +25,12 @@ from torch import nn
 
 from p3m.architectures import input_normalisation
 from p3m.errors import choice_error
+from p3m.inference.engine import METHODS, PRECISIONS
 from p3m.inference.resize import bilinear_sources, resize_bilinear, resized_class_is_exact
 from p3m.inference.sizing import network_size
 from p3m.models.classes import BACKGROUND, FOREGROUND
 
-METHODS = ("hybrid", "resize")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 
@@ -62,7 +62,7 @@ class StrategyRunner:
         return self._normalise(resize_bilinear(x, size, border=self.border))
 
     def _autocast(self):
-        dtype = PRECISIONS[self.precision]
+        dtype = AUTOCAST_DTYPES[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
