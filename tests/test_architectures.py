@@ -140,11 +140,13 @@ def test_r34_aliases_are_the_same_tensors_as_published():
 
 
 @pytest.mark.skipif(not SHARED_REFERENCE.exists(), reason="../shared not beside the checkout")
-@pytest.mark.parametrize("stem", ["p3mnet_r34", "p3mnet_vitae_s"])
-def test_shipped_fixtures_are_the_shared_ones(stem):
+@pytest.mark.parametrize("names", [("p3mnet_r34_reference_outputs.npz", "p3mnet_r34_state_dict_manifest.json"),
+                                   ("p3mnet_vitae_s_reference_outputs.npz", "p3mnet_vitae_s_state_dict_manifest.json"),
+                                   ("p3m_training_loss_reference.npz",)])
+def test_shipped_fixtures_are_the_shared_ones(names):
     from importlib import resources
 
-    for name in (f"{stem}_reference_outputs.npz", f"{stem}_state_dict_manifest.json"):
+    for name in names:
         shipped = (resources.files("p3m.reference") / "data" / name).read_bytes()
         shared = (SHARED_REFERENCE / name).read_bytes()
         assert hashlib.sha256(shipped).digest() == hashlib.sha256(shared).digest(), name

@@ -16,10 +16,11 @@ import p3m
 from p3m.cli.main import main
 from p3m.data.layout import DatasetError
 from p3m.data.synthetic import write_synthetic_dataset
-from p3m.data.trimap import FOREGROUND, UNKNOWN, make_trimap, trimap_from_alpha
+from p3m.data.trimap import FOREGROUND, UNKNOWN, make_trimap, trimap_from_alpha, trimap_image
 from p3m.training.config import TrainConfig, load_config, to_toml
 from p3m.training.data import MattingTrainDataset, choose_crop, find_training_samples
 from p3m.training.loop import TrainingError, train
+from p3m.training.recipe import RECIPES
 from p3m.utils.device import torch_threads
 from p3m.weights.io import read_state_dict
 
@@ -49,18 +50,86 @@ def test_online_trimap_follows_the_recipe():
     np.testing.assert_array_equal(image, np.select([trimap == UNKNOWN, trimap == FOREGROUND], [128, 255], 0))
 
 
-def test_crops_are_anchored_on_the_unknown_region_half_the_time():
-    trimap = np.zeros((2000, 2000), np.uint8)
-    trimap[1500:1510, 1700:1710] = UNKNOWN
+@pytest.mark.parametrize("short, sizes, share_512", [(600, {512}, 1.0), (768, {512}, 1.0), (800, {512, 768}, 2 / 3),
+                                                      (1024, {512, 768}, 2 / 3), (1100, {512, 768, 1024}, 1 / 3)])
+def test_crop_size_is_drawn_then_falls_back_to_512_unless_strictly_smaller(short, sizes, share_512):
     rng = np.random.default_rng(0)
-    crops = [choose_crop(rng, trimap) for _ in range(400)]
-    assert {c[2] for c in crops} == {512, 768, 1024}
-    covering = sum(1 for top, left, size in crops
-                   if top <= 1509 and top + size > 1500 and left <= 1709 and left + size > 1700)
-    # anchored crops (half) always cover their unknown pixel; random ones only sometimes
-    assert 0.5 < covering / len(crops) < 0.9
+    trimap = np.zeros((short, short + 300), np.uint8)
+    drawn = [choose_crop(rng, trimap)[2] for _ in range(600)]
+    assert set(drawn) == sizes
+    assert drawn.count(512) / len(drawn) == pytest.approx(share_512, abs=0.06)
+    fitting = {choose_crop(rng, trimap, recipe=RECIPES["p3m"])[2] for _ in range(200)}  # the variant: all that fit
+    assert fitting == {s for s in (512, 768, 1024) if s <= short}
+
+
+def test_crop_anchor_is_the_top_left_corner_drawn_inside_the_published_region():
+    rng = np.random.default_rng(1)
+    trimap = np.zeros((1000, 900), np.uint8)
+    trimap[100, 90] = 128       # inside [0, h - c) x [0, w - c) for every crop size (768: 232 x 132)
+    trimap[990, 890] = 128      # outside it: never a candidate
+    crops = [choose_crop(rng, trimap) for _ in range(800)]
+    assert all(top < 1000 - size and left < 900 - size for top, left, size in crops)
+    on_unknown = sum((top, left) == (100, 90) for top, left, _ in crops)
+    assert 0.4 < on_unknown / len(crops) < 0.6  # half the time: the unknown pixel is the top-left corner
+    empty = np.zeros((1000, 900), np.uint8)
+    empty[995, 895] = 128  # no unknown pixel in the region: all its pixels are candidates
+    assert all(top < 1000 - size and left < 900 - size for top, left, size in
+               (choose_crop(rng, empty) for _ in range(200)))
     small = np.zeros((300, 200), np.uint8)
-    assert choose_crop(rng, small)[2] == 200  # smaller than every crop size: its largest square
+    top, left, size = choose_crop(rng, small)  # no larger than any crop: its short side, at that side's edge
+    assert size == 200 and left == 0 and 0 <= top < 100
+
+
+def _sample_dataset(tmp_path, recipe):
+    """One 100 x 100 sample whose crop is the whole image (no crop size fits)."""
+    from p3m.data.layout import TrainLayout
+    from p3m.training.data import TrainSample
+
+    yy, xx = np.mgrid[0:100, 0:100]
+    alpha = np.clip((60 - np.hypot(yy - 50, xx - 50)) / 8, 0, 1)
+    layout = TrainLayout(tmp_path)
+    for folder in (layout.image_dir("blurred"), layout.mask_dir):
+        folder.mkdir(parents=True)
+    Image.fromarray((alpha * 255).round().astype(np.uint8)).save(layout.mask_dir / "a.png")
+    Image.fromarray(np.full((100, 100, 3), 200, np.uint8)).save(layout.image_dir("blurred") / "a.png")
+    sample = TrainSample("a", layout.image_dir("blurred") / "a.png", layout.mask_dir / "a.png")
+    return MattingTrainDataset([sample], size=64, composition=False, recipe=recipe), np.round(alpha * 255).astype(np.uint8)
+
+
+def _crop_flip_resize(x, flipped):
+    """What the dataset does to the whole-image crop of a 100 x 100 sample."""
+    import cv2
+
+    return cv2.resize(np.ascontiguousarray(x[:, ::-1] if flipped else x), (64, 64), interpolation=cv2.INTER_LINEAR)
+
+
+def test_alpha_and_trimap_are_resized_as_uint8_with_inter_linear(tmp_path):
+    import cv2
+
+    dataset, alpha = _sample_dataset(tmp_path, RECIPES["published"])
+    for epoch in range(4):
+        dataset.set_epoch(epoch)
+        out = dataset[0]
+        got_alpha, got_trimap = out["alpha"][0].numpy(), out["trimap"][0].numpy()
+        flipped = not np.array_equal(got_alpha, cv2.resize(alpha, (64, 64), interpolation=cv2.INTER_LINEAR))
+        np.testing.assert_array_equal(got_alpha, _crop_flip_resize(alpha, flipped))
+        candidates = [_crop_flip_resize(trimap_image(alpha, k), flipped) for k in range(15, 31)]
+        assert any(np.array_equal(got_trimap, c) for c in candidates)  # the uint8 trimap, bilinear
+        assert set(np.unique(got_trimap)) - {0, 128, 255}, "class borders carry in-between values"
+    nearest, _ = _sample_dataset(tmp_path / "n", RECIPES["p3m"])
+    assert set(np.unique(nearest[0]["trimap"].numpy())) <= {0, 128, 255}
+
+
+def test_trimap_kernel_sizes_are_drawn_from_15_to_30(tmp_path, monkeypatch):
+    import p3m.training.data as data
+
+    dataset, _ = _sample_dataset(tmp_path, RECIPES["published"])
+    seen = []
+    monkeypatch.setattr(data, "trimap_image", lambda alpha, k: seen.append(k) or trimap_image(alpha, k))
+    for epoch in range(300):
+        dataset.set_epoch(epoch)
+        dataset[0]
+    assert set(seen) == set(range(15, 31))
 
 
 def test_samples_are_deterministic_per_epoch_and_index(data_root):
@@ -70,7 +139,7 @@ def test_samples_are_deterministic_per_epoch_and_index(data_root):
     a, b = ds[1], ds[1]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert a["image"].shape == (3, 64, 64) and a["alpha"].shape == (1, 64, 64) and a["fg"].shape == (3, 64, 64)
-    assert set(a["trimap"].unique().tolist()) <= {0, 1, 2}
+    assert a["trimap"].min() >= 0 and a["trimap"].max() <= 255 and a["alpha"].max() <= 255
     ds.set_epoch(1)
     assert not torch.equal(ds[1]["image"], a["image"]) or not torch.equal(ds[1]["alpha"], a["alpha"])
 

@@ -46,6 +46,7 @@ class ArchitectureSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     frozen: tuple[str, ...] = ()                # fnmatch patterns of parameters training never updates
     backbone: str | None = None                 # attribute holding the ImageNet encoder
+    backbone_files: str = ""                    # for people: which ImageNet weight files fit the encoder
     preference: int = 100                       # lower is preferred among installed weights
 
     def build(self, **options: Any):

@@ -14,5 +14,6 @@ register_architecture(ArchitectureSpec(
     options={"tfi": True, "sbfi": True, "dbfi": True}, aliases=("vitae-s", "vitae"), recognise=_recognise,
     fixture="p3mnet_vitae_s",
     # The classifier and the Performer's norm1 exist in the checkpoint but not in the forward.
-    frozen=("encoder.head.*", "*.attn.norm1.*"), backbone="encoder", preference=0,
+    frozen=("encoder.head.*", "*.attn.norm1.*"), backbone="encoder",
+    backbone_files="the ImageNet ViTAE-S checkpoint the P3M authors link (ViTAE-S, 22M, 300 epochs)", preference=0,
 ))

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from p3m.architectures import architecture_names
+from p3m.training.recipe import RECIPES
 
 
 def register(subparsers) -> None:
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
     parser.add_argument("--cuda", dest="device", action="store_const", const="cuda", help="same as --device cuda")
     parser.add_argument("--workers", type=int, help="data-loader processes")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--recipe", choices=list(RECIPES),
+                        help="published (default: the authors' code, rule for rule) or p3m (docs/training.md); "
+                        "single rules with --set laplacian_kernel=gaussian etc.")
     parser.add_argument("--no-composition-loss", dest="composition_loss", action="store_const", const=False)
     parser.add_argument("--val-every", type=int, help="epochs between validations (0: never)")
     parser.add_argument("--val-limit", type=int, help="images per test split")

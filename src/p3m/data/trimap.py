@@ -26,6 +26,13 @@ def make_trimap(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
     return trimap
 
 
+def trimap_image(alpha: np.ndarray, kernel_size: int) -> np.ndarray:
+    """The classes as a 0 / 128 / 255 uint8 image (a uint8 matte is read as /255)."""
+    if alpha.dtype == np.uint8:
+        alpha = alpha / 255.0
+    return _VALUE_OF_CLASS[make_trimap(alpha, kernel_size)]
+
+
 def trimap_from_alpha(alpha: np.ndarray, width: int = 10) -> np.ndarray:
     """0 / 128 / 255 trimap image; the unknown band reaches ``width`` pixels either side."""
-    return _VALUE_OF_CLASS[make_trimap(alpha, 2 * width + 1)]
+    return trimap_image(alpha, 2 * width + 1)

@@ -3,6 +3,7 @@
 from p3m.reference.fixture import (
     OUTPUT_NAMES,
     compare_outputs,
+    load_loss_reference,
     load_manifest,
     load_reference_model,
     load_reference_outputs,
@@ -13,6 +14,7 @@ from p3m.reference.weights import reference_state_dict, reference_value
 __all__ = [
     "OUTPUT_NAMES",
     "compare_outputs",
+    "load_loss_reference",
     "load_manifest",
     "load_reference_model",
     "load_reference_outputs",

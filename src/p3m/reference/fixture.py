@@ -40,6 +40,14 @@ def load_reference_outputs(arch: str = "p3mnet-r34") -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
 
 
+def load_loss_reference() -> dict[str, np.ndarray]:
+    """The published training loss on one batch: inputs, every term, the total and two
+    gradients, computed with the authors' code (``p3m_training_loss_reference.npz``)."""
+    with _data_file("p3m_training_loss_reference.npz").open("rb") as f:
+        with np.load(f) as data:
+            return {k: data[k] for k in data.files}
+
+
 def load_manifest(arch: str = "p3mnet-r34") -> dict:
     with _data_file(f"{_fixture(arch)}_state_dict_manifest.json").open("r") as f:
         return json.load(f)

@@ -48,6 +48,13 @@ class TrainConfig:
     workers: int = 2                    # data-loader processes
     seed: int = 0
     composition_loss: bool = True
+    recipe: str = "published"           # published | p3m (docs/training.md); single rules below override it
+    laplacian_kernel: str = ""          # "" = the recipe's; published | gaussian
+    alpha_loss: str = ""                # published | masked-mean
+    composition: str = ""               # published | mean
+    trimap_resize: str = ""             # linear | nearest
+    crop_size: str = ""                 # published | fitting
+    crop_anchor: str = ""               # published | unknown-clamped
     weight_semantic: float = LossWeights.semantic
     weight_local: float = LossWeights.local
     weight_fusion: float = LossWeights.fusion

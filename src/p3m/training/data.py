@@ -1,10 +1,11 @@
-"""Training samples under the published recipe.
+"""Training samples under the published recipe (``../shared/docs/p3m-facts.md`` section 7).
 
-Per sample: an online trimap from the alpha (elliptical kernel of random size 15..30;
-unknown = dilate(alpha > 0) minus erode(alpha == 1)); a crop of 512, 768 or 1024 whose
-top-left corner is, half of the time, a random unknown pixel; a random horizontal
-flip; a resize to the training size; ImageNet normalisation of image, foreground and
-background. Images smaller than every crop size are cropped to their largest square.
+Per sample: the 8-bit matte; an online trimap from it (elliptical kernel of random
+size 15..30; unknown = dilate(alpha != 0) minus erode(alpha == 255)); a crop of 512,
+768 or 1024 (:func:`choose_crop`); a random horizontal flip; a bilinear resize of every
+array to the training size, the uint8 alpha and trimap included; the network's
+normalisation of image, foreground and background. Alpha and trimap stay 0..255.
+The rules that can be made otherwise are :class:`~p3m.training.recipe.Recipe` switches.
 
 Randomness comes from a generator seeded by (seed, epoch, index), so a resumed run
 sees exactly the samples an uninterrupted one would. A sample that cannot be used is
@@ -23,9 +24,11 @@ from torch.utils.data import Dataset, Sampler, default_collate
 
 from p3m.architectures import ArchitectureSpec, get_spec
 from p3m.data.layout import TrainLayout, images_by_stem
-from p3m.data.trimap import UNKNOWN, make_trimap
+from p3m.data.trimap import trimap_image
 from p3m.errors import DatasetError, ImageError
 from p3m.io.images import read_image_file, read_matte
+from p3m.models.classes import TRIMAP_UNKNOWN
+from p3m.training.recipe import PUBLISHED, Recipe
 
 CROP_SIZES = (512, 768, 1024)
 
@@ -80,12 +83,36 @@ def find_training_samples(root: str | Path | None, images: str = "blurred", mask
     return samples, problems
 
 
-def choose_crop(rng: np.random.Generator, trimap: np.ndarray, crop_sizes=CROP_SIZES) -> tuple[int, int, int]:
-    """(top, left, size): a random crop size that fits, anchored on the unknown region half the time."""
+def choose_crop(rng: np.random.Generator, trimap: np.ndarray, crop_sizes=CROP_SIZES,
+                recipe: Recipe = PUBLISHED) -> tuple[int, int, int]:
+    """(top, left, size) of a training crop on a 0/128/255 ``trimap``.
+
+    Published: draw one of ``crop_sizes``; keep it only if strictly smaller than the
+    short side, else take the first (512). The top-left corner is drawn from rows
+    [0, h - size) and columns [0, w - size): half of the time among the unknown pixels
+    there (all of them if there are none), else among all. An image no larger than the
+    crop is cropped to its short side at the top or left edge (the published code has
+    no such case: P3M-10k images are larger).
+    """
     h, w = trimap.shape
-    fitting = [s for s in crop_sizes if s <= min(h, w)]
-    size = int(rng.choice(fitting)) if fitting else min(h, w)
-    unknown = np.flatnonzero(trimap == UNKNOWN)
+    short = min(h, w)
+    if recipe.crop_size == "published":
+        size = int(crop_sizes[rng.integers(len(crop_sizes))])
+        if not size < short:
+            size = int(crop_sizes[0])
+    else:  # "fitting": among the sizes that fit
+        fitting = [s for s in crop_sizes if s <= short]
+        size = int(rng.choice(fitting)) if fitting else short
+    size = min(size, short)
+    if recipe.crop_anchor == "published":
+        rows, cols = max(1, h - size), max(1, w - size)
+        if rng.random() < 0.5:
+            unknown = np.flatnonzero(trimap[:rows, :cols] == TRIMAP_UNKNOWN)
+            if unknown.size:
+                top, left = divmod(int(unknown[rng.integers(unknown.size)]), cols)
+                return top, left, size
+        return int(rng.integers(rows)), int(rng.integers(cols)), size
+    unknown = np.flatnonzero(trimap == TRIMAP_UNKNOWN)  # "unknown-clamped": any unknown pixel, clamped
     if unknown.size and rng.random() < 0.5:
         y, x = divmod(int(unknown[rng.integers(unknown.size)]), w)
         return min(y, h - size), min(x, w - size), size
@@ -100,9 +127,10 @@ def network_input(rgb: np.ndarray, spec: ArchitectureSpec) -> torch.Tensor:
 
 class MattingTrainDataset(Dataset):
     def __init__(self, samples: list[TrainSample], *, size: int = 512, crop_sizes=CROP_SIZES,
-                 composition: bool = True, seed: int = 0, arch: str = "p3mnet-r34") -> None:
+                 composition: bool = True, seed: int = 0, arch: str = "p3mnet-r34",
+                 recipe: Recipe = PUBLISHED) -> None:
         self.samples, self.size, self.crop_sizes = samples, size, tuple(crop_sizes)
-        self.spec = get_spec(arch)
+        self.spec, self.recipe = get_spec(arch), recipe
         self.composition, self.seed, self.epoch = composition, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,7 +148,7 @@ class MattingTrainDataset(Dataset):
 
     def _load(self, sample: TrainSample, rng: np.random.Generator) -> dict:
         image = read_image_file(sample.image)
-        alpha = read_matte(sample.mask).astype(np.float32)
+        alpha = np.round(read_matte(sample.mask) * 255).astype(np.uint8)  # the published 8-bit matte
         h, w = image.shape[:2]
         if alpha.shape != (h, w):
             raise ImageError(f"matte {sample.mask.name} is {alpha.shape[1]}x{alpha.shape[0]}, image is {w}x{h}")
@@ -131,8 +159,8 @@ class MattingTrainDataset(Dataset):
                 if layer.shape[:2] != (h, w):
                     raise ImageError(f"{key} {getattr(sample, key).name} differs in size from the image")
                 layers[key] = layer
-        trimap = make_trimap(alpha, int(rng.integers(15, 31)))
-        top, left, crop = choose_crop(rng, trimap, self.crop_sizes)
+        trimap = trimap_image(alpha, int(rng.integers(15, 31)))
+        top, left, crop = choose_crop(rng, trimap, self.crop_sizes, self.recipe)
         flip = rng.random() < 0.5
         box = (slice(top, top + crop), slice(left, left + crop))
 
@@ -143,8 +171,10 @@ class MattingTrainDataset(Dataset):
             return cv2.resize(np.ascontiguousarray(x), (self.size, self.size), interpolation=interpolation)
 
         out = {key: network_input(prepare(layer, cv2.INTER_LINEAR), self.spec) for key, layer in layers.items()}
-        out["alpha"] = torch.from_numpy(prepare(alpha, cv2.INTER_LINEAR))[None]
-        out["trimap"] = torch.from_numpy(prepare(trimap, cv2.INTER_NEAREST).astype(np.int64))[None]
+        # Alpha and trimap stay 0..255, resized as uint8 (published: bilinear for both).
+        trimap_interpolation = cv2.INTER_LINEAR if self.recipe.trimap_resize == "linear" else cv2.INTER_NEAREST
+        out["alpha"] = torch.from_numpy(prepare(alpha, cv2.INTER_LINEAR).astype(np.float32))[None]
+        out["trimap"] = torch.from_numpy(prepare(trimap, trimap_interpolation).astype(np.float32))[None]
         return out
 
 

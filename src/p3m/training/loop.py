@@ -29,6 +29,7 @@ from p3m.errors import DatasetError, TrainingError
 from p3m.training.config import LossWeights, TrainConfig, to_toml
 from p3m.training.data import EpochSampler, MattingTrainDataset, collate_skip_bad, find_training_samples
 from p3m.training.losses import p3m_loss
+from p3m.training.recipe import RULES, departures, resolve_recipe
 from p3m.utils.device import resolve_device
 from p3m.utils.files import atomic_path
 from p3m.weights.io import read_state_dict, save_model
@@ -201,8 +202,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     if main_process:
         for name, reason in problems:
             print(f"p3m: skipped {name}: {reason}", file=sys.stderr)
+    recipe = resolve_recipe(config.recipe, **{rule: getattr(config, rule) for rule in RULES})
+    if main_process and departures(recipe):
+        print(f"p3m: recipe {config.recipe}; departs from the published one in: {', '.join(departures(recipe))}",
+              file=sys.stderr)
     dataset = MattingTrainDataset(samples, size=config.size, crop_sizes=config.crop_sizes,
-                                  composition=config.composition_loss, seed=config.seed, arch=config.arch)
+                                  composition=config.composition_loss, seed=config.seed, arch=config.arch, recipe=recipe)
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world_size=world)
 
     switches = {name: getattr(config, name) for name in ("tfi", "sbfi", "dbfi") if name in get_spec(config.arch).options}
@@ -210,7 +215,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     if config.backbone_weights:
         load_backbone(model, config.backbone_weights)
     elif main_process and not resume:
-        print("p3m: warning: no --backbone-weights; the encoder starts from random weights", file=sys.stderr)
+        spec = get_spec(config.arch)
+        print("p3m: warning: no --backbone-weights, so the encoder starts from random weights; the published "
+              "recipe starts from ImageNet weights and its numbers depend on them (random starts learn far slower). "
+              f"Pass --backbone-weights FILE with {spec.backbone_files or 'ImageNet weights of the encoder'}",
+              file=sys.stderr)
     _freeze_unused(model)
     model.to(device)
     if device.type == "cuda":
@@ -257,7 +266,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "errors"}
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 output = network(batch["image"])
-                loss, terms = p3m_loss(output, batch, weights, composition=config.composition_loss)
+                loss, terms = p3m_loss(output, batch, weights, composition=config.composition_loss, recipe=recipe)
             scaler.scale(loss / config.accumulate).backward()
             if state.batches_done % config.accumulate:
                 continue
