@@ -114,7 +114,9 @@ def test_benchmark_writes_report_metrics_csv_and_gallery(synth_root, tmp_path, r
     assert code == 0
     report = (out / "report.md").read_text()
     assert "| ours | blurred | B:B / B:N |" in report and "| other | normal | N:B / N:N |" in report
-    assert "| P3M-Net (published) | blurred | B:B / B:N | 8.73 |" in report
+    # synthetic data: named so, and never beside the published P3M-500 numbers
+    assert report.startswith("# Benchmark on a synthetic dataset") and "P3M-Net (published)" not in report
+    assert "GRAD by 10" in report and "8.73" not in report
     assert "ours: P3M-500-P: B:B; P3M-500-NP: B:N" in report
     assert "other: P3M-500-P: N:B; P3M-500-NP: N:N" in report
     metrics = json.loads((out / "metrics.json").read_text())
@@ -129,6 +131,23 @@ def test_benchmark_writes_report_metrics_csv_and_gallery(synth_root, tmp_path, r
     per_image = metrics["per_image"]["ours"]["P3M-500-P"]["p_00000"]
     gt = np.asarray(Image.open(split / "mask" / "p_00000.png"))
     assert evaluate(alpha, gt)["SAD"] == pytest.approx(per_image["SAD"], abs=0.01)
+
+
+def test_published_row_stands_only_beside_results_on_p3m10k(synth_root, tmp_path, reference_model):
+    import shutil
+
+    from p3m.data.layout import SYNTHETIC_MARKER
+    from p3m.jobs.benchmark import BenchmarkModel, run_benchmark
+
+    real = tmp_path / "P3M-10k"  # the same files without the marker stand for a real copy
+    shutil.copytree(synth_root / "validation", real / "validation")
+    assert (synth_root / SYNTHETIC_MARKER).is_file() and not (real / SYNTHETIC_MARKER).exists()
+    model = BenchmarkModel("ours", p3m.open_engine(reference_model, method="resize"), "B")
+    result = run_benchmark([model], real, ["P3M-500-P"], tmp_path / "bench", limit=1, fast=True)
+    report = result.markdown()
+    assert not result.synthetic and report.startswith("# P3M-10k benchmark")
+    assert "| P3M-Net (published) | blurred | 8.73 | 0.0026 | 0.0051 | 6.89 | 8.22 | 13.88 |" in report
+    assert [row[0] for row in result.table().rows] == ["ours", "P3M-Net (published)"]
 
 
 def test_report_labels_columns_by_protocol_when_models_share_it(synth_root, tmp_path, reference_model, capsys):

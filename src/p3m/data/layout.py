@@ -17,6 +17,9 @@ from p3m.errors import DatasetError
 from p3m.io.discovery import IMAGE_SUFFIXES
 
 SPLITS = {"P3M-500-P": "blurred_image", "P3M-500-NP": "original_image"}
+#: Written by ``p3m synth`` at the root of a synthetic dataset, so that no report
+#: mistakes its numbers for P3M-10k's.
+SYNTHETIC_MARKER = "p3m-synthetic.json"
 #: The PPT protocol letter of each test split: blurred (B) or normal (N) faces.
 SPLIT_FACES = {"P3M-500-P": "B", "P3M-500-NP": "N"}
 
@@ -115,6 +118,11 @@ def find_split(root: str | Path, name: str) -> TestSplit:
                     raise DatasetError(f"{folder}: missing (expected in a {name} split)")
             return split
     raise DatasetError(f"{root}: no {name} split (looked in {root / 'validation' / name} and {root / name})")
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """Whether ``root`` was written by ``p3m synth`` (not the real P3M-10k)."""
+    return (Path(root) / SYNTHETIC_MARKER).is_file()
 
 
 def images_by_stem(folder: Path) -> dict[str, Path]:

@@ -10,13 +10,14 @@ transition pixels, as in P3M-10k. Deterministic for a seed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from p3m.data.layout import SPLIT_FACES, TestSplit, TrainLayout
+from p3m.data.layout import SPLIT_FACES, SYNTHETIC_MARKER, TestSplit, TrainLayout
 from p3m.data.trimap import trimap_from_alpha
 from p3m.io.writers import write_image, write_matte
 
@@ -149,6 +150,11 @@ def write_synthetic_dataset(out: str | Path, *, train: int = 8, val: int = 4, si
                             seed: int = 0, progress=None) -> Path:
     """Write a P3M-10k-layout dataset of ``train`` training and ``val`` test portraits per split."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SYNTHETIC_MARKER).write_text(json.dumps(
+        {"generator": "p3m synth", "train": train, "val": val, "size": list(size), "seed": seed,
+         "note": "procedural portraits, not P3M-10k: numbers measured here are not comparable with published ones"},
+        indent=2) + "\n")
     h, w = size
     trimap_width = max(3, min(h, w) // 40)
     layout = TrainLayout(out)

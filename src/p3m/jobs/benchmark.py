@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p3m.data.layout import SPLIT_FACES, find_split
+from p3m.data.layout import SPLIT_FACES, find_split, is_synthetic
 from p3m.evaluation.report import paper_table, report_markdown, write_gallery, write_report
 from p3m.evaluation.scoring import mean_metrics, score_files
 from p3m.inference.engine import MattingEngine
@@ -51,6 +51,7 @@ class BenchmarkResult(JobResult):
     records: list[BenchmarkRecord] = field(default_factory=list)
     models: list[BenchmarkModel] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
+    synthetic: bool = False  # measured on `p3m synth` data: never shown beside published numbers
 
     def rows(self, model: str, split: str) -> dict[str, dict[str, float]]:
         return {r.stem: r.metrics for r in self.records
@@ -79,14 +80,15 @@ class BenchmarkResult(JobResult):
     def to_dict(self) -> dict[str, Any]:
         models = {m.name: {s: {"mean": self.mean(m.name, s), "count": len(self.rows(m.name, s)),
                                "protocol": m.protocol(s)} for s in self.splits} for m in self.models}
-        return {"models": models, "per_image": self.per_image, "problems": dict(self.problems)}
+        return {"data": "synthetic" if self.synthetic else "P3M-10k", "models": models, "per_image": self.per_image,
+                "problems": dict(self.problems)}
 
 
 def run_benchmark(models: list[BenchmarkModel], data_root: Path, splits: list[str], out: Path, *,
                   limit: int | None = None, fast: bool = False, progress: Progress | None = None) -> BenchmarkResult:
     start = time.perf_counter()
     progress = progress or Progress()
-    result = BenchmarkResult(models=list(models), splits=list(splits))
+    result = BenchmarkResult(models=list(models), splits=list(splits), synthetic=is_synthetic(data_root))
     located = {name: find_split(data_root, name) for name in splits}
     for model in models:
         for name, split in located.items():
