@@ -220,17 +220,36 @@ def test_bad_samples_are_skipped_counted_and_stop_the_run_past_the_threshold(tmp
         train(_config(root, tmp_path / "strict", epochs=1, max_bad_samples=0))
 
 
-def test_backbone_weights_initialise_the_encoder(tmp_path, data_root):
-    donor = p3m.build_model()
-    torch.save({k.removeprefix("resnet."): v for k, v in donor.state_dict().items() if k.startswith("resnet.")},
-               tmp_path / "resnet34_mp_imagenet.pth")
+def _imagenet_files(tmp_path, encoder_state):
+    """Small stand-ins for the ImageNet ResNet-34 files users can get, each in its own key layout."""
+    from safetensors.torch import save_file
+
+    plain = {k: v.clone() for k, v in encoder_state.items() if not k.endswith("num_batches_tracked")}
+    torch.save(plain, tmp_path / "resnet34-b627a593.pth")                        # torchvision: bare keys
+    torch.save(plain, tmp_path / "timm_resnet34.pth")                             # timm .pth: bare keys
+    save_file({k: v.contiguous() for k, v in plain.items()}, str(tmp_path / "model.safetensors"))  # timm hub file
+    torch.save({"epoch": 90, "arch": "resnet34_mp", "best_prec1": 73.0,           # the authors' r34mp file
+                "state_dict": {f"module.{k}": v for k, v in plain.items()}}, tmp_path / "r34mp_pretrained_imagenet.pth.tar")
+    return ["resnet34-b627a593.pth", "timm_resnet34.pth", "model.safetensors", "r34mp_pretrained_imagenet.pth.tar"]
+
+
+def test_imagenet_weights_in_every_published_layout_initialise_the_encoder(tmp_path):
     from p3m.training.loop import load_backbone
 
-    model = p3m.build_model()
-    load_backbone(model, str(tmp_path / "resnet34_mp_imagenet.pth"))
-    assert torch.equal(model.resnet.layer3[2].conv1.weight, donor.resnet.layer3[2].conv1.weight)
+    torch.manual_seed(3)
+    donor = p3m.build_model().resnet
+    with torch.no_grad():
+        for tensor in donor.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.normal_()
+    for name in _imagenet_files(tmp_path, donor.state_dict()):
+        model = p3m.build_model()
+        load_backbone(model, str(tmp_path / name))
+        loaded = model.resnet.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in donor.state_dict().items()
+                   if not k.endswith("num_batches_tracked")), name
     with pytest.raises(TrainingError, match="not resnet backbone weights"):
-        load_backbone(model, _vitae_file(tmp_path))
+        load_backbone(p3m.build_model(), _vitae_file(tmp_path))
 
 
 def _vitae_file(tmp_path):

@@ -70,8 +70,11 @@ def _distributed() -> tuple[int, int, int]:
 
 # -- model ---------------------------------------------------------------------------
 def load_backbone(model: nn.Module, path: str) -> None:
-    """Initialise the encoder from ImageNet weights (``resnet.*`` / ``encoder.*`` keys,
-    with or without that prefix)."""
+    """Initialise the encoder from ImageNet weights, with or without the encoder's prefix
+    (``resnet.`` / ``encoder.``), wrapped in ``{"state_dict": ...}`` or not, with or
+    without ``module.``: torchvision's and timm's resnet34 (.pth or safetensors) and the
+    authors' r34mp file all hold ResNet-34's tensors under the same names (mp changes
+    only how the network downsamples, not its weights)."""
     state, _, label = read_state_dict(path)
     spec = spec_of(model)
     if spec is None or spec.backbone is None:
@@ -79,12 +82,14 @@ def load_backbone(model: nn.Module, path: str) -> None:
     prefix, target = f"{spec.backbone}.", getattr(model, spec.backbone)
     state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
     expected = target.state_dict()
-    missing = [k for k in expected if k not in state]
+    # Files older than PyTorch 0.4.1 (torchvision's resnet34 among them) have no BatchNorm
+    # step counters; those alone may be missing and keep their value.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     if missing or wrong:
         raise TrainingError(f"{label}: not {prefix[:-1]} backbone weights for this network "
                             f"({len(missing)} missing key(s), e.g. {missing[:3]}; {len(wrong)} shape mismatch(es))")
-    target.load_state_dict({k: state[k] for k in expected}, strict=True)
+    target.load_state_dict({k: state.get(k, v) for k, v in expected.items()}, strict=True)
 
 
 def _freeze_unused(model: nn.Module) -> None:
