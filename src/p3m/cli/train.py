@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--recipe", choices=list(RECIPES),
                         help="published (default: the authors' code, rule for rule) or p3m (docs/training.md); "
                         "single rules with --set laplacian_kernel=gaussian etc.")
+    parser.add_argument("--copy-paste-faces", metavar="DIR",
+                        help="P3M-CP at image level: paste faces from these normal portraits over the blurred faces "
+                        "(needs train/facemask and the privacy extra); --set copy_paste_probability=0.5")
     parser.add_argument("--no-composition-loss", dest="composition_loss", action="store_const", const=False)
     parser.add_argument("--val-every", type=int, help="epochs between validations (0: never)")
     parser.add_argument("--val-limit", type=int, help="images per test split")

@@ -48,6 +48,8 @@ class TrainConfig:
     workers: int = 2                    # data-loader processes
     seed: int = 0
     composition_loss: bool = True
+    copy_paste_faces: str = ""          # P3M-CP (image level): a folder of normal portraits; "" = off
+    copy_paste_probability: float = 0.5
     recipe: str = "published"           # published | p3m (docs/training.md); single rules below override it
     laplacian_kernel: str = ""          # "" = the recipe's; published | gaussian
     alpha_loss: str = ""                # published | masked-mean

@@ -28,6 +28,7 @@ from p3m.data.trimap import trimap_image
 from p3m.errors import DatasetError, ImageError
 from p3m.io.images import read_image_file, read_matte
 from p3m.models.classes import TRIMAP_UNKNOWN
+from p3m.training.copy_paste import CopyPaste
 from p3m.training.recipe import PUBLISHED, Recipe
 
 CROP_SIZES = (512, 768, 1024)
@@ -40,6 +41,7 @@ class TrainSample:
     mask: Path
     fg: Path | None = None
     bg: Path | None = None
+    facemask: Path | None = None  # the blurred face region (train/facemask), for P3M-CP
 
 
 def find_training_samples(root: str | Path | None, images: str = "blurred", masks: str | Path | None = None,
@@ -72,12 +74,14 @@ def find_training_samples(root: str | Path | None, images: str = "blurred", mask
                                f"compute them with: p3m prepare-fgbg {root or 'ROOT'}  "
                                "(or train with --no-composition-loss)")
         fg_files, bg_files = images_by_stem(fg_dir), images_by_stem(bg_dir)
+    facemasks = images_by_stem(layout.facemask_dir) if layout else {}
     samples = []
     for stem in sorted(set(image_files) & set(mask_files)):
         if composition and (stem not in fg_files or stem not in bg_files):
             problems.append((str(image_files[stem]), "no fg/bg colours (run p3m prepare-fgbg)"))
             continue
-        samples.append(TrainSample(stem, image_files[stem], mask_files[stem], fg_files.get(stem), bg_files.get(stem)))
+        samples.append(TrainSample(stem, image_files[stem], mask_files[stem], fg_files.get(stem), bg_files.get(stem),
+                                   facemasks.get(stem)))
     if not samples:
         raise DatasetError(f"{image_dir}: no usable training samples ({len(problems)} problem(s))")
     return samples, problems
@@ -128,9 +132,9 @@ def network_input(rgb: np.ndarray, spec: ArchitectureSpec) -> torch.Tensor:
 class MattingTrainDataset(Dataset):
     def __init__(self, samples: list[TrainSample], *, size: int = 512, crop_sizes=CROP_SIZES,
                  composition: bool = True, seed: int = 0, arch: str = "p3mnet-r34",
-                 recipe: Recipe = PUBLISHED) -> None:
+                 recipe: Recipe = PUBLISHED, copy_paste: CopyPaste | None = None) -> None:
         self.samples, self.size, self.crop_sizes = samples, size, tuple(crop_sizes)
-        self.spec, self.recipe = get_spec(arch), recipe
+        self.spec, self.recipe, self.copy_paste = get_spec(arch), recipe, copy_paste
         self.composition, self.seed, self.epoch = composition, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -142,11 +146,14 @@ class MattingTrainDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         try:
-            return self._load(sample, np.random.default_rng([self.seed, self.epoch, index]))
+            # P3M-CP draws from its own generator: the crop, flip and trimap of a sample are
+            # the same with the augmentation on or off.
+            return self._load(sample, np.random.default_rng([self.seed, self.epoch, index]),
+                              np.random.default_rng([self.seed, self.epoch, index, 1]))
         except Exception as exc:  # reported and counted by the loop, never a crash in a worker
             return {"error": f"{sample.image}: {exc}"}
 
-    def _load(self, sample: TrainSample, rng: np.random.Generator) -> dict:
+    def _load(self, sample: TrainSample, rng: np.random.Generator, paste_rng: np.random.Generator) -> dict:
         image = read_image_file(sample.image)
         alpha = np.round(read_matte(sample.mask) * 255).astype(np.uint8)  # the published 8-bit matte
         h, w = image.shape[:2]
@@ -159,6 +166,11 @@ class MattingTrainDataset(Dataset):
                 if layer.shape[:2] != (h, w):
                     raise ImageError(f"{key} {getattr(sample, key).name} differs in size from the image")
                 layers[key] = layer
+        if self.copy_paste is not None and sample.facemask is not None:  # P3M-CP, before anything is cropped
+            facemask = read_image_file(sample.facemask)[..., 0]
+            layers["image"], fg = self.copy_paste(paste_rng, layers["image"], facemask, alpha, layers.get("fg"))
+            if fg is not None:
+                layers["fg"] = fg
         trimap = trimap_image(alpha, int(rng.integers(15, 31)))
         top, left, crop = choose_crop(rng, trimap, self.crop_sizes, self.recipe)
         flip = rng.random() < 0.5

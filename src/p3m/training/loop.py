@@ -27,6 +27,7 @@ from p3m.architectures import build_model, get_spec, spec_of
 from p3m.data.layout import SPLITS, find_split
 from p3m.errors import DatasetError, TrainingError
 from p3m.training.config import LossWeights, TrainConfig, to_toml
+from p3m.training.copy_paste import CopyPaste, FaceBank
 from p3m.training.data import EpochSampler, MattingTrainDataset, collate_skip_bad, find_training_samples
 from p3m.training.losses import p3m_loss
 from p3m.training.recipe import RULES, departures, resolve_recipe
@@ -211,8 +212,18 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     if main_process and departures(recipe):
         print(f"p3m: recipe {config.recipe}; departs from the published one in: {', '.join(departures(recipe))}",
               file=sys.stderr)
+    copy_paste = None
+    if config.copy_paste_faces:
+        bank = FaceBank.from_folder(config.copy_paste_faces)
+        copy_paste = CopyPaste(bank, config.copy_paste_probability)
+        with_masks = sum(s.facemask is not None for s in samples)
+        if main_process:
+            print(f"p3m: P3M-CP: {len(bank.faces)} donor face(s) from {config.copy_paste_faces} "
+                  f"({len(bank.skipped)} portrait(s) without a usable face); {with_masks} of {len(samples)} "
+                  f"samples have a facemask to paste over", file=sys.stderr)
     dataset = MattingTrainDataset(samples, size=config.size, crop_sizes=config.crop_sizes,
-                                  composition=config.composition_loss, seed=config.seed, arch=config.arch, recipe=recipe)
+                                  composition=config.composition_loss, seed=config.seed, arch=config.arch, recipe=recipe,
+                                  copy_paste=copy_paste)
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world_size=world)
 
     switches = {name: getattr(config, name) for name in ("tfi", "sbfi", "dbfi") if name in get_spec(config.arch).options}
