@@ -72,10 +72,10 @@ def main() -> None:
             for workers in (1, 2):
                 out = Path(tmp) / f"out-{detector}-{workers}"
                 start = time.perf_counter()
-                anonymize_files(paths, out, AnonymizeOptions(detector=detector, workers=workers, audit=False))
+                anonymize_files(paths, out, AnonymizeOptions(detector=detector, workers=workers))
                 seconds = time.perf_counter() - start
                 print(f"{detector} detector, {workers} worker(s): {count / seconds:.2f} images/s "
-                      f"({seconds / count:.2f} s per image, audit off)")
+                      f"({seconds / count:.2f} s per image, audit included)")
             parts = shares(paths[0], detector)
             total = sum(parts.values())
             print(f"  time shares ({detector}, one image, {total:.2f} s): " +

@@ -180,7 +180,7 @@ def test_mattes_are_copied_and_transitions_protected_with_an_outcome_per_image(t
 
 def test_privacy_audit_command_with_references(tmp_path, photos, astronaut, capsys):
     out = tmp_path / "out"
-    main(["anonymize", str(photos / "astro.jpg"), "-o", str(out), "--no-audit"])
+    main(["anonymize", str(photos / "astro.jpg"), "-o", str(out)])
     refs = tmp_path / "refs" / "eileen"
     refs.mkdir(parents=True)
     Image.fromarray(astronaut[:, ::-1]).save(refs / "mirrored.png")  # another photo of the same person
@@ -214,7 +214,7 @@ def test_blurring_only_the_face_box_equals_blurring_the_whole_image():
 
 def test_privacy_audit_reads_references_from_a_csv(tmp_path, photos, astronaut, capsys):
     out = tmp_path / "out"
-    main(["anonymize", str(photos / "astro.jpg"), "-o", str(out), "--no-audit"])
+    main(["anonymize", str(photos / "astro.jpg"), "-o", str(out)])
     Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(tmp_path / "ref1.png")
     (tmp_path / "refs.csv").write_text("image,person\nref1.png,eileen\n")
     capsys.readouterr()

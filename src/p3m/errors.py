@@ -27,6 +27,10 @@ class EngineError(P3MError):
     """The engine asked for cannot be opened (nothing installed, options it does not take)."""
 
 
+class OutputError(P3MError):
+    """An output that may not or cannot be written (outside the output folder, onto an input, no folder)."""
+
+
 class ImageError(P3MError):
     """An input image or matte that cannot be used (unreadable, empty, too large, ...)."""
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import positive_int
+from p3m.cli.options import number_in, positive_int
 
 
 def register(subparsers) -> None:
@@ -25,13 +25,18 @@ def register(subparsers) -> None:
     parser.add_argument("--facemask", type=Path, help="folder of hand-drawn face masks, used where no face is found")
     parser.add_argument("--strength", default="medium", choices=["low", "medium", "high"],
                         help="blur sigma 0.05 / 0.12 / 0.20 x face width (default medium)")
-    parser.add_argument("--sigma-scale", type=float, help="explicit sigma as a fraction of the face width")
-    parser.add_argument("--forehead", type=float, default=0.3, help="lift of the mask above the brows, x face height")
-    parser.add_argument("--protect-dilation", type=int, default=0, help="dilate the protected transition pixels")
+    parser.add_argument("--sigma-scale", type=number_in(0, 2, open_low=True),
+                        help="explicit sigma as a fraction of the face width (0 < s <= 2)")
+    parser.add_argument("--forehead", type=number_in(0, 2), default=0.3,
+                        help="lift of the mask above the brows, x face height (0..2, default 0.3)")
+    parser.add_argument("--protect-dilation", type=number_in(0, 100, whole=True), default=0,
+                        help="dilate the protected transition pixels by this many pixels (0..100)")
     parser.add_argument("--detector", default="hog", choices=["hog", "cnn"], help="hog (default, fast) or cnn (slow)")
-    parser.add_argument("--jpeg-quality", type=int, help="JPEG quality (default: keep the input's)")
+    parser.add_argument("--jpeg-quality", type=number_in(1, 100, whole=True),
+                        help="JPEG quality 1..100 (default: keep the input's)")
     parser.add_argument("--allow-no-face", action="store_true", help="copy images without faces through unchanged")
-    parser.add_argument("--no-audit", action="store_true", help="skip the privacy audit")
+    parser.add_argument("--no-audit", action="store_true",
+                        help="accepted for old scripts and ignored: the privacy check always runs (fail closed)")
     parser.add_argument("--workers", type=positive_int, default=1, help="images anonymized in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
     parser.set_defaults(func=run)
@@ -43,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from p3m.utils.progress import TerminalProgress
 
     shape_predictor()  # fail early, once, if dlib or its models are missing
+    if args.no_audit:
+        print("p3m: --no-audit is ignored: every image is audited before it is written (fail closed)", file=sys.stderr)
     options = AnonymizeOptions(strength=args.strength, sigma_scale=args.sigma_scale, forehead=args.forehead,
                                detector=args.detector, protect_dilation=args.protect_dilation, alpha_dir=args.alpha,
                                facemask_dir=args.facemask, allow_no_face=args.allow_no_face,
-                               overwrite=args.overwrite, workers=args.workers, jpeg_quality=args.jpeg_quality,
-                               audit=not args.no_audit)
+                               overwrite=args.overwrite, workers=args.workers, jpeg_quality=args.jpeg_quality)
     report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress())
     print(f"p3m: privacy audit: {report.audit_line()}", file=sys.stderr)
     print(f"p3m: {report.line()}; report in {args.out}/report.csv", file=sys.stderr)

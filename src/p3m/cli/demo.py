@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from p3m.cli.options import number_in
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
         "model (p3m weights fetch default) and the demo extras (pip install 'p3m[demo]').",
     )
     parser.add_argument("out", type=Path)
-    parser.add_argument("--minutes", type=float, default=4.0, help="training time on the CPU (default 4)")
+    parser.add_argument("--minutes", type=number_in(0, open_low=True), default=4.0, help="training time on the CPU (default 4)")
     parser.add_argument("--quick", action="store_true", help="a tiny run (seconds), for tests")
     parser.set_defaults(func=run)
 

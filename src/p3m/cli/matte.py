@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import add_engine_options, engine_spec, open_engine_from, positive_int
+from p3m.cli.options import add_engine_options, engine_spec, number_in, open_engine_from, positive_int
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite")
 
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                         help="longest P3M-Net input side (default 1600)")
     parser.add_argument("--published-sizing", action="store_true",
                         help="clip height and width to --max-size separately, as the published code (squashes large images)")
-    parser.add_argument("--max-pixels", type=float, default=50e6, help="refuse larger images (default 50e6)")
+    parser.add_argument("--max-pixels", type=number_in(1), default=50e6, help="refuse larger images (default 50e6)")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="same-size images per forward pass (default 1)")
     parser.add_argument("--workers", type=positive_int, default=2, help="threads for decoding and writing (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")

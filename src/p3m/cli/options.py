@@ -10,20 +10,29 @@ user gave from one they did not. Nothing here imports torch.
 from __future__ import annotations
 
 import argparse
+import math
 
 from p3m.architectures import architecture_names
 from p3m.errors import EngineError
 from p3m.inference.engine import METHODS, PRECISIONS
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def number_in(low: float, high: float = math.inf, *, whole: bool = False, open_low: bool = False):
+    """An argparse type: a finite number in [low, high] ((low, high] with ``open_low``)."""
+    def parse(text: str):
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if whole else ''}number, got {text!r}") from None
+        below = value <= low if open_low else value < low
+        if not math.isfinite(value) or below or value > high:
+            bounds = f"{'above' if open_low else 'at least'} {low:g}" + (f" and at most {high:g}" if high < math.inf else "")
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+    return parse
+
+
+positive_int = number_in(1, whole=True)
 
 
 def add_network_options(parser: argparse.ArgumentParser, *, method: str) -> None:

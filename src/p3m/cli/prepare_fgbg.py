@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from p3m.cli.options import positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("root")
     parser.add_argument("--images", default="blurred", choices=["blurred", "original"])
     parser.add_argument("--method", default="ml", choices=["ml", "cf"])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument("--overwrite", action="store_true")
     parser.set_defaults(func=run)
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from p3m.cli.options import number_in
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -26,8 +28,8 @@ def register(subparsers) -> None:
         "train/{blurred_image,mask,fg,bg}, validation/P3M-500-P and P3M-500-NP.",
     )
     parser.add_argument("out", type=Path)
-    parser.add_argument("--train", type=int, default=16, help="training portraits (default 16)")
-    parser.add_argument("--val", type=int, default=8, help="portraits per test split (default 8)")
+    parser.add_argument("--train", type=number_in(0, whole=True), default=16, help="training portraits (default 16)")
+    parser.add_argument("--val", type=number_in(0, whole=True), default=8, help="portraits per test split (default 8)")
     parser.add_argument("--size", type=_size, default=(256, 192), help="HxW (default 256x192)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)

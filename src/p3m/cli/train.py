@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from p3m.architectures import architecture_names
+from p3m.cli.options import number_in, positive_int
 from p3m.training.recipe import RECIPES
 
 
@@ -26,15 +27,16 @@ def register(subparsers) -> None:
     parser.add_argument("--arch", "--model", dest="arch", type=str.lower, choices=architecture_names(), metavar="ARCH",
                         help=f"network: {', '.join(architecture_names())} (default p3mnet-r34)")
     parser.add_argument("--backbone-weights", help="ImageNet encoder weights (.pth or .safetensors)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--size", "--input-size", dest="size", type=int, help="training input size (default 512)")
-    parser.add_argument("--accumulate", type=int, help="gradient accumulation steps")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=number_in(0, 1, open_low=True))
+    parser.add_argument("--size", "--input-size", dest="size", type=number_in(32, 4096, whole=True),
+                        help="training input size (default 512)")
+    parser.add_argument("--accumulate", type=positive_int, help="gradient accumulation steps")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--device")
     parser.add_argument("--cuda", dest="device", action="store_const", const="cuda", help="same as --device cuda")
-    parser.add_argument("--workers", type=int, help="data-loader processes")
+    parser.add_argument("--workers", type=number_in(0, 64, whole=True), help="data-loader processes")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--recipe", choices=list(RECIPES),
                         help="published (default: the authors' code, rule for rule) or p3m (docs/training.md); "
@@ -43,13 +45,13 @@ def register(subparsers) -> None:
                         help="P3M-CP at image level: paste faces from these normal portraits over the blurred faces "
                         "(needs train/facemask and the privacy extra); --set copy_paste_probability=0.5")
     parser.add_argument("--no-composition-loss", dest="composition_loss", action="store_const", const=False)
-    parser.add_argument("--val-every", type=int, help="epochs between validations (0: never)")
-    parser.add_argument("--val-limit", type=int, help="images per test split")
-    parser.add_argument("--checkpoint-every", type=int, help="optimiser steps between extra checkpoints")
-    parser.add_argument("--max-steps", type=int, help="stop after N optimiser steps")
-    parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
-    parser.add_argument("--limit", type=int, help="use the first N training samples")
-    parser.add_argument("--max-bad-samples", type=int)
+    parser.add_argument("--val-every", type=number_in(0, whole=True), help="epochs between validations (0: never)")
+    parser.add_argument("--val-limit", type=number_in(0, whole=True), help="images per test split")
+    parser.add_argument("--checkpoint-every", type=number_in(0, whole=True), help="optimiser steps between extra checkpoints")
+    parser.add_argument("--max-steps", type=number_in(0, whole=True), help="stop after N optimiser steps")
+    parser.add_argument("--max-minutes", type=number_in(0), help="stop after this much training time")
+    parser.add_argument("--limit", type=number_in(0, whole=True), help="use the first N training samples")
+    parser.add_argument("--max-bad-samples", type=number_in(0, whole=True))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     parser.set_defaults(func=run)

@@ -23,9 +23,14 @@ NAMED_COLOURS = {
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Foreground colours (float32 H x W x 3 in [0, 1]) behind the mixed edge pixels."""
+    """Foreground colours (float32 H x W x 3 in [0, 1]) behind the mixed edge pixels.
+
+    Images of a few pixels (pymatting's pyramid needs more) keep their own colours.
+    """
     from pymatting import estimate_foreground_ml
 
+    if min(image.shape[:2]) < 4:
+        return image.astype(np.float32) / 255.0
     fg = estimate_foreground_ml(image.astype(np.float64) / 255.0, alpha.astype(np.float64))
     return np.clip(fg, 0.0, 1.0).astype(np.float32)
 

@@ -7,6 +7,7 @@ outputs can mirror the input tree (``photos/2024/a.jpg`` -> ``OUT/alpha/2024/a.p
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +39,45 @@ def _glob_base(pattern: str) -> Path:
     return Path(*base) if base else Path(".")
 
 
-def collect_images(inputs: list[str]) -> tuple[list[InputItem], list[tuple[str, str]]]:
-    """Return (images, problems); a problem is (input as given, reason)."""
+def _safe_relative(relative: Path, path: Path) -> Path:
+    """A relative name that stays below the output folder: '..' steps are resolved,
+    and a name that would still climb out keeps only the file name."""
+    normal = Path(os.path.normpath(relative))
+    if normal.is_absolute() or normal.parts[:1] == ("..",):
+        return Path(path.name)
+    return normal
+
+
+def _under(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder)
+
+
+def _glob(spec: str) -> list[Path]:
+    """Files matching ``spec``; a ``**`` never follows symlinked folders (no loops)."""
+    if "**" not in spec:
+        return [Path(m) for m in sorted(glob.glob(spec)) if Path(m).is_file()]
+    base = _glob_base(spec)
+    rest = Path(spec).relative_to(base) if base != Path(".") else Path(spec)
+    return sorted(p for p in base.glob(str(rest)) if p.is_file())
+
+
+def collect_images(inputs: list[str], *, exclude: str | os.PathLike | None = None,
+                   ) -> tuple[list[InputItem], list[tuple[str, str]]]:
+    """Return (images, problems); a problem is (input as given, reason).
+
+    ``exclude`` (the output folder) and everything in it are never inputs: a folder
+    that holds it is walked around it, and an input inside it is a problem.
+    """
+    excluded = Path(exclude).resolve() if exclude is not None else None
     items: list[InputItem] = []
     problems: list[tuple[str, str]] = []
     for spec in inputs:
         path = Path(spec)
-        if path.is_dir():
-            found = [InputItem(f, f.relative_to(path)) for f in sorted(path.rglob("*")) if f.is_file() and _is_image_name(f)]
+        if path.exists() and _under(path, excluded):
+            problems.append((spec, f"is inside the output folder {exclude}; outputs are never read back as inputs"))
+        elif path.is_dir():
+            found = [InputItem(f, f.relative_to(path)) for f in sorted(path.rglob("*"))
+                     if f.is_file() and _is_image_name(f) and not _under(f, excluded)]
             if not found:
                 problems.append((spec, "folder holds no images"))
             items += found
@@ -53,10 +85,10 @@ def collect_images(inputs: list[str]) -> tuple[list[InputItem], list[tuple[str, 
             items.append(InputItem(path, Path(path.name)))
         elif glob.has_magic(spec):
             base = _glob_base(spec)
-            matches = [Path(m) for m in sorted(glob.glob(spec, recursive=True)) if Path(m).is_file()]
+            matches = [m for m in _glob(spec) if not _under(m, excluded)]
             if not matches:
                 problems.append((spec, "no files match"))
-            items += [InputItem(m, m.relative_to(base)) for m in matches]
+            items += [InputItem(m, _safe_relative(Path(os.path.relpath(m, base)), m)) for m in matches]
         else:
             problems.append((spec, "no such file or directory"))
 

@@ -1,17 +1,28 @@
 """Anonymizing a set of images: fail-closed, resumable, atomic, audited.
 
 Outputs: OUT/blurred_image/<name> (JPEG keeps its quantisation tables unless a quality
-is given; PNG stays PNG), OUT/facemask/<stem>.png (the blurred region), OUT/mask/ (the
-mattes, with ``alpha_dir``), and OUT/report.csv / report.json with one row per image,
-written from the returned :class:`AnonymizeReport`.
+is given; PNG stays PNG), OUT/facemask/<path>.png (the blurred region), OUT/mask/ (the
+mattes, with ``alpha_dir``), and OUT/report.csv / report.json with one row per image.
+
+Fail closed, twice: an image without a detected face is not written; and every
+anonymized image is audited before it is written (re-detection, and the identity
+descriptor at the original landmarks). While a blurred face is still detected or
+recognised, the blur is made stronger (x1.5, up to 0.40 x the face width); an image
+still identifiable then is held back. Each finished image is appended to
+OUT/report.jsonl at once, so a killed run loses no row; the report accumulates over
+runs, and an image is skipped only when its row says it was written and its outputs
+exist.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +32,20 @@ import numpy as np
 from PIL import Image
 
 from p3m.data.layout import images_by_stem
-from p3m.io.discovery import InputItem, collect_images
+from p3m.errors import DatasetError, ImageError
+from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images
 from p3m.io.images import read_image_file, read_matte
+from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
-from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, Outcome, anonymize
-from p3m.privacy.audit import AuditResult, AuditTotals, audit_pair, changed_transition_pixels
+from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, MAX_SIGMA_SCALE, STRENGTHEN, STRENGTHS, Outcome, anonymize
+from p3m.privacy.audit import AuditResult, audit_pair, changed_transition_pixels
 from p3m.utils.files import atomic_path
 from p3m.utils.progress import Progress
 
-REPORT_FIELDS = ("image", "status", "faces", "low_confidence", "redetected", "min_identity_distance",
+REPORT_FIELDS = ("image", "status", "faces", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
                  "identity_matches", "changed_transition_pixels", "changed_outside_fraction", "message")
+JOURNAL = "report.jsonl"
 
 
 @dataclass
@@ -47,7 +61,6 @@ class AnonymizeOptions:
     overwrite: bool = False
     workers: int = 1
     jpeg_quality: int | None = None  # None: keep the input's quantisation tables
-    audit: bool = True
 
 
 @dataclass
@@ -55,13 +68,19 @@ class AnonymizeRecord(ItemRecord):
     image: str = ""                    # relative path, as the report names it
     outcome: Outcome = Outcome.ERROR
     faces: int = 0
+    sigma_scale: float | None = None              # the blur finally used, x face width
     audit: AuditResult | None = None
     changed_transition_pixels: int | None = None  # without an audit, with a matte
+    previous: dict[str, Any] | None = None        # a skipped image's row from an earlier run
 
     def row(self) -> dict[str, Any]:
         """The report's row (report.csv / report.json)."""
+        if self.previous is not None:
+            return self.previous
         row: dict[str, Any] = {"image": self.image, "status": self.outcome.value, "faces": self.faces,
                                "message": self.reason}
+        if self.sigma_scale is not None:
+            row["sigma_scale"] = round(self.sigma_scale, 4)
         audit = self.audit
         if audit is not None:
             row.update(low_confidence=audit.low_confidence, redetected=audit.redetected,
@@ -77,30 +96,38 @@ class AnonymizeRecord(ItemRecord):
 @dataclass
 class AnonymizeReport(JobResult):
     records: list[AnonymizeRecord] = field(default_factory=list)
+    earlier: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier runs, by image
 
-    @property
-    def audit(self) -> AuditTotals:
-        totals = AuditTotals()
-        for record in self.records:
-            totals.add(record.audit, record.changed_transition_pixels)
-        return totals
+    def rows(self) -> list[dict[str, Any]]:
+        """This run's rows, then earlier runs' rows of images this run did not see."""
+        mine = [r.row() for r in self.records]
+        seen = {row["image"] for row in mine}
+        return mine + [row for image, row in self.earlier.items() if image not in seen]
 
     def totals(self) -> dict[str, int]:
-        audit = self.audit
-        return {"images": len(self.records), "anonymized": sum(r.outcome.written for r in self.records),
-                "no_face": sum(r.outcome is Outcome.NO_FACE for r in self.records),
-                "errors": sum(r.outcome in (Outcome.ERROR, Outcome.MISSING_MATTE) for r in self.records),
-                "faces": audit.faces, "redetected": audit.redetected, "identity_matches": audit.identity_matches,
-                "changed_transition_pixels": audit.changed_transition_pixels,
-                "audited_images": audit.audited_images}
+        rows = self.rows()
+
+        def total(key: str) -> int:
+            return sum(int(row.get(key) or 0) for row in rows)
+
+        return {"images": len(rows), "anonymized": sum(Outcome(r["status"]).written for r in rows),
+                "no_face": sum(r["status"] == Outcome.NO_FACE for r in rows),
+                "identifiable": sum(r["status"] == Outcome.IDENTIFIABLE for r in rows),
+                "errors": sum(r["status"] in (Outcome.ERROR, Outcome.MISSING_MATTE) for r in rows),
+                "faces": total("faces"), "redetected": total("redetected"),
+                "identity_matches": total("identity_matches"),
+                "changed_transition_pixels": total("changed_transition_pixels"),
+                "audited_images": sum(r.get("min_identity_distance") not in (None, "") for r in rows)}
 
     def audit_line(self) -> str:
-        totals = self.totals()
-        return (f"{totals['faces']} face(s) blurred in {totals['anonymized']} image(s); {self.audit.line()}; "
-                f"{totals['no_face']} image(s) without a face held back for review")
+        t = self.totals()
+        return (f"{t['faces']} face(s) blurred in {t['anonymized']} image(s); re-detected {t['redetected']}; "
+                f"identity matches {t['identity_matches']}; changed transition pixels "
+                f"{t['changed_transition_pixels']}; held back for review: {t['no_face']} without a face, "
+                f"{t['identifiable']} still identifiable")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.totals(), "images": [r.row() for r in self.records]}
+        return {"total": self.totals(), "images": self.rows()}
 
 
 def _save_like_input(source: Path, array: np.ndarray, target: Path, quality: int | None) -> None:
@@ -130,23 +157,76 @@ def _record(item: InputItem, outcome: Outcome, reason: str = "", **fields) -> An
                            image=str(item.relative), outcome=outcome, **fields)
 
 
-def anonymize_one(item: InputItem, out: Path, options: AnonymizeOptions, mattes: dict,
+class MatteIndex:
+    """The mattes of a folder, found for an input by its relative path (the tree
+    ``p3m matte`` writes), or by its stem only where that cannot be mistaken."""
+
+    def __init__(self, folder: Path, items: list[InputItem]) -> None:
+        if (folder / "alpha").is_dir() and not images_by_stem(folder):
+            folder = folder / "alpha"  # the output folder of p3m matte
+        self.folder = folder
+        self.by_key = {p.relative_to(folder).with_suffix(""): p for p in sorted(folder.rglob("*"))
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+        self.by_stem: dict[str, list[Path]] = {}
+        for path in self.by_key.values():
+            self.by_stem.setdefault(path.stem, []).append(path)
+        self.input_stems = Counter(item.path.stem for item in items)
+
+    def find(self, item: InputItem) -> Path | None:
+        """The matte of ``item``; None if there is none; an error if the choice would be a guess."""
+        if item.key in self.by_key:
+            return self.by_key[item.key]
+        candidates = self.by_stem.get(item.path.stem, [])
+        if len(candidates) > 1 or (candidates and self.input_stems[item.path.stem] > 1):
+            raise ImageError(f"no matte at {item.key} in {self.folder}, and the stem {item.path.stem!r} is "
+                             "ambiguous there; arrange the mattes like the inputs (as p3m matte writes them)")
+        return candidates[0] if candidates else None
+
+
+def _blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions):
+    """Blur, audit, and blur more while a face is still detected or recognised.
+
+    Returns (result, audit, sigma scale, identifiable): identifiable is True when the
+    strongest blur allowed still leaks.
+    """
+    scale = options.sigma_scale if options.sigma_scale is not None else STRENGTHS[options.strength]
+    kwargs = dict(forehead=options.forehead, detector=options.detector, protect_dilation=options.protect_dilation)
+    faces = None
+    while True:
+        result = anonymize(image, alpha, sigma_scale=scale, facemask=facemask, faces=faces, **kwargs)
+        if result.status is Outcome.NO_FACE or not result.detected:
+            return result, None, scale, False
+        faces = result.detected  # detect once; only the blur changes
+        audit = audit_pair(image, result.image, faces=faces, alpha=alpha, face_mask=result.mask,
+                           detector=options.detector)
+        if not (audit.redetected or audit.identity_matches):
+            return result, audit, scale, False
+        if scale >= MAX_SIGMA_SCALE:
+            return result, audit, scale, True
+        scale = min(MAX_SIGMA_SCALE, scale * STRENGTHEN)
+
+
+def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, mattes: MatteIndex | None,
                   hand_masks: dict) -> AnonymizeRecord:
-    stem = item.path.stem
     image = read_image_file(item.path)
-    alpha = None
-    if options.alpha_dir is not None:
-        if stem not in mattes:
-            return _record(item, Outcome.MISSING_MATTE, f"no matte named {stem} in {options.alpha_dir}")
-        alpha = read_matte(mattes[stem])
+    alpha, matte = None, None
+    if mattes is not None:
+        matte = mattes.find(item)
+        if matte is None:
+            return _record(item, Outcome.MISSING_MATTE, f"no matte for {item.key} in {mattes.folder}")
+        alpha = read_matte(matte)
         if alpha.shape != image.shape[:2]:
-            return _record(item, Outcome.ERROR, f"matte {mattes[stem].name} is {alpha.shape[1]}x{alpha.shape[0]}, "
+            return _record(item, Outcome.ERROR, f"matte {matte.name} is {alpha.shape[1]}x{alpha.shape[0]}, "
                                                 f"image is {image.shape[1]}x{image.shape[0]}")
-    kwargs = dict(strength=options.strength, sigma_scale=options.sigma_scale, forehead=options.forehead,
-                  detector=options.detector, protect_dilation=options.protect_dilation)
-    result = anonymize(image, alpha, **kwargs)
-    if result.status is Outcome.NO_FACE and stem in hand_masks:
-        result = anonymize(image, alpha, facemask=read_image_file(hand_masks[stem])[..., 0], **kwargs)
+    result, audit, scale, identifiable = _blur_until_unidentifiable(image, alpha, None, options)
+    if result.status is Outcome.NO_FACE and item.path.stem in hand_masks:
+        hand = read_image_file(hand_masks[item.path.stem])[..., 0]
+        result, audit, scale, identifiable = _blur_until_unidentifiable(image, alpha, hand, options)
+    if identifiable:
+        return _record(item, Outcome.IDENTIFIABLE,
+                       f"a face is still {'re-detected' if audit.redetected else 'recognised'} at the strongest "
+                       f"blur (sigma {MAX_SIGMA_SCALE} x face width): not written, review it or supply --facemask",
+                       faces=len(result.faces), sigma_scale=scale, audit=audit)
     outcome = result.status
     if outcome is Outcome.NO_FACE:
         if not options.allow_no_face:
@@ -155,22 +235,43 @@ def anonymize_one(item: InputItem, out: Path, options: AnonymizeOptions, mattes:
         outcome, anonymized = Outcome.NO_FACE_COPIED, image
     else:
         anonymized = result.image
-    written = {"blurred_image": out / "blurred_image" / _output_name(item),
-               "facemask": out / "facemask" / item.key.with_suffix(".png")}
+    written = {"blurred_image": plan.path("blurred_image", _output_name(item)),
+               "facemask": plan.path("facemask", item.key.with_suffix(".png"))}
+    if matte is not None:
+        written["mask"] = plan.path("mask", item.key.with_suffix(".png"))
     _save_like_input(item.path, anonymized, written["blurred_image"], options.jpeg_quality)
     write_image(written["facemask"], result.mask)
-    if alpha is not None:
-        written["mask"] = out / "mask" / item.key.with_suffix(".png")
-        written["mask"].parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(mattes[stem], written["mask"])
-    record = _record(item, outcome, faces=len(result.faces))
+    if matte is not None:
+        with atomic_path(written["mask"]) as tmp:
+            shutil.copyfile(matte, tmp)
+    record = _record(item, outcome, faces=len(result.faces), audit=audit,
+                     sigma_scale=scale if outcome is not Outcome.NO_FACE_COPIED else None)
     record.outputs = {kind: str(path) for kind, path in written.items()}
-    if options.audit and outcome is not Outcome.NO_FACE_COPIED and result.detected:
-        record.audit = audit_pair(image, anonymized, faces=result.detected, alpha=alpha, face_mask=result.mask,
-                                  detector=options.detector)
-    elif options.audit and outcome is not Outcome.NO_FACE_COPIED and alpha is not None:
+    if audit is None and alpha is not None and outcome is not Outcome.NO_FACE_COPIED:
         record.changed_transition_pixels = changed_transition_pixels(image, anonymized, alpha)
     return record
+
+
+def _read_journal(out: Path) -> dict[str, dict[str, Any]]:
+    """Rows of earlier runs by image (the last row of an image wins; a torn last line is skipped)."""
+    rows: dict[str, dict[str, Any]] = {}
+    journal = out / JOURNAL
+    if journal.is_file():
+        for line in journal.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                rows[row["image"]] = row
+            except (ValueError, KeyError, TypeError):
+                continue
+    return rows
+
+
+def _finished(row: dict[str, Any] | None, out: Path, item: InputItem) -> bool:
+    """An earlier run wrote every output of this image and its row says so."""
+    if row is None or row.get("status") not in [o.value for o in Outcome if o.written]:
+        return False
+    return (out / "blurred_image" / _output_name(item)).is_file() and \
+        (out / "facemask" / item.key.with_suffix(".png")).is_file()
 
 
 def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: AnonymizeOptions | None = None, *,
@@ -178,30 +279,43 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     """Blur the faces of every image ``inputs`` names, fail closed, audit each, and write
     the report; the returned report holds every record and the totals."""
     start = time.perf_counter()
-    options, progress, out = options or AnonymizeOptions(), progress or Progress(), Path(out)
-    items, problems = collect_images([str(i) for i in inputs])
-    mattes = images_by_stem(options.alpha_dir) if options.alpha_dir else {}
+    options, progress = options or AnonymizeOptions(), progress or Progress()
+    out = output_folder(out)
+    items, problems = collect_images([str(i) for i in inputs], exclude=out)
+    plan = OutputPlan(out, [item.path for item in items])
+    mattes = MatteIndex(Path(options.alpha_dir), items) if options.alpha_dir else None
+    if mattes is not None and not mattes.folder.is_dir():
+        raise DatasetError(f"{options.alpha_dir}: no such folder of mattes")
     hand_masks = images_by_stem(options.facemask_dir) if options.facemask_dir else {}
-    report = AnonymizeReport()
+    report = AnonymizeReport(earlier=_read_journal(out))
     progress.start(len(items) + len(problems), "anonymize")
+    lock = threading.Lock()
+
+    def finish(record: AnonymizeRecord) -> None:
+        with lock:
+            report.records.append(record)
+            if record.previous is None and record.outcome is not Outcome.SKIPPED:
+                with open(out / JOURNAL, "a") as journal:
+                    journal.write(json.dumps(record.row(), default=str) + "\n")
+                    journal.flush()
+                    os.fsync(journal.fileno())
+            progress.record(record)
+
     for spec, reason in problems:
-        record = AnonymizeRecord(spec, Status.FAILED, reason, image=spec, outcome=Outcome.ERROR)
-        report.records.append(record)
-        progress.record(record)
+        finish(AnonymizeRecord(spec, Status.FAILED, reason, image=spec, outcome=Outcome.ERROR))
 
     def work(item: InputItem) -> AnonymizeRecord:
-        target = out / "blurred_image" / _output_name(item)
-        if not options.overwrite and target.exists():
-            return _record(item, Outcome.SKIPPED)
+        previous = report.earlier.get(str(item.relative))
+        if not options.overwrite and _finished(previous, out, item):
+            return _record(item, Outcome.SKIPPED, previous=previous)
         try:
-            return anonymize_one(item, out, options, mattes, hand_masks)
+            return anonymize_one(item, plan, options, mattes, hand_masks)
         except Exception as exc:  # one bad image never stops the batch
             return _record(item, Outcome.ERROR, failure_reason(exc))
 
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         for record in pool.map(work, items):
-            report.records.append(record)
-            progress.record(record)
+            finish(record)
     progress.close()
     report.seconds = time.perf_counter() - start
     write_report(out, report)
@@ -209,11 +323,11 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
 
 
 def write_report(out: Path, report: AnonymizeReport) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    rows = report.rows()
     with atomic_path(out / "report.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        for record in report.records:
-            writer.writerow(record.row())
+        for row in rows:
+            writer.writerow(row)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))

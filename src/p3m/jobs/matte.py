@@ -7,6 +7,7 @@ exist is skipped, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,12 +17,15 @@ from typing import Sequence
 
 import numpy as np
 
+from p3m.errors import ImageError, OutputError
 from p3m.inference.compose import Background, composite, cutout_rgba, estimate_foreground
 from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem, collect_images
 from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
+from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image, write_matte
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
+from p3m.utils.files import atomic_path
 from p3m.utils.progress import Progress
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite")
@@ -39,21 +43,53 @@ class MatteOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
 
-def output_paths(outdir: Path, item: InputItem, save: tuple[str, ...]) -> dict[str, Path]:
-    """OUT/<kind>/<relative path of the input, suffix .png>."""
-    return {kind: outdir / kind / item.key.with_suffix(".png") for kind in save}
+#: OUT/<this file> records the settings the outputs were made with.
+SETTINGS_FILE = ".p3m-matte.json"
+
+
+def output_paths(plan: OutputPlan, item: InputItem, save: tuple[str, ...]) -> dict[str, Path]:
+    """OUT/<kind>/<relative path of the input, suffix .png>, checked by the plan."""
+    return {kind: plan.path(kind, item.key.with_suffix(".png")) for kind in save}
 
 
 def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], options: MatteOptions) -> None:
-    if "alpha" in paths:
-        write_matte(paths["alpha"], alpha, bits=16 if options.alpha_16bit else 8)
+    """Every output of one image, computed first and then written: a failure leaves none."""
+    if not np.isfinite(alpha).all():
+        raise ImageError("the engine produced non-finite alpha values (NaN or infinity); are its weights damaged?")
     needs_fg = "composite" in paths or ("cutout" in paths and not options.premultiplied)
     fg = estimate_foreground(image, alpha) if needs_fg else None
+    arrays = {}
     if "cutout" in paths:
-        write_image(paths["cutout"], cutout_rgba(image, alpha, foreground=fg, premultiplied=options.premultiplied))
+        arrays["cutout"] = cutout_rgba(image, alpha, foreground=fg, premultiplied=options.premultiplied)
     if "composite" in paths:
         background = options.background.for_image(image) if options.background else np.full_like(image, 255)
-        write_image(paths["composite"], composite(image, alpha, background, foreground=fg))
+        arrays["composite"] = composite(image, alpha, background, foreground=fg)
+    if "alpha" in paths:
+        write_matte(paths["alpha"], alpha, bits=16 if options.alpha_16bit else 8)
+    for kind, array in arrays.items():
+        write_image(paths[kind], array)
+
+
+def _settings(engine: MattingEngine, options: MatteOptions) -> dict[str, str]:
+    return {"engine": engine.description, "weights": str(engine.weights or ""),
+            "background": options.background.spec if options.background else "white",
+            "premultiplied": str(options.premultiplied), "alpha_bits": "16" if options.alpha_16bit else "8"}
+
+
+def _check_settings(out: Path, settings: dict[str, str], overwrite: bool) -> None:
+    """Existing outputs made with other settings are not silently kept: refuse, or (with
+    overwrite) take the new settings."""
+    path = out / SETTINGS_FILE
+    try:
+        before = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        before = {}
+    changed = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
+    if changed and not overwrite:
+        raise OutputError(f"{out}: its outputs were made with other settings ({'; '.join(changed)}); "
+                          "pass --overwrite to remake them, or choose another -o")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | Path,
@@ -61,8 +97,11 @@ def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | 
     """Alpha mattes (and cut-outs, composites) of every image that ``inputs`` (files,
     folders, globs) name, under ``out``/<kind>/ mirroring the input tree."""
     start = time.perf_counter()
-    options, progress, out = options or MatteOptions(), progress or Progress(), Path(out)
-    items, problems = collect_images([str(i) for i in inputs])
+    options, progress = options or MatteOptions(), progress or Progress()
+    out = output_folder(out)
+    items, problems = collect_images([str(i) for i in inputs], exclude=out)
+    _check_settings(out, _settings(engine, options), options.overwrite)
+    plan = OutputPlan(out, [item.path for item in items])
     records: list[ItemRecord] = []
     progress.start(len(items) + len(problems), "matte")
 
@@ -74,7 +113,11 @@ def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | 
         report(ItemRecord(spec, Status.FAILED, reason))
     todo = []
     for item in items:
-        paths = output_paths(out, item, options.save)
+        try:
+            paths = output_paths(plan, item, options.save)
+        except OutputError as exc:
+            report(ItemRecord(str(item.path), Status.FAILED, str(exc)))
+            continue
         if not options.overwrite and all(p.exists() for p in paths.values()):
             report(ItemRecord(str(item.path), Status.SKIPPED, "outputs exist", _strings(paths)))
         else:

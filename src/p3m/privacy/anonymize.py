@@ -29,6 +29,10 @@ from p3m.privacy.faces import Face, detect_faces
 #: sigma as a fraction of the face width. A few percent does not stop face
 #: recognition; around a tenth or more does (docs/privacy.md).
 STRENGTHS = {"low": 0.05, "medium": 0.12, "high": 0.20}
+#: When the audit still finds a blurred face or its identity, sigma grows by this factor
+#: and the image is blurred again, up to MAX_SIGMA_SCALE; beyond, it is held back.
+STRENGTHEN = 1.5
+MAX_SIGMA_SCALE = 0.40
 DEFAULT_STRENGTH = "medium"
 DEFAULT_FOREHEAD = 0.3
 
@@ -40,6 +44,7 @@ class Outcome(str, Enum):
     HAND_MASK = "hand-mask"            # blurred inside a hand-drawn mask
     NO_FACE = "no-face"                # nothing found: held back (fail closed)
     NO_FACE_COPIED = "no-face-copied"  # nothing found, copied through as asked (--allow-no-face)
+    IDENTIFIABLE = "identifiable"      # still re-detected or recognised at the strongest blur: held back
     MISSING_MATTE = "missing-matte"    # --alpha given but no matte for this image
     ERROR = "error"                    # unreadable input, mismatched matte, ...
     SKIPPED = "skipped"                # already anonymized (resume)
@@ -58,7 +63,7 @@ class Outcome(str, Enum):
             return Status.DONE
         if self is Outcome.SKIPPED:
             return Status.SKIPPED
-        return Status.HELD_BACK if self is Outcome.NO_FACE else Status.FAILED
+        return Status.HELD_BACK if self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE) else Status.FAILED
 
 
 @dataclass

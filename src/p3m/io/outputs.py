@@ -1,0 +1,55 @@
+"""Where a job may write: inside its output folder, never onto one of its inputs.
+
+Every job checks its output folder before any work (:func:`output_folder`) and asks
+an :class:`OutputPlan` for each path it writes, so that no input name, glob or
+symlink can send an output elsewhere or replace an input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from p3m.errors import OutputError
+
+
+def output_folder(out: str | os.PathLike, what: str = "output folder") -> Path:
+    """``out`` as a writable folder (created if missing), or one line saying why not."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; the {what} must be a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the {what} ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: the {what} is not writable")
+    return out
+
+
+def output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """A file to write (its folder created), or one line saying why it cannot be."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; the {what} must be a file name")
+    output_folder(path.parent if str(path.parent) else Path("."), f"folder of the {what}")
+    return path
+
+
+class OutputPlan:
+    """Paths under ``root`` that are checked: inside it, and not one of ``inputs``."""
+
+    def __init__(self, root: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
+        self.root = Path(root)
+        self._resolved_root = self.root.resolve()
+        self._inputs = {Path(p).resolve() for p in inputs}
+
+    def path(self, *parts: str | os.PathLike) -> Path:
+        path = self.root.joinpath(*parts)
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self._resolved_root):
+            raise OutputError(f"{path}: would be written outside the output folder {self.root}; refused")
+        if resolved in self._inputs:
+            raise OutputError(f"{path}: would replace the input {resolved}; refused (choose another -o)")
+        return path
