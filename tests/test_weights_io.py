@@ -85,10 +85,27 @@ def test_file_needing_arbitrary_unpickling_is_refused_without_running_it(tmp_pat
     with pytest.raises(p3m.CheckpointError) as err:
         p3m.load_model(evil)
     message = str(err.value)
-    assert str(evil) in message and "arbitrary unpickling" in message and "p3m convert" in message
+    assert str(evil) in message and "carries code (io.open)" in message
+    assert "False" not in message, "never a hint to turn weights_only off"
     with pytest.raises(p3m.CheckpointError, match="raw_pickle.pth: not a PyTorch checkpoint"):
         p3m.load_model(raw)
     assert not marker.exists(), "code from the checkpoint was executed"
+
+
+def test_a_data_object_besides_tensors_gets_a_safe_conversion_that_works(tmp_path, reference_model):
+    import argparse
+    import subprocess
+    import sys
+
+    path = tmp_path / "with_args.pth"
+    torch.save({"state_dict": reference_model.state_dict(), "args": argparse.Namespace(lr=1e-5)}, path)
+    with pytest.raises(p3m.CheckpointError) as err:
+        p3m.load_model(path)
+    message = str(err.value)
+    assert "argparse.Namespace" in message and "False" not in message
+    command = message.split('python -c "')[1].split('" then:')[0]
+    subprocess.run([sys.executable, "-c", command], cwd=tmp_path, check=True)  # the hint, followed
+    assert p3m.load_model(tmp_path / "plain.pth").arch_config["arch"] == "p3mnet-r34"
 
 
 def test_missing_path_directory_empty_and_truncated_files(tmp_path, published_checkpoint):

@@ -44,6 +44,9 @@ def as_alpha(x: np.ndarray, name: str = "alpha") -> np.ndarray:
 
 def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     p, g = as_alpha(pred, "prediction"), as_alpha(gt, "ground truth")
+    for array, name in ((p, "prediction"), (g, "ground truth")):
+        if not np.isfinite(array).all():
+            raise MetricInputError(f"{name} holds non-finite values (NaN or infinity)")
     if p.shape != g.shape:
         raise MetricInputError(f"prediction {p.shape[1]}x{p.shape[0]} and ground truth "
                                f"{g.shape[1]}x{g.shape[0]} differ in size")

@@ -72,7 +72,8 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (or an unsupported format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: refused as too large ({exc})") from None
+        raise ImageError(f"{path}: refused as too large, a possible decompression bomb ({exc}); "
+                         "raise the limit with --max-pixels if you trust it") from None
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:

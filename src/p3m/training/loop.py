@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from p3m.architectures import build_model, get_spec, spec_of
 from p3m.data.layout import SPLITS, find_split
 from p3m.errors import DatasetError, TrainingError
+from p3m.io.outputs import output_folder
 from p3m.training.config import LossWeights, TrainConfig, to_toml
 from p3m.training.copy_paste import CopyPaste, FaceBank
 from p3m.training.data import EpochSampler, MattingTrainDataset, collate_skip_bad, find_training_samples
@@ -198,7 +199,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         torch.cuda.set_device(device)
     if config.precision != "fp32" and device.type != "cuda":
         raise TrainingError(f"--precision {config.precision} needs CUDA; use fp32 on {device.type}")
-    out = Path(config.out)
+    out = output_folder(config.out, "run folder (--out)") if main_process else Path(config.out)
     torch.manual_seed(config.seed)
 
     samples, problems = find_training_samples(config.data or None, config.images, config.masks or None,

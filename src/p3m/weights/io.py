@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,13 +36,36 @@ StateDict = dict[str, torch.Tensor]
 Source = Union[str, os.PathLike, Mapping]
 
 
-def _convert_hint(path: Path) -> str:
-    return (
-        "if you trust the file, re-save its tensors once in a separate Python session "
-        f"(ckpt = torch.load({str(path)!r}, weights_only=False); "
-        "torch.save({'state_dict': ckpt['state_dict']}, 'plain.pth')) "
-        "and run: p3m convert plain.pth model.safetensors"
-    )
+#: Modules whose names in a pickle mean it would run code, not build data.
+_CODE_MODULES = {"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "io", "sys", "shutil", "socket",
+                 "importlib", "runpy", "pty", "code", "ctypes", "pickle", "marshal", "functools", "operator"}
+_GLOBAL = re.compile(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL)\s+([\w.]+)", re.IGNORECASE)
+
+
+def _refusal(path: Path, text: str) -> str | None:
+    """The message for a pickle that asks for a Python global; None if it does not."""
+    found = _GLOBAL.search(text)
+    if not found:
+        return None
+    name = found.group(1)
+    module, _, attribute = name.rpartition(".")
+    # a function (lower-case by convention) or anything from a code module would be called on loading
+    if module.split(".")[0] in _CODE_MODULES or attribute[:1].islower():
+        return (f"{path}: refused: it carries code ({name}) that would run on loading, and p3m never runs code "
+                "from a checkpoint. A trustworthy checkpoint holds only tensors and data: ask its publisher for a "
+                "plain state dict or a safetensors file, which p3m convert reads")
+    return (f"{path}: refused: besides tensors it stores a Python object ({name}), and p3m loads only tensors. "
+            f"If you trust the file, re-save its weights with that one class allowed, still without running "
+            f"code: python -c \"import torch, {module}; torch.serialization.add_safe_globals([{name}]); "
+            f"torch.save({{'state_dict': torch.load({str(path)!r}, weights_only=True)['state_dict']}}, 'plain.pth')\" "
+            "then: p3m convert plain.pth model.safetensors")
+
+
+def _first_reason(text: str) -> str:
+    """torch's own explanation, without its advice to turn off weights_only."""
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and "weights_only" not in line and not line.startswith("Check the documentation")]
+    return lines[0] if lines else "unreadable"
 
 
 def _check_file(path: Path) -> None:
@@ -70,18 +94,14 @@ def _read_pickle(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Unsupported global" in text:
-            raise CheckpointError(
-                f"{path}: refused: loading it would need arbitrary unpickling (it stores Python "
-                "objects besides tensors) and p3m never executes code from a checkpoint; "
-                + _convert_hint(path)
-            ) from None
-        reason = text.split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if text else "unreadable"
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint, or truncated ({reason})") from None
+        refusal = _refusal(path, text)
+        if refusal:
+            raise CheckpointError(refusal) from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint, or truncated ({_first_reason(text)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError,
             AttributeError, TypeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint, or truncated ({first})") from None
+        reason = _first_reason(str(exc)) if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint, or truncated ({reason})") from None
 
 
 def read_state_dict(source: Source) -> tuple[StateDict, dict[str, Any] | None, str]:
@@ -100,11 +120,24 @@ def read_state_dict(source: Source) -> tuple[StateDict, dict[str, Any] | None, s
         if path.name.endswith(SAFETENSORS_SUFFIX):
             raw, metadata = _read_safetensors(path)
             if _META_ARCH in metadata:
-                arch_config = json.loads(metadata[_META_ARCH])
+                arch_config = _arch_metadata(path, metadata[_META_ARCH])
         else:
             raw = _read_pickle(path)
     state = _unwrap(raw, label)
     return _strip_prefix(state), arch_config, label
+
+
+def _arch_metadata(path: Path, text: str) -> dict[str, Any]:
+    """The architecture recorded in a p3m safetensors file, checked (it is user-editable)."""
+    try:
+        config = json.loads(text)
+    except ValueError:
+        raise CheckpointError(f"{path}: its metadata {_META_ARCH} is not valid JSON") from None
+    if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
+        raise CheckpointError(f"{path}: its metadata {_META_ARCH} is not an object with an 'arch' name")
+    if any(not isinstance(k, str) or not isinstance(v, bool) for k, v in config.items() if k != "arch"):
+        raise CheckpointError(f"{path}: its metadata {_META_ARCH} has options that are not true/false")
+    return config
 
 
 def _unwrap(raw: Any, label: str) -> StateDict:

@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p3m.architectures import get_spec
-from p3m.errors import ArchitectureError, CheckpointError
+from p3m.errors import ArchitectureError, CheckpointError, OutputError, P3MError
 from p3m.weights.io import load_model, read_state_dict, save_model
 
 
 def p3m_home() -> Path:
+    """The cache folder; P3M_HOME naming a file is an error, not a traceback later."""
+    home = _home()
+    if home.exists() and not home.is_dir():
+        raise OutputError(f"{home}: the p3m cache folder (P3M_HOME or the platform cache) is a file, not a folder")
+    return home
+
+
+def _home() -> Path:
     if os.environ.get("P3M_HOME"):
         return Path(os.environ["P3M_HOME"])
     if sys.platform == "darwin":
@@ -50,16 +58,25 @@ def install(source: str | os.PathLike, name: str | None = None, *, arch: str | N
     return InstalledWeights(name, model.arch_config["arch"], path, path.stat().st_size / 1e6)
 
 
-def installed() -> list[InstalledWeights]:
-    found = []
-    for path in sorted(weights_dir().glob("*.safetensors")):
+def scan_installed() -> tuple[list[InstalledWeights], list[tuple[Path, str]]]:
+    """Installed weights, and the files in the store that are not usable (with why)."""
+    found, problems = [], []
+    for path in sorted(weights_dir().glob("*.safetensors")) if weights_dir().is_dir() else []:
         try:
             _, config, _ = read_state_dict(path)
-        except CheckpointError:
+        except P3MError as exc:
+            problems.append((path, str(exc)))
             continue
-        if config:
-            found.append(InstalledWeights(path.stem, config["arch"], path, path.stat().st_size / 1e6))
-    return found
+        if not config:
+            problems.append((path, "no architecture in its metadata (not written by p3m weights install)"))
+            continue
+        found.append(InstalledWeights(path.stem, config["arch"], path, path.stat().st_size / 1e6))
+    return found, problems
+
+
+def installed() -> list[InstalledWeights]:
+    """The usable installed weights (unusable files are skipped; ``scan_installed`` names them)."""
+    return scan_installed()[0]
 
 
 def preferred(weights: list[InstalledWeights]) -> InstalledWeights | None:
