@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -44,9 +45,11 @@ def run_install(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from p3m.weights.default_model import default_model_path
-    from p3m.weights.store import installed, weights_dir
+    from p3m.weights.store import scan_installed, weights_dir
 
-    found = installed()
+    found, problems = scan_installed()
+    for path, reason in problems:
+        print(f"p3m: skipped {path}: {reason}", file=sys.stderr)
     model = default_model_path()
     print(f"{'default engine':24s} {'segmentation':16s} " + (f"{model.stat().st_size / 1e6:7.1f} MB  {model}"
           if model.is_file() else "not fetched (p3m weights fetch default)"))
