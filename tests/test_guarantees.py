@@ -232,6 +232,11 @@ def test_one_line_for_outputs_that_cannot_be(tmp_path, monkeypatch, capsys):
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+def test_benchmark_row_names_cannot_leave_the_output_folder(tmp_path, capsys):
+    assert main(["benchmark", "--data", str(tmp_path), "--checkpoint", "../../x=w.pth", "--out", str(tmp_path / "b")]) == 1
+    assert "--checkpoint name '../../x'" in capsys.readouterr().err
+
+
 def test_globs_with_double_star_do_not_follow_symlink_loops(tmp_path, constant_engine):
     from p3m.jobs.matte import matte_files
 

@@ -48,6 +48,9 @@ def _checkpoints(values: list[str]) -> dict[str, str]:
     pairs = [(name or Path(path).name.split(".")[0], path) for name, path in parse_named(values, "--checkpoint")]
     if len({name for name, _ in pairs}) != len(pairs):
         raise OptionError("two --checkpoint entries have the same name; use NAME=PATH")
+    for name, _ in pairs:  # a name becomes a folder of the output: no '/', no '..'
+        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith("."):
+            raise OptionError(f"--checkpoint name {name!r}: use letters, digits, '-', '_' and '.' (not first)")
     return dict(pairs)
 
 
