@@ -91,7 +91,7 @@ def test_an_input_inside_the_output_folder_is_refused_and_kept(tmp_path, constan
     (["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
     (["--batch-size", "-3"], "must be at least 1"),
     (["--max-pixels", "nan"], "--max-pixels: must be at least 1, got nan"),
-    (["--max-size", "0"], "--max-size: must be at least 1, got 0"),
+    (["--max-size", "0"], "--max-size: must be at least 32 and at most 100000, got 0"),
     (["--workers", "-2"], "--workers: must be at least 1, got -2"),
 ])
 def test_matte_options_are_checked_when_parsed(tmp_path, capsys, argv, message):
@@ -199,7 +199,9 @@ def test_non_finite_predictions_are_refused_per_image_and_the_json_stays_valid(t
 
 @pytest.mark.parametrize("metadata, problem", [("{not json", "not valid JSON"), ("[1, 2]", "not an object"),
                                                ('{"arch": 5}', "not an object with an 'arch' name"),
-                                               ('{"arch": "p3mnet-r34", "tfi": "rm -rf"}', "not true/false")])
+                                               ('{"arch": "p3mnet-r34", "tfi": "rm -rf"}', "expected true/false"),
+                                               ('{"arch": "p3mnet-r34", "gpu": true}', "does not take"),
+                                               ('{"arch": "resnet50"}', "unknown architecture 'resnet50'")])
 def test_crafted_safetensors_metadata_is_one_line_and_skipped_by_the_store(tmp_path, monkeypatch, capsys,
                                                                            metadata, problem):
     from safetensors.torch import save_file

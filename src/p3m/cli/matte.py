@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--premultiplied", action="store_true",
                         help="cut-out colours = image x alpha (the published variant) instead of estimated foreground")
     parser.add_argument("--alpha-16bit", action="store_true", help="write 16-bit alpha PNGs")
-    parser.add_argument("--max-size", type=positive_int, default=None,
+    parser.add_argument("--max-size", type=number_in(32, 100_000, whole=True), default=None,
                         help="longest P3M-Net input side (default 1600)")
     parser.add_argument("--published-sizing", action="store_true",
                         help="clip height and width to --max-size separately, as the published code (squashes large images)")

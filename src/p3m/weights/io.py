@@ -21,8 +21,8 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from p3m.architectures import build_model, canonical_arch, infer_architecture
-from p3m.errors import CheckpointError
+from p3m.architectures import build_model, canonical_arch, get_spec, infer_architecture
+from p3m.errors import ArchitectureError, CheckpointError
 from p3m.utils.device import resolve_device
 from p3m.utils.files import atomic_path
 
@@ -135,8 +135,19 @@ def _arch_metadata(path: Path, text: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: its metadata {_META_ARCH} is not valid JSON") from None
     if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
         raise CheckpointError(f"{path}: its metadata {_META_ARCH} is not an object with an 'arch' name")
-    if any(not isinstance(k, str) or not isinstance(v, bool) for k, v in config.items() if k != "arch"):
-        raise CheckpointError(f"{path}: its metadata {_META_ARCH} has options that are not true/false")
+    try:
+        defaults = get_spec(config["arch"]).options
+    except ArchitectureError as exc:
+        raise CheckpointError(f"{path}: its metadata {_META_ARCH} names {exc}") from None
+    for name, value in config.items():
+        if name == "arch":
+            continue
+        if name not in defaults:
+            raise CheckpointError(f"{path}: its metadata {_META_ARCH} has option {name!r}, which "
+                                  f"{config['arch']} does not take")
+        if type(value) is not type(defaults[name]):
+            expected = "true/false" if isinstance(defaults[name], bool) else type(defaults[name]).__name__
+            raise CheckpointError(f"{path}: its metadata {_META_ARCH} option {name!r} is {value!r}, expected {expected}")
     return config
 
 
