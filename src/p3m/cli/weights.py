@@ -15,8 +15,11 @@ def register(subparsers) -> None:
         "--checkpoint is given.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    install = actions.add_parser("install", help="validate a checkpoint and store it as safetensors")
-    install.add_argument("path")
+    install = actions.add_parser(
+        "install", help="download (URL or published name) or take a checkpoint file, validate it, store as safetensors",
+        description="SOURCE is a checkpoint file, an http(s) URL (Google Drive share links work; downloads resume), "
+        "or the name of a checkpoint the P3M authors publish: p3mnet-r34 (ACM MM 2021) or p3mnet-vitae-s (IJCV 2023).")
+    install.add_argument("path", metavar="SOURCE", help="FILE, URL, p3mnet-r34 or p3mnet-vitae-s")
     install.add_argument("--name", help="name to install under (default: the architecture)")
     install.add_argument("--arch", "--model", dest="arch", help="architecture (default: recognised)")
     install.set_defaults(func=run_install)

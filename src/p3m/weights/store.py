@@ -49,13 +49,52 @@ class InstalledWeights:
 
 
 def install(source: str | os.PathLike, name: str | None = None, *, arch: str | None = None) -> InstalledWeights:
-    """Validate ``source`` (any checkpoint ``load_model`` accepts) and store it under ``name``."""
+    """Validate ``source`` and store it as safetensors under ``name``.
+
+    ``source``: a checkpoint file (anything ``load_model`` accepts), a URL (downloaded,
+    resumable), or the name of a checkpoint the authors publish (``p3mnet-r34``,
+    ``p3mnet-vitae-s``). A downloaded file is deleted once it is installed.
+    """
+    from p3m.weights.download import PUBLISHED, download, is_url
+
+    text = os.fspath(source)
+    if is_url(text) or (text in PUBLISHED and not Path(text).exists()):
+        published = PUBLISHED.get(text)
+        url = published.url if published else text
+        downloaded = download(url, p3m_home() / "downloads", name=published.file if published else None)
+        checkpoint = _unwrapped_zip(downloaded)
+        result = install(checkpoint, name or (published.name if published else None), arch=arch)
+        for path in {downloaded, checkpoint}:
+            path.unlink(missing_ok=True)
+        return result
     model = load_model(source, arch=arch, device="cpu")
     name = name or model.arch_config["arch"]
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise CheckpointError(f"weights name {name!r}: use letters, digits, '-', '_' and '.'")
     path = save_model(model, weights_dir() / f"{name}.safetensors")
     return InstalledWeights(name, model.arch_config["arch"], path, path.stat().st_size / 1e6)
+
+
+def _unwrapped_zip(path: Path) -> Path:
+    """A zip archive holding one checkpoint (as some are shared) -> that checkpoint;
+    anything else (a torch checkpoint is a zip too) as it is."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return path
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if any(n.endswith("data.pkl") for n in names):
+            return path  # a torch checkpoint
+        inner = [n for n in names if n.lower().endswith((".pth", ".pt", ".tar", ".ckpt", ".safetensors"))]
+        if len(inner) != 1:
+            raise CheckpointError(f"{path}: a zip archive without exactly one checkpoint inside ({len(inner)} found)")
+        target = path.with_name(Path(inner[0]).name)
+        with archive.open(inner[0]) as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    path.unlink()
+    return target
 
 
 def scan_installed() -> tuple[list[InstalledWeights], list[tuple[Path, str]]]:
