@@ -159,3 +159,46 @@ def test_composite_on_colour_image_and_blur(tmp_path):
     assert parse_colour("12,34,56") == (12, 34, 56) and parse_colour("#ff0000") == (255, 0, 0)
     with pytest.raises(p3m.P3MError, match="not a colour name"):
         Background("no-such-file.png")
+
+
+# -- one photo in, one file out ----------------------------------------------------------------
+@pytest.mark.parametrize("name, save, mode", [("cut.png", None, "RGBA"), ("cut.webp", None, "RGBA"),
+                                              ("on_white.jpg", None, "RGB"), ("alpha.png", "alpha", "L")])
+def test_one_photo_to_one_file_by_extension_or_save(tmp_path, weights, capsys, name, save, mode):
+    Image.fromarray(_photo()).save(tmp_path / "photo.jpg")
+    extra = ["--save", save] if save else []
+    assert main(["matte", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / name), "--checkpoint", str(weights),
+                 "--method", "resize", *extra]) == 0
+    with Image.open(tmp_path / name) as written:
+        assert written.mode == mode and written.size == (50, 70)
+    assert not (tmp_path / name).is_dir()
+
+
+def test_stdin_to_stdout(tmp_path, weights):
+    import io
+    import subprocess
+    import sys
+
+    buffer = io.BytesIO()
+    Image.fromarray(_photo()).save(buffer, "JPEG")
+    done = subprocess.run([sys.executable, "-m", "p3m", "matte", "-", "-o", "-", "--checkpoint", str(weights),
+                           "--method", "resize"], input=buffer.getvalue(), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    with Image.open(io.BytesIO(done.stdout)) as cutout:
+        assert cutout.format == "PNG" and cutout.mode == "RGBA" and cutout.size == (50, 70)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["a.png", "b.png", "-o", "one.png"], "is one file: give one input image"),
+    (["a.png", "-o", "cut.jpg", "--save", "cutout"], "a JPEG has no transparency"),
+    (["a.png", "-o", "x.png", "--save", "alpha,cutout"], "choose one --save kind"),
+    (["-", "-o", "folder"], "input - (stdin) needs -o FILE"),
+    (["a.png", "-o", "a.png"], "would replace the input"),
+])
+def test_single_file_mistakes_are_one_line(tmp_path, weights, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(_photo()).save(tmp_path / name)
+    assert main(["matte", *argv, "--checkpoint", str(weights), "--method", "resize"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -16,15 +16,20 @@ def register(subparsers) -> None:
         "matte",
         help="alpha mattes, cut-outs and composites for images, folders or globs",
         description="Alpha mattes from P3M-Net (installed or --checkpoint weights) or, without P3M-Net "
-        "weights, from the default engine. Outputs go to OUT/alpha, OUT/cutout and OUT/composite, keeping "
-        "each input's relative path and stem. Existing outputs are skipped (an interrupted run resumes) "
-        "unless --overwrite.",
+        "weights, from the default engine. With a folder for -o, outputs go to OUT/alpha, OUT/cutout and "
+        "OUT/composite, keeping each input's relative path and stem; existing outputs are skipped (an "
+        "interrupted run resumes) unless --overwrite. With one input and -o FILE.png/.jpg/.webp (or -o - for "
+        "stdout; input - reads stdin), that one file is written: a cut-out for .png/.webp, a composite for .jpg, "
+        "or the --save kind.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or globs")
-    parser.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR",
-                        help="output folder (alpha/, cutout/, composite/ inside)")
+    parser.add_argument("-o", "--out", required=True, type=Path, metavar="OUT",
+                        help="output folder (alpha/, cutout/, composite/ inside), or one file for one input "
+                        "(.png/.webp cut-out, .jpg composite), or - for stdout")
     add_engine_options(parser, method="hybrid")
-    parser.add_argument("--save", default="alpha", type=_kinds, help="comma list of alpha,cutout,composite (default alpha)")
+    parser.add_argument("--save", default=None, type=_kinds,
+                        help="comma list of alpha,cutout,composite (default: alpha for a folder; for one file, "
+                        "by its extension)")
     parser.add_argument("--background", default=None,
                         help="composite background: colour name, #rrggbb, r,g,b, an image file, or 'blur' (default white)")
     parser.add_argument("--premultiplied", action="store_true",
@@ -54,13 +59,69 @@ def run(args: argparse.Namespace) -> int:
     from p3m.jobs.matte import MatteOptions, matte_files
     from p3m.utils.progress import TerminalProgress
 
+    single = _single_output(args)
     background = Background(args.background) if args.background else None
     engine = open_engine_from(args, engine_spec(args), max_size=args.max_size, batch_size=args.batch_size,
                               sizing="published" if args.published_sizing else None)
     print(f"p3m: engine {engine.summary()}", file=sys.stderr)
-    options = MatteOptions(save=args.save, background=background, premultiplied=args.premultiplied,
+    options = MatteOptions(save=args.save or ("alpha",), background=background, premultiplied=args.premultiplied,
                            alpha_16bit=args.alpha_16bit, overwrite=args.overwrite, workers=args.workers,
                            batch_size=args.batch_size, max_pixels=int(args.max_pixels))
+    if single is not None:
+        return _matte_one(engine, args, options, *single)
     result = matte_files(engine, args.inputs, args.out, options, progress=TerminalProgress())
     print(f"p3m: {result.line()}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+OUTPUT_SUFFIXES = (".png", ".webp", ".jpg", ".jpeg")
+
+
+def _single_output(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(kind, suffix) when one input goes to one file or stdout; None for a folder of outputs."""
+    from p3m.errors import OptionError
+
+    out, stdin = str(args.out), args.inputs == ["-"]
+    suffix = Path(out).suffix.lower()
+    if out != "-" and (suffix not in OUTPUT_SUFFIXES or Path(out).is_dir()):
+        if stdin:
+            raise OptionError("input - (stdin) needs -o FILE.png/.jpg/.webp or -o - (stdout)")
+        return None
+    if not stdin and not (len(args.inputs) == 1 and Path(args.inputs[0]).is_file()):
+        raise OptionError(f"-o {out} is one file: give one input image (or an output folder for many)")
+    kinds = args.save or (("composite",) if suffix in (".jpg", ".jpeg") else ("cutout",))
+    if len(kinds) != 1:
+        raise OptionError(f"-o {out} holds one image: choose one --save kind (alpha, cutout or composite)")
+    if suffix in (".jpg", ".jpeg") and (kinds[0] == "cutout" or args.alpha_16bit):
+        raise OptionError(f"-o {out}: a JPEG has no transparency or 16 bits; use .png (or --save composite)")
+    return kinds[0], suffix or ".png"
+
+
+def _matte_one(engine, args: argparse.Namespace, options, kind: str, suffix: str) -> int:
+    """One image in (a file or stdin), one image out (a file or stdout)."""
+    from p3m.errors import OutputError
+    from p3m.io.images import read_image_bytes, read_image_file
+    from p3m.io.outputs import output_file
+    from p3m.io.writers import encode_image
+    from p3m.jobs.matte import render_outputs
+    from p3m.utils.files import atomic_path
+
+    source = args.inputs[0]
+    if source == "-":
+        image = read_image_bytes(sys.stdin.buffer.read(), max_pixels=options.max_pixels)
+    else:
+        image = read_image_file(source, max_pixels=options.max_pixels)
+    data = encode_image(render_outputs(image, engine.predict([image])[0], (kind,), options)[kind], suffix)
+    if str(args.out) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    target = output_file(args.out)
+    if source != "-" and target.resolve() == Path(source).resolve():
+        raise OutputError(f"{target}: would replace the input {source}; refused")
+    if target.exists() and not args.overwrite:
+        raise OutputError(f"{target}: exists; pass --overwrite to replace it")
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    print(f"p3m: wrote {kind} {target}", file=sys.stderr)
+    return 0

@@ -7,6 +7,7 @@ cannot be read raises :class:`ImageError` naming the file and the reason.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -52,10 +53,22 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
+    return _decode(path, str(path), max_pixels)
+
+
+def read_image_bytes(data: bytes, *, name: str = "<stdin>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (a PNG, a JPEG, ... as read from stdin or a request)."""
+    if not data:
+        raise ImageError(f"{name}: no image data (empty input)")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source, path: str, max_pixels: int | None) -> np.ndarray:
+    """Decode a file or buffer to RGB uint8, honouring EXIF orientation; ``path`` names it in errors."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 w, h = img.size
                 if w == 0 or h == 0:
                     raise ImageError(f"{path}: image has zero size ({w}x{h})")

@@ -3,6 +3,7 @@ half-written file that a resumed run would then skip."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def write_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95
         else:
             image.save(tmp, format="PNG")
     return path
+
+
+def encode_image(array: np.ndarray, suffix: str = ".png", *, quality: int = 95) -> bytes:
+    """The bytes of a uint8 gray/RGB/RGBA image as PNG or JPEG (by ``suffix``), for
+    stdout or a response; JPEG drops an alpha channel."""
+    buffer = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(array))
+    if suffix.lower() in (".jpg", ".jpeg"):
+        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    elif suffix.lower() == ".webp":
+        image.save(buffer, format="WEBP", lossless=True)
+    else:
+        image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def write_matte(path: str | os.PathLike, alpha: np.ndarray, *, bits: int = 8) -> Path:

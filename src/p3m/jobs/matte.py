@@ -23,7 +23,7 @@ from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem, collect_images
 from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
 from p3m.io.outputs import OutputPlan, output_folder
-from p3m.io.writers import write_image, write_matte
+from p3m.io.writers import write_image
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.utils.files import atomic_path
 from p3m.utils.progress import Progress
@@ -52,21 +52,28 @@ def output_paths(plan: OutputPlan, item: InputItem, save: tuple[str, ...]) -> di
     return {kind: plan.path(kind, item.key.with_suffix(".png")) for kind in save}
 
 
-def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], options: MatteOptions) -> None:
-    """Every output of one image, computed first and then written: a failure leaves none."""
+def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds, options: MatteOptions) -> dict[str, np.ndarray]:
+    """The arrays of the asked outputs of one image: alpha (uint8, or uint16 with
+    ``alpha_16bit``), cutout (RGBA) and composite (RGB)."""
     if not np.isfinite(alpha).all():
         raise ImageError("the engine produced non-finite alpha values (NaN or infinity); are its weights damaged?")
-    needs_fg = "composite" in paths or ("cutout" in paths and not options.premultiplied)
+    needs_fg = "composite" in kinds or ("cutout" in kinds and not options.premultiplied)
     fg = estimate_foreground(image, alpha) if needs_fg else None
     arrays = {}
-    if "cutout" in paths:
+    if "alpha" in kinds:
+        scale, dtype = (65535.0, np.uint16) if options.alpha_16bit else (255.0, np.uint8)
+        arrays["alpha"] = np.round(np.clip(alpha, 0, 1) * scale).astype(dtype)
+    if "cutout" in kinds:
         arrays["cutout"] = cutout_rgba(image, alpha, foreground=fg, premultiplied=options.premultiplied)
-    if "composite" in paths:
+    if "composite" in kinds:
         background = options.background.for_image(image) if options.background else np.full_like(image, 255)
         arrays["composite"] = composite(image, alpha, background, foreground=fg)
-    if "alpha" in paths:
-        write_matte(paths["alpha"], alpha, bits=16 if options.alpha_16bit else 8)
-    for kind, array in arrays.items():
+    return arrays
+
+
+def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], options: MatteOptions) -> None:
+    """Every output of one image, computed first and then written: a failure leaves none."""
+    for kind, array in render_outputs(image, alpha, paths, options).items():
         write_image(paths[kind], array)
 
 
