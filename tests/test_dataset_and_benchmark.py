@@ -104,6 +104,17 @@ def test_evaluate_fast_skips_grad_and_conn(tmp_path, capsys):
     assert set(json.loads((tmp_path / "m.json").read_text())["mean"]) == {"SAD", "MSE", "MAD"}
 
 
+def test_evaluate_takes_the_folder_p3m_matte_wrote(tmp_path, capsys):
+    g = np.random.default_rng(2).integers(0, 256, (16, 16), dtype=np.uint8)
+    _write(tmp_path / "gt" / "a.png", g)
+    _write(tmp_path / "out" / "alpha" / "a.png", g)  # what p3m matte -o out writes
+    assert main(["evaluate", "--pred", str(tmp_path / "out"), "--gt", str(tmp_path / "gt"), "--fast"]) == 0
+    assert "mean of 1" in capsys.readouterr().out
+    _write(tmp_path / "nested" / "run1" / "a.png", g)
+    assert main(["evaluate", "--pred", str(tmp_path / "nested"), "--gt", str(tmp_path / "gt")]) == 1
+    assert f"the mattes are in run1: pass --pred {tmp_path / 'nested' / 'run1'}" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_benchmark_writes_report_metrics_csv_and_gallery(synth_root, tmp_path, reference_model, capsys):
     weights = p3m.save_model(reference_model, tmp_path / "ref.safetensors")

@@ -149,7 +149,7 @@ def test_premultiplied_cutout_is_image_times_alpha():
 
 def test_composite_on_colour_image_and_blur(tmp_path):
     image, alpha = _mixed_edge()
-    blue = composite(image, alpha, Background("blue").for_image(image))
+    blue = composite(image, alpha, Background("chroma-blue").for_image(image))
     assert blue[:, 0].tolist() == [[0, 71, 187]] * 30  # alpha 0: pure background
     Image.fromarray(np.full((10, 200, 3), 77, np.uint8)).save(tmp_path / "bg.png")
     covered = Background(str(tmp_path / "bg.png")).for_image(image)
@@ -157,7 +157,11 @@ def test_composite_on_colour_image_and_blur(tmp_path):
     blurred = Background("blur").for_image(image)
     assert blurred.shape == image.shape and blurred.std() < image.std()
     assert parse_colour("12,34,56") == (12, 34, 56) and parse_colour("#ff0000") == (255, 0, 0)
-    with pytest.raises(p3m.P3MError, match="not a colour name"):
+    # CSS colours as Pillow reads them (issue #20: navy, #0f0 and rgb() were refused)
+    assert parse_colour("navy") == (0, 0, 128) and parse_colour("#0f0") == (0, 255, 0)
+    assert parse_colour("rgb(0, 255, 0)") == (0, 255, 0) and parse_colour("Blue") == (0, 0, 255)
+    assert parse_colour("chroma-green") == (0, 177, 64) and parse_colour("nonsense") is None
+    with pytest.raises(p3m.P3MError, match="not a CSS colour"):
         Background("no-such-file.png")
 
 

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                         help="comma list of alpha,cutout,composite (default: alpha for a folder; for one file, "
                         "by its extension)")
     parser.add_argument("--background", default=None,
-                        help="composite background: colour name, #rrggbb, r,g,b, an image file, or 'blur' (default white)")
+                        help="composite background: a CSS colour (navy, #0f0, rgb(0,255,0)), r,g,b, chroma-green, "
+                        "chroma-blue, an image file, or 'blur' (default white)")
     parser.add_argument("--premultiplied", action="store_true",
                         help="cut-out colours = image x alpha (the published variant) instead of estimated foreground")
     parser.add_argument("--alpha-16bit", action="store_true", help="write 16-bit alpha PNGs")

@@ -16,10 +16,8 @@ import numpy as np
 from p3m.errors import OptionError
 from p3m.io.images import load_image
 
-NAMED_COLOURS = {
-    "white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128),
-    "red": (255, 0, 0), "green": (0, 177, 64), "blue": (0, 71, 187), "yellow": (255, 221, 0),
-}
+#: The keying colours of video production, beside CSS's names (where "green" is 0,128,0).
+KEYING_COLOURS = {"chroma-green": (0, 177, 64), "chroma-blue": (0, 71, 187)}
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -59,19 +57,20 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: np.ndarray, *,
 
 
 def parse_colour(spec: str) -> tuple[int, int, int] | None:
-    """'white', '#00ff00', '0,255,0' -> RGB; None if ``spec`` is not a colour."""
+    """A CSS colour (``navy``, ``#0f0``, ``#00b140``, ``rgb(0, 255, 0)``, ``hsl(...)``, as
+    Pillow's ImageColor reads them), ``r,g,b``, or a keying colour; None if not a colour."""
+    from PIL import ImageColor
+
     text = spec.strip().lower()
-    if text in NAMED_COLOURS:
-        return NAMED_COLOURS[text]
-    if text.startswith("#") and len(text) == 7:
-        try:
-            return tuple(int(text[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        except ValueError:
-            return None
+    if text in KEYING_COLOURS:
+        return KEYING_COLOURS[text]
     parts = text.split(",")
     if len(parts) == 3 and all(p.strip().isdigit() and 0 <= int(p) <= 255 for p in parts):
         return tuple(int(p) for p in parts)  # type: ignore[return-value]
-    return None
+    try:
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        return None
 
 
 def cover(background: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -94,7 +93,8 @@ class Background:
         self.image = None
         if self.colour is None and spec.lower() != "blur":
             if not Path(spec).is_file():
-                raise OptionError(f"--background {spec!r}: not a colour name, #rrggbb, 'r,g,b', 'blur' or an image file")
+                raise OptionError(f"--background {spec!r}: not a CSS colour (navy, #0f0, rgb(0,255,0)), 'r,g,b', "
+                                  "'blur' or an image file")
             self.image = load_image(spec)
 
     def for_image(self, image: np.ndarray) -> np.ndarray:

@@ -85,13 +85,26 @@ def _one_thread_per_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def prediction_folder(folder: Path) -> Path:
+    """The folder of mattes: ``folder`` itself, or its ``alpha/`` when ``folder`` is what
+    ``p3m matte`` wrote. A folder whose mattes are only in subfolders is named in the error."""
+    if images_by_stem(folder):
+        return folder
+    if images_by_stem(folder / "alpha"):
+        return folder / "alpha"
+    inner = sorted(str(p.relative_to(folder)) for p in folder.iterdir() if p.is_dir() and images_by_stem(p))
+    hint = f"; the mattes are in {', '.join(inner)}: pass --pred {folder / inner[0]}" if inner else ""
+    raise DatasetError(f"{folder}: holds no prediction images{hint}")
+
+
 def evaluate_folders(pred_dir: Path, gt_dir: Path, trimap_dir: Path | None = None, *, workers: int = 1,
                      fast: bool = False) -> EvaluationResult:
     start = time.perf_counter()
     for folder in (pred_dir, gt_dir, trimap_dir):
         if folder is not None and not Path(folder).is_dir():
             raise DatasetError(f"{folder}: no such folder")
-    preds, gts = images_by_stem(Path(pred_dir)), images_by_stem(Path(gt_dir))
+    pred_dir = prediction_folder(Path(pred_dir))
+    preds, gts = images_by_stem(pred_dir), images_by_stem(Path(gt_dir))
     trimaps = images_by_stem(Path(trimap_dir)) if trimap_dir else {}
     result = EvaluationResult()
     for stem in sorted(set(preds) - set(gts)):
