@@ -80,3 +80,13 @@ def test_predict_alpha_takes_the_default_engine_and_any_image_input(home, tmp_pa
     assert p3m.predict_alpha(engine, tmp_path / "gray.png").shape == (300, 200)  # grayscale converted
     with pytest.raises(p3m.P3MError, match="zero size"):
         p3m.predict_alpha(engine, np.zeros((0, 5, 3), np.uint8))
+
+
+def test_the_default_engine_prints_no_runtime_noise(home, tmp_path, capfd):
+    """LiteRT's C++ INFO line about its CPU delegate (issue #20) does not reach the terminal."""
+    from skimage import data
+
+    Image.fromarray(data.astronaut()[::4, ::4]).save(tmp_path / "a.png")
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
+    err = capfd.readouterr().err
+    assert "XNNPACK" not in err and "INFO:" not in err and "1 done" in err

@@ -29,11 +29,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from p3m.io.outputs import output_file
     from p3m.jobs.evaluate import evaluate_folders
+    from p3m.utils.progress import TerminalProgress
 
     for path, what in ((args.json, "--json file"), (args.csv, "--csv file")):
         if path is not None:
             output_file(path, what)  # before any work, not after it
-    result = evaluate_folders(args.pred, args.gt, args.trimap, workers=args.workers, fast=args.fast)
+    result = evaluate_folders(args.pred, args.gt, args.trimap, workers=args.workers, fast=args.fast,
+                              progress=TerminalProgress())
     for name, reason in result.problems:
         print(f"p3m: {name}: {reason}", file=sys.stderr)
     if result.per_image:

@@ -22,6 +22,7 @@ from p3m.io.images import read_matte
 from p3m.jobs.results import ItemRecord, JobResult, Status
 from p3m.render import Table
 from p3m.utils.files import atomic_path
+from p3m.utils.progress import Progress
 
 
 @dataclass
@@ -98,7 +99,7 @@ def prediction_folder(folder: Path) -> Path:
 
 
 def evaluate_folders(pred_dir: Path, gt_dir: Path, trimap_dir: Path | None = None, *, workers: int = 1,
-                     fast: bool = False) -> EvaluationResult:
+                     fast: bool = False, progress: Progress | None = None) -> EvaluationResult:
     start = time.perf_counter()
     for folder in (pred_dir, gt_dir, trimap_dir):
         if folder is not None and not Path(folder).is_dir():
@@ -118,19 +119,26 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, trimap_dir: Path | None = Non
             result.records.append(MetricRecord(gts[stem].name, Status.FAILED, "missing trimap"))
         else:
             jobs.append((stem, preds[stem], gts[stem], trimaps.get(stem), fast))
+    progress = progress or Progress()
+    progress.start(len(jobs), "evaluate")
+
+    def collect(outcomes) -> None:
+        for stem, outcome in outcomes:  # as each image finishes, in order
+            failed = isinstance(outcome, str)
+            record = MetricRecord(stem, Status.FAILED if failed else Status.DONE, outcome if failed else "",
+                                  metrics={} if failed else outcome)
+            result.records.append(record)
+            progress.record(record)
+
     if workers > 1 and len(jobs) > 1:
         # spawn, not fork: forking a process whose OpenCV/OpenMP threads are running can
         # deadlock the children.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                  initializer=_one_thread_per_worker) as pool:
-            outcomes = list(pool.map(_evaluate_files, *zip(*jobs), chunksize=max(1, len(jobs) // (4 * workers))))
+            collect(pool.map(_evaluate_files, *zip(*jobs), chunksize=max(1, len(jobs) // (4 * workers))))
     else:
-        outcomes = [_evaluate_files(*job) for job in jobs]
-    for stem, outcome in outcomes:
-        if isinstance(outcome, str):
-            result.records.append(MetricRecord(stem, Status.FAILED, outcome))
-        else:
-            result.records.append(MetricRecord(stem, Status.DONE, metrics=outcome))
+        collect(_evaluate_files(*job) for job in jobs)
+    progress.close()
     result.seconds = time.perf_counter() - start
     return result
