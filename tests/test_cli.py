@@ -49,6 +49,16 @@ def test_console_script_runs_as_a_module():
     assert done.returncode == 0 and done.stdout.strip() == f"p3m {p3m.__version__}"
 
 
+def test_doctor_says_what_is_missing_and_what_to_run(tmp_path, monkeypatch):
+    from p3m.doctor import installation_report
+
+    monkeypatch.setenv("P3M_HOME", str(tmp_path / "empty"))
+    report = "\n".join(installation_report())
+    assert "default engine model: not fetched" in report and "run: p3m weights fetch default" in report
+    assert "P3M-Net weights: none installed; run: p3m weights install p3mnet-vitae-s" in report
+    assert "face anonymization (p3m anonymize, privacy-audit): installed" in report  # the test extras have dlib
+
+
 @pytest.mark.slow
 def test_doctor_reports_environment_and_passes(capsys):
     assert main(["doctor"]) == 0

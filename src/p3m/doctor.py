@@ -48,6 +48,47 @@ def environment_report() -> list[str]:
     return lines
 
 
+#: Optional extras: (what they enable, a module they bring, how to get them).
+EXTRAS = (
+    ("face anonymization (p3m anonymize, privacy-audit)", "dlib", "pip install 'p3m[privacy]'"),
+    ("dlib's face models", "face_recognition_models", "pip install 'p3m[privacy]'"),
+    ("the demo's sample photos", "skimage", "pip install 'p3m[demo]'"),
+    ("TensorBoard logs in training", "tensorboard", "pip install 'p3m[tensorboard]'"),
+)
+
+
+def installation_report() -> list[str]:
+    """What is installed (models, weights, extras, GPU), and the command for each missing piece."""
+    import importlib.util
+
+    from p3m.errors import P3MError
+    from p3m.weights.default_model import check_default_model, default_model_path
+    from p3m.weights.store import scan_installed, weights_dir
+
+    lines = []
+    try:
+        lines.append(f"default engine model: verified at {check_default_model()}")
+    except P3MError:
+        lines.append(f"default engine model: not fetched ({default_model_path()}); run: p3m weights fetch default")
+    try:
+        found, problems = scan_installed()
+    except P3MError as exc:
+        found, problems = [], [(weights_dir(), str(exc))]
+    if found:
+        lines += [f"P3M-Net weights: {w.name} ({w.arch}, {w.size_mb:.0f} MB)" for w in found]
+    else:
+        lines.append("P3M-Net weights: none installed; run: p3m weights install p3mnet-vitae-s "
+                     "(or p3mnet-r34, a URL or a file; README 'Getting P3M-Net')")
+    lines += [f"P3M-Net weights: unusable file {path}: {reason}" for path, reason in problems]
+    for what, module, install in EXTRAS:
+        present = importlib.util.find_spec(module) is not None
+        lines.append(f"{what}: {'installed' if present else 'missing; run: ' + install}")
+    if not torch.cuda.is_available():
+        lines.append("GPU: none found; inference and training run on the CPU (a CUDA build of torch and an "
+                     "NVIDIA driver are needed for --device cuda)")
+    return lines
+
+
 def check_state_dict_keys(arch: str) -> CheckResult:
     """The network's state-dict keys and shapes are those of the published checkpoint."""
     manifest = load_manifest(arch)

@@ -16,10 +16,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from p3m.doctor import environment_report, run_checks
+    from p3m.doctor import environment_report, installation_report, run_checks
 
     print("Environment")
     for line in environment_report():
+        print(f"  {line}")
+    print("Installed")
+    for line in installation_report():
         print(f"  {line}")
     results = run_checks()
     for result in results:

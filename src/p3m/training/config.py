@@ -115,16 +115,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 def to_toml(config: TrainConfig) -> str:
     """The resolved configuration as TOML (flat keys, as load_config reads them)."""
-    lines = []
-    for name in TrainConfig.field_names():
-        value = getattr(config, name)
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        elif isinstance(value, list):
-            text = "[" + ", ".join(repr(v) for v in value) + "]"
-        else:
-            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{name} = {text}")
-    return "\n".join(lines) + "\n"
+    import tomli_w
+
+    return tomli_w.dumps(dataclasses.asdict(config))

@@ -34,6 +34,7 @@ from p3m.training.losses import p3m_loss
 from p3m.training.recipe import RULES, departures, resolve_recipe
 from p3m.utils.device import resolve_device
 from p3m.utils.files import atomic_path
+from p3m.utils.progress import progress_bar
 from p3m.weights.io import read_state_dict, save_model
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,9 @@ class _Progress:
 
     def __init__(self, total: int, every: int, enabled: bool) -> None:
         self.every, self.enabled, self.bar = every, enabled, None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="train", unit="step", dynamic_ncols=True)
+        if enabled:
+            bar = progress_bar(total, "train", "step")
+            self.bar = None if bar.disable else bar
 
     def update(self, step: int, total: int, terms: dict, start: float, first: int) -> None:
         if not self.enabled:

@@ -12,6 +12,15 @@ import sys
 from p3m.jobs.results import ItemRecord, Status
 
 
+def progress_bar(total: int | None, desc: str, unit: str, stream=None, **options):
+    """tqdm with ETA where the stream is a terminal; ``bar.disable`` is True elsewhere
+    (tqdm's ``disable=None``), and the caller prints plain lines instead."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=stream or sys.stderr, dynamic_ncols=True, disable=None,
+                **options)
+
+
 class Progress:
     """Receives a job's items as they finish; shows nothing."""
 
@@ -33,10 +42,8 @@ class TerminalProgress(Progress):
 
     def start(self, total: int, desc: str) -> None:
         self.total, self.count = total, 0
-        if self.stream.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit="img", file=self.stream, dynamic_ncols=True)
+        bar = progress_bar(total, desc, "img", self.stream)
+        self._bar = None if bar.disable else bar
 
     def _emit(self, text: str) -> None:
         if self._bar is not None:

@@ -102,7 +102,7 @@ def _file_name(response, url: str) -> str:
 
 def download(url: str, folder: Path, *, name: str | None = None, timeout: float = 60.0) -> Path:
     """Download ``url`` into ``folder`` (resuming a ``.part`` left by an earlier try)."""
-    from tqdm import tqdm
+    from p3m.utils.progress import progress_bar
 
     folder.mkdir(parents=True, exist_ok=True)
     address, followed = download_address(url), False
@@ -143,8 +143,8 @@ def download(url: str, folder: Path, *, name: str | None = None, timeout: float 
             total = (offset + length) if (resumed and length) else length
             mode = "ab" if resumed else "wb"
             written = offset if resumed else 0
-            with open(part, mode) as out, tqdm(total=total, initial=written, unit="B", unit_scale=True,
-                                               desc=f"download {name}", disable=None) as bar:
+            with open(part, mode) as out, progress_bar(total, f"download {name}", "B", unit_scale=True) as bar:
+                bar.update(written)
                 try:
                     while chunk := response.read(CHUNK):
                         out.write(chunk)

@@ -1,15 +1,14 @@
 """Installed weights: a per-user cache of validated safetensors files.
 
-Location: ``$P3M_HOME`` if set, else the platform's cache folder (``$XDG_CACHE_HOME/p3m``
-or ``~/.cache/p3m`` on Linux, ``~/Library/Caches/p3m`` on macOS, ``%LOCALAPPDATA%\\p3m`` on
-Windows). ``install`` loads a checkpoint safely, checks it fits its network, and stores
+Location: ``$P3M_HOME`` if set, else the platform's cache folder as platformdirs gives
+it (``$XDG_CACHE_HOME/p3m`` or ``~/.cache/p3m`` on Linux, ``~/Library/Caches/p3m`` on
+macOS, ``%LOCALAPPDATA%\\p3m\\Cache`` on Windows). ``install`` loads a checkpoint safely, checks it fits its network, and stores
 it as ``weights/<name>.safetensors`` with the architecture in its metadata.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +28,9 @@ def p3m_home() -> Path:
 def _home() -> Path:
     if os.environ.get("P3M_HOME"):
         return Path(os.environ["P3M_HOME"])
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "p3m"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "p3m"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "p3m"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("p3m", appauthor=False))
 
 
 def weights_dir() -> Path:
