@@ -57,7 +57,8 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'default engine':24s} {'segmentation':16s} " + (f"{model.stat().st_size / 1e6:7.1f} MB  {model}"
           if model.is_file() else "not fetched (p3m weights fetch default)"))
     if not found:
-        print(f"no weights installed in {weights_dir()}; add some with: p3m weights install PATH")
+        print(f"no P3M-Net weights installed in {weights_dir()}; add them with: p3m weights install p3mnet-vitae-s "
+              "(or p3mnet-r34, a URL or a file)")
         return 0
     for weights in found:
         print(f"{weights.name:24s} {weights.arch:16s} {weights.size_mb:7.0f} MB  {weights.path}")

@@ -119,7 +119,8 @@ def download(url: str, folder: Path, *, name: str | None = None, timeout: float 
                 return part
             raise CheckpointError(f"{url}: the server answered {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise CheckpointError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from None
+            raise CheckpointError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)}); check the network, or "
+                                  "download the file in a browser and run: p3m weights install FILE") from None
         with response:
             if "text/html" in response.headers.get("Content-Type", ""):
                 page = response.read(1 << 20).decode("utf-8", "replace")
