@@ -29,7 +29,7 @@ def test_home_follows_p3m_home_and_xdg(monkeypatch, tmp_path):
 
 def test_install_validates_converts_and_lists(home, published_checkpoint, capsys):
     assert main(["weights", "list"]) == 0
-    assert "no weights installed" in capsys.readouterr().out
+    assert "no P3M-Net weights installed" in capsys.readouterr().out
     assert main(["weights", "install", str(published_checkpoint)]) == 0
     assert "installed p3mnet-r34 (p3mnet-r34" in capsys.readouterr().out
     (only,) = installed()
