@@ -52,9 +52,9 @@ def run_demo(out: str | Path, *, minutes: float = 4.0, quick: bool = False) -> P
     from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
     from p3m.jobs.benchmark import BenchmarkModel, run_benchmark
     from p3m.jobs.matte import MatteOptions, matte_files
+    from p3m.jobs.progress import TerminalProgress
     from p3m.training.config import TrainConfig
     from p3m.training.loop import train
-    from p3m.utils.progress import TerminalProgress
 
     out = Path(out)
     start = time.perf_counter()

@@ -44,8 +44,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+    from p3m.jobs.progress import TerminalProgress
     from p3m.privacy.dlib_models import shape_predictor
-    from p3m.utils.progress import TerminalProgress
 
     shape_predictor()  # fail early, once, if dlib or its models are missing
     if args.no_audit:

@@ -70,7 +70,7 @@ def _trained_on(values: list[str], names: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from p3m.data.layout import SPLITS, find_split
     from p3m.jobs.benchmark import open_models, run_benchmark
-    from p3m.utils.progress import TerminalProgress
+    from p3m.jobs.progress import TerminalProgress
 
     if not args.checkpoint and not args.engine:
         raise OptionError("nothing to benchmark: pass --checkpoint [NAME=]PATH and/or --engine default")

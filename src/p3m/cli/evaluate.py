@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from p3m.io.outputs import output_file
     from p3m.jobs.evaluate import evaluate_folders
-    from p3m.utils.progress import TerminalProgress
+    from p3m.jobs.progress import TerminalProgress
 
     for path, what in ((args.json, "--json file"), (args.csv, "--csv file")):
         if path is not None:

@@ -58,7 +58,7 @@ def _kinds(text: str) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from p3m.inference.compose import Background
     from p3m.jobs.matte import MatteOptions, matte_files
-    from p3m.utils.progress import TerminalProgress
+    from p3m.jobs.progress import TerminalProgress
 
     single = _single_output(args)
     background = Background(args.background) if args.background else None

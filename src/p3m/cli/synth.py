@@ -37,8 +37,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from p3m.data.synthetic import write_synthetic_dataset
+    from p3m.jobs.progress import TerminalProgress
     from p3m.jobs.results import ItemRecord, Status
-    from p3m.utils.progress import TerminalProgress
 
     progress = TerminalProgress()
     progress.start(args.train + 2 * args.val, desc="synth")

@@ -37,11 +37,11 @@ from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images
 from p3m.io.images import read_image_file, read_matte
 from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
+from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, MAX_SIGMA_SCALE, STRENGTHEN, STRENGTHS, Outcome, anonymize
 from p3m.privacy.audit import AuditResult, audit_pair, changed_transition_pixels
 from p3m.utils.files import atomic_path
-from p3m.utils.progress import Progress
 
 REPORT_FIELDS = ("image", "status", "faces", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
                  "identity_matches", "changed_transition_pixels", "changed_outside_fraction", "message")
@@ -151,6 +151,15 @@ def _output_name(item: InputItem) -> Path:
     return item.relative if suffix in (".jpg", ".jpeg", ".png") else item.key.with_suffix(".png")
 
 
+def output_paths(plan: OutputPlan, item: InputItem, *, matte: bool) -> dict[str, Path]:
+    """Where one image's outputs go: blurred image, facemask, and the matte's copy."""
+    paths = {"blurred_image": plan.path("blurred_image", _output_name(item)),
+             "facemask": plan.path("facemask", item.key.with_suffix(".png"))}
+    if matte:
+        paths["mask"] = plan.path("mask", item.key.with_suffix(".png"))
+    return paths
+
+
 def _record(item: InputItem, outcome: Outcome, reason: str = "", **fields) -> AnonymizeRecord:
     message = f"{outcome.value}: {reason}" if reason else ""
     return AnonymizeRecord(str(item.path), outcome.status, message,
@@ -235,10 +244,7 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
         outcome, anonymized = Outcome.NO_FACE_COPIED, image
     else:
         anonymized = result.image
-    written = {"blurred_image": plan.path("blurred_image", _output_name(item)),
-               "facemask": plan.path("facemask", item.key.with_suffix(".png"))}
-    if matte is not None:
-        written["mask"] = plan.path("mask", item.key.with_suffix(".png"))
+    written = output_paths(plan, item, matte=matte is not None)
     _save_like_input(item.path, anonymized, written["blurred_image"], options.jpeg_quality)
     write_image(written["facemask"], result.mask)
     if matte is not None:
@@ -266,12 +272,11 @@ def _read_journal(out: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _finished(row: dict[str, Any] | None, out: Path, item: InputItem) -> bool:
+def _finished(row: dict[str, Any] | None, plan: OutputPlan, item: InputItem) -> bool:
     """An earlier run wrote every output of this image and its row says so."""
     if row is None or row.get("status") not in [o.value for o in Outcome if o.written]:
         return False
-    return (out / "blurred_image" / _output_name(item)).is_file() and \
-        (out / "facemask" / item.key.with_suffix(".png")).is_file()
+    return all(path.is_file() for path in output_paths(plan, item, matte=False).values())
 
 
 def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: AnonymizeOptions | None = None, *,
@@ -283,9 +288,9 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     out = output_folder(out)
     items, problems = collect_images([str(i) for i in inputs], exclude=out)
     plan = OutputPlan(out, [item.path for item in items])
-    mattes = MatteIndex(Path(options.alpha_dir), items) if options.alpha_dir else None
-    if mattes is not None and not mattes.folder.is_dir():
+    if options.alpha_dir is not None and not Path(options.alpha_dir).is_dir():
         raise DatasetError(f"{options.alpha_dir}: no such folder of mattes")
+    mattes = MatteIndex(Path(options.alpha_dir), items) if options.alpha_dir else None
     hand_masks = images_by_stem(options.facemask_dir) if options.facemask_dir else {}
     report = AnonymizeReport(earlier=_read_journal(out))
     progress.start(len(items) + len(problems), "anonymize")
@@ -306,7 +311,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
 
     def work(item: InputItem) -> AnonymizeRecord:
         previous = report.earlier.get(str(item.relative))
-        if not options.overwrite and _finished(previous, out, item):
+        if not options.overwrite and _finished(previous, plan, item):
             return _record(item, Outcome.SKIPPED, previous=previous)
         try:
             return anonymize_one(item, plan, options, mattes, hand_masks)

@@ -11,9 +11,9 @@ from typing import Any
 from p3m.data.layout import images_by_stem
 from p3m.errors import DatasetError, OptionError
 from p3m.io.images import read_image_file, read_matte
+from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status
 from p3m.privacy.audit import AuditResult, AuditTotals, audit_pair, reference_descriptors
-from p3m.utils.progress import Progress
 
 
 @dataclass

@@ -22,10 +22,10 @@ from p3m.inference.engine import MattingEngine
 from p3m.io.images import read_image_file
 from p3m.io.writers import write_matte
 from p3m.jobs.evaluate import MetricRecord
+from p3m.jobs.progress import Progress
 from p3m.jobs.results import JobResult, Status
 from p3m.render import Table
 from p3m.utils.files import atomic_path
-from p3m.utils.progress import Progress
 
 
 @dataclass

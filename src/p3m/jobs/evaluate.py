@@ -19,10 +19,10 @@ from p3m.data.layout import images_by_stem
 from p3m.errors import DatasetError
 from p3m.evaluation.scoring import mean_metrics, metric_keys, score_files
 from p3m.io.images import read_matte
+from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status
 from p3m.render import Table
 from p3m.utils.files import atomic_path
-from p3m.utils.progress import Progress
 
 
 @dataclass

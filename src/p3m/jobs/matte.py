@@ -24,9 +24,9 @@ from p3m.io.discovery import InputItem, collect_images
 from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
 from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
+from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.utils.files import atomic_path
-from p3m.utils.progress import Progress
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite")
 

@@ -1,15 +1,8 @@
-"""Showing a job's progress: a bar with ETA on a terminal, plain lines otherwise.
-
-Jobs report each finished item to a :class:`Progress`; the library's default shows
-nothing, the command line passes a :class:`TerminalProgress`. Failures always get
-their own line with the reason.
-"""
+"""A progress bar with ETA on a terminal; nothing elsewhere (the caller prints plain lines)."""
 
 from __future__ import annotations
 
 import sys
-
-from p3m.jobs.results import ItemRecord, Status
 
 
 def progress_bar(total: int | None, desc: str, unit: str, stream=None, **options):
@@ -19,51 +12,3 @@ def progress_bar(total: int | None, desc: str, unit: str, stream=None, **options
 
     return tqdm(total=total, desc=desc, unit=unit, file=stream or sys.stderr, dynamic_ncols=True, disable=None,
                 **options)
-
-
-class Progress:
-    """Receives a job's items as they finish; shows nothing."""
-
-    def start(self, total: int, desc: str) -> None:
-        pass
-
-    def record(self, item: ItemRecord) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class TerminalProgress(Progress):
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self._bar = None
-        self.total = self.count = 0
-
-    def start(self, total: int, desc: str) -> None:
-        self.total, self.count = total, 0
-        bar = progress_bar(total, desc, "img", self.stream)
-        self._bar = None if bar.disable else bar
-
-    def _emit(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
-
-    def record(self, item: ItemRecord) -> None:
-        self.count += 1
-        if item.status in (Status.FAILED, Status.HELD_BACK):
-            reason = item.reason
-            self._emit(f"p3m: {item.status}: {reason}" if reason.startswith(item.name)
-                       else f"p3m: {item.status}: {item.name}: {reason}")
-        if self._bar is not None:
-            self._bar.update(1)
-        elif item.status not in (Status.FAILED, Status.HELD_BACK):
-            label = "skipped (exists)" if item.status == Status.SKIPPED else str(item.status)
-            self._emit(f"[{self.count}/{self.total}] {label} {item.name}")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
