@@ -19,6 +19,8 @@ _EXPORTS = {
     "MattingEngine": "p3m.inference.engine",
     "open_engine": "p3m.inference.factory",
     "predict_alpha": "p3m.inference.factory",
+    "matte": "p3m.api",
+    "remove": "p3m.api",
     "convert_checkpoint": "p3m.weights",
     "load_model": "p3m.weights",
     "save_model": "p3m.weights",
