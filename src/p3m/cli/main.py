@@ -21,6 +21,7 @@ from p3m.cli import (
     matte,
     prepare_fgbg,
     privacy_audit,
+    serve,
     synth,
     train,
     weights,
@@ -28,7 +29,7 @@ from p3m.cli import (
 from p3m.errors import P3MError
 
 SUBCOMMANDS = (demo, doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg,
-               weights, convert)
+               weights, convert, serve)
 
 
 class _Version(argparse.Action):

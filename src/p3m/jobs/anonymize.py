@@ -192,7 +192,7 @@ class MatteIndex:
         return candidates[0] if candidates else None
 
 
-def _blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions):
+def blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions):
     """Blur, audit, and blur more while a face is still detected or recognised.
 
     Returns (result, audit, sigma scale, identifiable): identifiable is True when the
@@ -227,10 +227,10 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
         if alpha.shape != image.shape[:2]:
             return _record(item, Outcome.ERROR, f"matte {matte.name} is {alpha.shape[1]}x{alpha.shape[0]}, "
                                                 f"image is {image.shape[1]}x{image.shape[0]}")
-    result, audit, scale, identifiable = _blur_until_unidentifiable(image, alpha, None, options)
+    result, audit, scale, identifiable = blur_until_unidentifiable(image, alpha, None, options)
     if result.status is Outcome.NO_FACE and item.path.stem in hand_masks:
         hand = read_image_file(hand_masks[item.path.stem])[..., 0]
-        result, audit, scale, identifiable = _blur_until_unidentifiable(image, alpha, hand, options)
+        result, audit, scale, identifiable = blur_until_unidentifiable(image, alpha, hand, options)
     if identifiable:
         return _record(item, Outcome.IDENTIFIABLE,
                        f"a face is still {'re-detected' if audit.redetected else 'recognised'} at the strongest "

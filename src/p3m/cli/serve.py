@@ -1,0 +1,64 @@
+"""``p3m serve``: the HTTP service and its web page (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from p3m.cli.options import add_engine_options, engine_spec, number_in, open_engine_from, positive_int
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="an HTTP service and web page for cut-outs and face anonymization",
+        description="Serve POST /v1/matte, POST /v1/anonymize, GET /v1/engines, /healthz, OpenAPI at /docs "
+        "and a web page at /. Binds 127.0.0.1 by default; any other address needs a token (--token or "
+        "P3M_TOKEN) that every request must carry as 'Authorization: Bearer TOKEN' (the page reads it from "
+        "#token=... in its address). Needs: pip install 'p3m[serve]'.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=number_in(1, 65535, whole=True), default=8000, help="port (default 8000)")
+    parser.add_argument("--token", default=None, help="bearer token requests must carry (default $P3M_TOKEN)")
+    add_engine_options(parser, method="hybrid")
+    parser.add_argument("--max-body-mb", type=number_in(0, 1024, open_low=True), default=25,
+                        help="largest request in MB (default 25)")
+    parser.add_argument("--max-pixels", type=number_in(1), default=40e6, help="largest image in pixels (default 40e6)")
+    parser.add_argument("--queue", type=positive_int, default=8, help="requests that may wait (default 8)")
+    parser.add_argument("--timeout", type=number_in(0, open_low=True), default=120,
+                        help="seconds per request, waiting included (default 120)")
+    parser.set_defaults(func=run)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from p3m.errors import OptionError
+
+    token = args.token or os.environ.get("P3M_TOKEN") or None
+    if not _loopback(args.host) and not token:
+        raise OptionError(f"--host {args.host} is reachable from other machines: give a token with --token or "
+                          "P3M_TOKEN, which every request must then carry")
+    try:
+        import uvicorn
+
+        from p3m.serve.app import ServiceLimits, create_app
+    except ImportError as exc:
+        raise OptionError(f"p3m serve needs FastAPI and uvicorn ({exc.name} is missing): "
+                          "pip install 'p3m[serve]'") from None
+    engine = open_engine_from(args, engine_spec(args))
+    print(f"p3m: engine {engine.summary()}", file=sys.stderr)
+    limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,
+                           timeout=float(args.timeout), token=token)
+    print(f"p3m: serving http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
+    uvicorn.run(create_app(engine, limits), host=args.host, port=args.port, log_level="warning")
+    return 0
