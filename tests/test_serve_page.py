@@ -1,0 +1,70 @@
+"""The web page, used as a person would in headless Chromium (Playwright with Debian's
+chromium): upload a real photo, see the cut-out, download it; anonymize a face."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from serving import running
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def page_url(fetched_home):
+    import p3m
+    from p3m.serve.app import create_app
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("P3M_HOME", str(fetched_home))
+        engine = p3m.open_engine("default")
+    with running(create_app(engine)) as url:
+        yield url
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (make test installs it)")
+def test_a_person_uploads_a_photo_and_downloads_the_cutout(page_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(photo, quality=92)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(page_url)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("body[data-result=ready]", timeout=60_000)
+        page.fill("#slider", "45")
+        page.dispatch_event("#slider", "input")
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "download.png"
+        download.value.save_as(saved)
+        shot = tmp_path / "serve.png"
+        page.screenshot(path=str(shot), full_page=True)
+        page.click("#tab-anon")
+        page.select_option("#strength", "medium")
+        page.set_input_files("#anon-file", str(photo))
+        page.wait_for_selector("body[data-anonymized=ready]", timeout=120_000)
+        audit = page.inner_text("#audit")
+        anon_shot = tmp_path / "serve_anonymize.png"
+        page.screenshot(path=str(anon_shot), full_page=True)
+        browser.close()
+    with Image.open(saved) as cutout:
+        assert cutout.format == "PNG" and cutout.mode == "RGBA" and cutout.size == (512, 512)
+        alpha = np.asarray(cutout)[..., 3]
+    assert alpha[:60, :60].mean() < 25 and alpha[300:, 200:300].mean() > 230  # flag out, suit in
+    assert '"identity_matches": 0' in audit and '"redetected": 0' in audit
+    assert np.asarray(Image.open(shot).convert("RGB")).std() > 20  # a page with pictures
+    target = os.environ.get("P3M_SCREENSHOTS")  # set it to refresh docs/images
+    if target:
+        for path in (shot, anon_shot):
+            shutil.copy(path, Path(target) / path.name)
