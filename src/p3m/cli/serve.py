@@ -41,6 +41,23 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _large_arrays_back_to_the_system() -> None:
+    """glibc raises its mmap threshold after large frees, so later image-sized arrays come
+    from arenas that fragment and keep growing in a long-running server. A fixed 1 MiB
+    threshold sends every large array to mmap and back to the system when freed
+    (measured in docs/serve.md). A no-op where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except OSError:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     from p3m.errors import OptionError
 
@@ -55,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise OptionError(f"p3m serve needs FastAPI and uvicorn ({exc.name} is missing): "
                           "pip install 'p3m[serve]'") from None
+    _large_arrays_back_to_the_system()
     engine = open_engine_from(args, engine_spec(args))
     print(f"p3m: engine {engine.summary()}", file=sys.stderr)
     limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,

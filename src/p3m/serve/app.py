@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -46,16 +45,24 @@ class _Refusal(Exception):
 
 def create_app(engine, limits: ServiceLimits | None = None):
     """The FastAPI application around one open engine."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.concurrency import run_in_threadpool
 
     import p3m
 
     limits = limits or ServiceLimits()
+    # Two threads do all image work: one runs the engine (one request at a time anyway),
+    # one decodes and encodes, so that work overlaps the engine's. Few fixed threads keep
+    # the allocator's memory from spreading over per-thread arenas (docs/serve.md).
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="p3m-engine")
+    coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="p3m-codec")
+
+    async def on_coder(function, *args):
+        return await asyncio.get_running_loop().run_in_executor(coder, function, *args)
     app = FastAPI(title="p3m", version=p3m.__version__,
                   description="Privacy-preserving portrait matting: cut-outs, backgrounds, face anonymization.")
-    engine_lock = threading.Lock()
     state = {"waiting": 0}
     variants: dict[str, Any] = {}
 
@@ -127,10 +134,8 @@ def create_app(engine, limits: ServiceLimits | None = None):
             raise _Refusal(503, "busy: the queue is full, retry shortly", {"Retry-After": "2"})
         state["waiting"] += 1
         try:
-            def locked():
-                with engine_lock:
-                    return work(*args)
-            return await asyncio.wait_for(run_in_threadpool(locked), limits.timeout)
+            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(worker, work, *args),
+                                          limits.timeout)
         except asyncio.TimeoutError:
             raise _Refusal(504, f"the request took longer than {limits.timeout:g} s") from None
         finally:
@@ -164,19 +169,19 @@ def create_app(engine, limits: ServiceLimits | None = None):
         output = params.get("output", "cutout")
         if output not in ("cutout", "alpha", "composite"):
             raise _Refusal(400, f"output must be one of cutout, alpha, composite; got {output!r}")
-        image = decode(data, "image")
         try:
             chosen = engine_for(params.get("method"))
-            plate = None
-            if output == "composite":
-                if background_bytes:
-                    plate = cover(decode(background_bytes, "background_image"), *image.shape[:2])
-                else:
-                    plate = Background(params.get("background") or "white").for_image(image)
+            background = Background(params.get("background") or "white") if not background_bytes else None
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
 
+        image = await on_coder(decode, data, "image")
+        plate_image = await on_coder(decode, background_bytes, "background_image") if background_bytes else None
+
         def work():
+            plate = None
+            if output == "composite":
+                plate = cover(plate_image, *image.shape[:2]) if plate_image is not None else background.for_image(image)
             alpha = chosen.predict([image])[0]
             options = MatteOptions(premultiplied=params.get("premultiplied") in ("1", "true"))
             if plate is not None:
@@ -189,7 +194,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
             array = await queued(work)
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
-        return Response(encode_image(array, ".png"), media_type="image/png")
+        return Response(await on_coder(encode_image, array, ".png"), media_type="image/png")
 
     @app.post("/v1/anonymize")
     async def anonymize(request: Request):
@@ -203,10 +208,13 @@ def create_app(engine, limits: ServiceLimits | None = None):
         strength = params.get("strength", "medium")
         if strength not in STRENGTHS:
             raise _Refusal(400, f"strength must be one of {', '.join(STRENGTHS)}; got {strength!r}")
-        image = decode(data, "image")
+        image = await on_coder(decode, data, "image")
+
+        def work():
+            return blur_until_unidentifiable(image, None, None, AnonymizeOptions(strength=strength))
+
         try:
-            result, audit, scale, identifiable = await queued(
-                blur_until_unidentifiable, image, None, None, AnonymizeOptions(strength=strength))
+            result, audit, scale, identifiable = await queued(work)
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
         summary = None if audit is None else {
@@ -218,7 +226,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
             return JSONResponse({"status": "identifiable", "audit": summary,
                                  "reason": "a face is still detected or recognised at the strongest blur: "
                                            "not anonymized (fail closed)"}, 422)
-        png = base64.b64encode(encode_image(result.image, ".png")).decode()
+        png = base64.b64encode(await on_coder(encode_image, result.image, ".png")).decode()
         return {"status": "ok", "faces": len(result.faces), "sigma_scale": round(scale, 4), "audit": summary,
                 "image": f"data:image/png;base64,{png}"}
 
