@@ -128,3 +128,12 @@ def test_anonymize_returns_the_audit_and_fails_closed():
     image = Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1])))
     assert image.size == (512, 512)
     assert held.status_code == 422 and held.json()["status"] == "no-face"
+
+
+def test_serve_refuses_other_addresses_without_a_token(capsys, monkeypatch):
+    from p3m.cli.main import main
+
+    monkeypatch.delenv("P3M_TOKEN", raising=False)
+    assert main(["serve", "--host", "0.0.0.0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs" not in err[0] and "give a token with --token or P3M_TOKEN" in err[0]
