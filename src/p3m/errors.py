@@ -35,6 +35,10 @@ class ImageError(P3MError):
     """An input image or matte that cannot be used (unreadable, empty, too large, ...)."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image over the pixel limit, or a possible decompression bomb."""
+
+
 class MetricInputError(P3MError):
     """Prediction, ground truth or trimap of the wrong shape or type."""
 

@@ -102,7 +102,7 @@ def _matte_one(engine, args: argparse.Namespace, options, kind: str, suffix: str
     """One image in (a file or stdin), one image out (a file or stdout)."""
     from p3m.errors import OutputError
     from p3m.io.images import read_image_bytes, read_image_file
-    from p3m.io.outputs import output_file
+    from p3m.io.outputs import OutputPlan, output_file
     from p3m.io.writers import encode_image
     from p3m.jobs.matte import render_outputs
     from p3m.utils.files import atomic_path
@@ -118,8 +118,7 @@ def _matte_one(engine, args: argparse.Namespace, options, kind: str, suffix: str
         sys.stdout.buffer.flush()
         return 0
     target = output_file(args.out)
-    if source != "-" and target.resolve() == Path(source).resolve():
-        raise OutputError(f"{target}: would replace the input {source}; refused")
+    OutputPlan(target.parent, [] if source == "-" else [source]).path(target.name)  # never onto the input
     if target.exists() and not args.overwrite:
         raise OutputError(f"{target}: exists; pass --overwrite to replace it")
     with atomic_path(target) as tmp:

@@ -16,7 +16,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from p3m.errors import ImageError
+from p3m.errors import ImageError, ImageTooLargeError
 
 #: Default pixel limit: above this an image is refused instead of exhausting memory.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -73,7 +73,7 @@ def _decode(source, path: str, max_pixels: int | None) -> np.ndarray:
                 if w == 0 or h == 0:
                     raise ImageError(f"{path}: image has zero size ({w}x{h})")
                 if max_pixels is not None and w * h > max_pixels:
-                    raise ImageError(
+                    raise ImageTooLargeError(
                         f"{path}: {w}x{h} = {w * h / 1e6:.3g} megapixels exceeds the limit of "
                         f"{max_pixels / 1e6:g} (raise it with --max-pixels)"
                     )
@@ -85,7 +85,7 @@ def _decode(source, path: str, max_pixels: int | None) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (or an unsupported format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: refused as too large, a possible decompression bomb ({exc}); "
+        raise ImageTooLargeError(f"{path}: refused as too large, a possible decompression bomb ({exc}); "
                          "raise the limit with --max-pixels if you trust it") from None
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
