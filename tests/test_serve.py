@@ -69,6 +69,14 @@ def test_bad_requests_get_their_status_and_a_one_line_reason(transparent, send, 
     assert "\n" not in response.json()["error"]
 
 
+def test_a_background_parameter_never_reads_a_file_of_the_server(transparent, tmp_path):
+    secret = tmp_path / "server_side.png"
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(secret)
+    answer = httpx.post(f"{transparent}/v1/matte", files={"image": ("a.png", _png(_photo()))},
+                        data={"output": "composite", "background": str(secret)})
+    assert answer.status_code == 400 and "upload an image as 'background_image'" in answer.json()["error"]
+
+
 def test_engines_health_and_openapi(transparent):
     assert httpx.get(f"{transparent}/healthz").json()["status"] == "ok"
     assert httpx.get(f"{transparent}/v1/engines").json()["engine"] == "constant (test)"

@@ -58,17 +58,15 @@ def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: boo
     an (r, g, b) tuple, ``"blur"``, an image file, a PIL image or an RGB array."""
     from PIL import Image
 
-    from p3m.inference.compose import Background, composite, cover, cutout_rgba, estimate_foreground
+    from p3m.inference.compose import Background
+    from p3m.jobs.matte import MatteOptions, render_outputs
 
     rgb = _rgb(image, bgr)
     alpha = _engine(engine, options).predict([rgb])[0]
     if background is None:
-        return Image.fromarray(cutout_rgba(rgb, alpha, premultiplied=premultiplied), "RGBA")
-    h, w = rgb.shape[:2]
-    if isinstance(background, tuple):
-        plate = np.broadcast_to(np.array(background[:3], np.uint8), (h, w, 3))
-    elif isinstance(background, str):
-        plate = Background(background).for_image(rgb)
+        kind, mode, plate = "cutout", "RGBA", None
     else:
-        plate = cover(_rgb(background, False), h, w)
-    return Image.fromarray(composite(rgb, alpha, plate, foreground=estimate_foreground(rgb, alpha)), "RGB")
+        kind, mode = "composite", "RGB"
+        plate = Background(background if isinstance(background, (str, tuple)) else _rgb(background, False))
+    options = MatteOptions(background=plate, premultiplied=premultiplied)
+    return Image.fromarray(render_outputs(rgb, alpha, (kind,), options)[kind], mode)

@@ -84,13 +84,20 @@ def cover(background: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class Background:
-    """A background spec: a colour, an image file (cover-fitted), or ``blur`` (the
-    original photo blurred, the video-call look)."""
+    """A background: a colour (a spec or an (r, g, b) tuple), an image (a file, a PIL
+    image or an RGB array; cover-fitted), or ``blur`` (the original photo blurred, the
+    video-call look)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec) -> None:
+        self.colour, self.image = None, None
+        if isinstance(spec, tuple):
+            self.colour, self.spec = tuple(int(v) for v in spec[:3]), ",".join(str(int(v)) for v in spec[:3])
+            return
+        if not isinstance(spec, str):
+            self.image, self.spec = load_image(spec), "<image>"
+            return
         self.spec = spec
         self.colour = parse_colour(spec)
-        self.image = None
         if self.colour is None and spec.lower() != "blur":
             if not Path(spec).is_file():
                 raise OptionError(f"--background {spec!r}: not a CSS colour (navy, #0f0, rgb(0,255,0)), 'r,g,b', "

@@ -119,14 +119,15 @@ def create_app(engine, limits: ServiceLimits | None = None):
         return data, params, background
 
     def decode(data: bytes, name: str) -> np.ndarray:
-        from p3m.errors import ImageError
+        from p3m.errors import ImageError, ImageTooLargeError
         from p3m.io.images import read_image_bytes
 
         try:
             return read_image_bytes(data, name=name, max_pixels=limits.max_pixels)
+        except ImageTooLargeError as exc:
+            raise _Refusal(413, str(exc)) from None
         except ImageError as exc:
-            too_large = "exceeds the limit" in str(exc) or "too large" in str(exc)
-            raise _Refusal(413 if too_large else 400, str(exc)) from None
+            raise _Refusal(400, str(exc)) from None
 
     async def queued(work, *args):
         """Run ``work`` on the engine's turn; 503 when the queue is full, 504 past the time limit."""
@@ -161,7 +162,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
     async def matte(request: Request):
         """The image's cut-out (RGBA PNG), alpha matte or composite."""
         from p3m.errors import P3MError
-        from p3m.inference.compose import Background, cover
+        from p3m.inference.compose import Background, parse_colour
         from p3m.io.writers import encode_image
         from p3m.jobs.matte import MatteOptions, render_outputs
 
@@ -169,26 +170,22 @@ def create_app(engine, limits: ServiceLimits | None = None):
         output = params.get("output", "cutout")
         if output not in ("cutout", "alpha", "composite"):
             raise _Refusal(400, f"output must be one of cutout, alpha, composite; got {output!r}")
+        spec = params.get("background") or "white"
+        if parse_colour(spec) is None and spec.lower() != "blur":
+            # never a path: a string naming a file would read it from the server's disk
+            raise _Refusal(400, f"background {spec!r}: not a CSS colour or 'blur'; upload an image as "
+                                "'background_image'")
         try:
             chosen = engine_for(params.get("method"))
-            background = Background(params.get("background") or "white") if not background_bytes else None
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
-
         image = await on_coder(decode, data, "image")
-        plate_image = await on_coder(decode, background_bytes, "background_image") if background_bytes else None
+        plate = await on_coder(decode, background_bytes, "background_image") if background_bytes else spec
+        options = MatteOptions(background=Background(plate),
+                               premultiplied=params.get("premultiplied") in ("1", "true"))
 
         def work():
-            plate = None
-            if output == "composite":
-                plate = cover(plate_image, *image.shape[:2]) if plate_image is not None else background.for_image(image)
-            alpha = chosen.predict([image])[0]
-            options = MatteOptions(premultiplied=params.get("premultiplied") in ("1", "true"))
-            if plate is not None:
-                from p3m.inference.compose import composite, estimate_foreground
-
-                return composite(image, alpha, np.asarray(plate), foreground=estimate_foreground(image, alpha))
-            return render_outputs(image, alpha, (output,), options)[output]
+            return render_outputs(image, chosen.predict([image])[0], (output,), options)[output]
 
         try:
             array = await queued(work)
