@@ -18,6 +18,7 @@ from p3m.cli import (
     demo,
     doctor,
     evaluate,
+    export,
     matte,
     prepare_fgbg,
     privacy_audit,
@@ -28,8 +29,15 @@ from p3m.cli import (
 )
 from p3m.errors import P3MError
 
+#: Packages that only some commands need: import name -> (package, extra, what for).
+OPTIONAL_PACKAGES = {
+    "torch": ("PyTorch", "torch", "P3M-Net weights, training and export"),
+    "onnx": ("the onnx package", "export", "writing ONNX files"),
+    "onnxscript": ("onnxscript", "export", "writing ONNX files"),
+}
+
 SUBCOMMANDS = (demo, doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg,
-               weights, convert, serve)
+               weights, convert, export, serve)
 
 
 class _Version(argparse.Action):
@@ -75,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("p3m: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_PACKAGES:
+            raise
+        package, extra, what = OPTIONAL_PACKAGES[exc.name]
+        print(f"p3m: error: {args.command} needs {package} for {what}, and this install has none: "
+              f'pip install "p3m[{extra}]"', file=sys.stderr)
+        return 1
 
 
 def entry_point() -> None:

@@ -8,6 +8,7 @@ decides which engine runs. This module imports no torch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -38,3 +39,27 @@ class MattingEngine(ABC):
         """One line: what runs, from which weights, and why it was picked."""
         text = self.description + (f", weights {self.weights}" if self.weights else "")
         return f"{text} ({self.reason})" if self.reason else text
+
+
+class BatchingEngine(MattingEngine):
+    """An engine that runs same-size images together, ``batch_size`` at a time."""
+
+    batch_size: int = 1
+
+    @abstractmethod
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3 (one size) -> float32 N x H x W alphas in [0, 1]."""
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import numpy as np
+
+        by_size: dict[tuple, list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            by_size[image.shape].append(i)
+        alphas: list[np.ndarray | None] = [None] * len(images)
+        for indices in by_size.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                for i, alpha in zip(chunk, self.run(np.stack([images[i] for i in chunk]))):
+                    alphas[i] = alpha
+        return alphas  # type: ignore[return-value]

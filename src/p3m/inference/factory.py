@@ -10,6 +10,7 @@ later the service, video and cluster runs) asks this module for a
   that needs no P3M-Net weights;
 - ``"p3m"``: installed P3M-Net weights, an error if there are none;
 - an installed weights name (``p3m weights list``) or a checkpoint file;
+- ``"onnx:PATH"`` or a ``.onnx`` file: a p3m ONNX export run by ONNX Runtime (no torch);
 - an ``nn.Module`` following the P3M-Net output convention, or an engine (returned as is).
 
 Network options (``arch``, ``method``, ``precision``, ``max_size``, ``sizing``, a CUDA
@@ -29,8 +30,10 @@ from p3m.inference.engine import METHODS, PRECISIONS, MattingEngine
 from p3m.inference.sizing import SIZINGS
 
 KEYWORDS = ("auto", "default", "p3m")
+ONNX_PREFIX = "onnx:"
 #: What P3M-Net takes when an option is left as None.
 NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
+TORCH_HINT = 'pip install "p3m[torch]"'
 INSTALL_HINT = "install P3M-Net weights once with: p3m weights install FILE (see the README, 'Getting P3M-Net')"
 
 
@@ -46,10 +49,17 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
             raise EngineError(f"{', '.join(given)}: options apply when an engine is opened, not to an open one")
         return spec
     if not isinstance(spec, (str, os.PathLike)):
+        _require_torch()
         return _network_engine(spec, None, options, device, reason="")
     text = os.fspath(spec)
+    if text.startswith(ONNX_PREFIX) or text.endswith(".onnx"):
+        return _onnx_engine(text.removeprefix(ONNX_PREFIX), options, device)
     if text == "default":
         return _default_engine(options, device, why="the default engine was asked for", reason="")
+    if text == "auto" and not _has_torch():
+        return _default_engine(options, device, why="PyTorch is not installed",
+                               reason=f"auto: PyTorch is not installed; for P3M-Net: {TORCH_HINT}")
+    _require_torch()
     if text in ("auto", "p3m"):
         weights = _installed_weights(options["arch"])
         if weights is not None:
@@ -59,7 +69,7 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
             raise EngineError(f"no P3M-Net weights are installed; {INSTALL_HINT}, or pass a checkpoint file")
         return _default_engine(options, device, why="no P3M-Net weights are installed",
                                reason="auto: no P3M-Net weights installed; for P3M-Net: p3m weights install FILE")
-    return _network_engine(None, _weights_file(text), options, device, reason="")
+    return _network_engine(None, weights_file(text), options, device, reason="")
 
 
 def _checked_options(*, arch, method, precision, max_size, sizing, batch_size) -> dict[str, Any]:
@@ -105,6 +115,21 @@ def _default_engine(options: dict[str, Any], device: str | None, *, why: str, re
     return engine
 
 
+def _onnx_engine(path: str, options: dict[str, Any], device: str | None) -> MattingEngine:
+    from p3m.inference.onnx_engine import OnnxEngine
+
+    if options["precision"] not in (None, "fp32"):
+        raise EngineError(f"precision {options['precision']!r}: ONNX Runtime runs an export in fp32; "
+                          "for bf16 on the CPU, run the PyTorch weights with --precision bf16")
+    if options["arch"] is not None:
+        raise EngineError(f"arch {options['arch']!r}: an ONNX export records its architecture; leave arch out")
+    settings = {name: options[name] if options[name] is not None else NETWORK_DEFAULTS[name]
+                for name in ("method", "max_size", "sizing")}
+    engine = OnnxEngine(path, device=device, batch_size=options["batch_size"], **settings)
+    engine.reason = ""
+    return engine
+
+
 def _installed_weights(arch: str | None):
     """The installed weights to run: of ``arch`` if given, else the most preferred; None if none."""
     from p3m.weights.store import installed, preferred
@@ -119,7 +144,7 @@ def _installed_weights(arch: str | None):
     return preferred(found)
 
 
-def _weights_file(text: str) -> Path:
+def weights_file(text: str) -> Path:
     """An installed name or an existing file."""
     from p3m.weights.store import installed
 
@@ -135,6 +160,21 @@ def _weights_file(text: str) -> Path:
     names = ", ".join(by_name) or "none installed"
     raise EngineError(f"{text}: no such file, and not an engine ({', '.join(KEYWORDS)}) or installed weights "
                       f"name ({names})")
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:  # torch in sys.modules as None (imports of it blocked)
+        return False
+
+
+def _require_torch() -> None:
+    from p3m.utils.optional import require
+
+    require("torch", "torch", "running P3M-Net weights (a .onnx export runs without it)")
 
 
 def _network_engine(model, weights, options: dict[str, Any], device: str | None, *, reason: str) -> MattingEngine:

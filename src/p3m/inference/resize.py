@@ -12,7 +12,8 @@ Two borders are offered:
 - ``"zero"``: the published behaviour (scikit-image ``mode="constant"``), used with
   ``sizing="published"`` so benchmark numbers are comparable with the paper's.
 
-Both run in torch on the model's device; the tests compare them with
+Both run in torch on the model's device (the rules themselves, in numpy, are in
+:mod:`p3m.inference.bilinear`); the tests compare them with
 ``skimage.transform.resize`` on small arrays.
 """
 
@@ -23,12 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from p3m.errors import choice_error
+from p3m.inference.bilinear import BORDERS, bilinear_footprint, source_coords
 
-BORDERS = ("edge", "zero")
-
-
-def _source_coords(in_size: int, out_size: int) -> np.ndarray:
-    return (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+__all__ = ["BORDERS", "bilinear_footprint", "bilinear_sources", "resize_bilinear", "resized_class_is_exact"]
 
 
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], *, border: str = "edge") -> torch.Tensor:
@@ -41,32 +39,11 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int], *, border: str = "ed
         raise choice_error("border", border, BORDERS)
     # grid_sample with zero padding: neighbours outside the image count as 0.
     (h, w), (oh, ow) = x.shape[-2:], size
-    ys = torch.from_numpy((2 * _source_coords(h, oh) + 1) / h - 1)
-    xs = torch.from_numpy((2 * _source_coords(w, ow) + 1) / w - 1)
+    ys = torch.from_numpy((2 * source_coords(h, oh) + 1) / h - 1)
+    xs = torch.from_numpy((2 * source_coords(w, ow) + 1) / w - 1)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).to(x.device, x.dtype)
     grid = grid.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def bilinear_footprint(in_size: int, out_size: int, *, border: str = "edge") -> tuple[np.ndarray, np.ndarray]:
-    """For each output index, the two source indices with non-zero bilinear weight.
-
-    Where an output pixel falls exactly on a source pixel centre, both indices are that
-    pixel. With ``border="zero"`` indices may be -1 or ``in_size`` (outside the image).
-    Computed in float64, as scikit-image does.
-    """
-    src = _source_coords(in_size, out_size)
-    # A coordinate within rounding of a pixel centre is on it: the neighbour's weight
-    # would be ~1e-15, which no resize implementation agrees on.
-    nearest = np.round(src)
-    src = np.where(np.abs(src - nearest) < 1e-9, nearest, src)
-    if border == "edge":
-        src = np.clip(src, 0, in_size - 1)
-    low = np.floor(src).astype(np.int64)
-    high = np.where(src > low, low + 1, low)
-    if border == "edge":
-        high = np.minimum(high, in_size - 1)
-    return low, high
 
 
 def resized_class_is_exact(classes: torch.Tensor, value: int, size: tuple[int, int], *,
@@ -118,5 +95,5 @@ def bilinear_sources(mask: torch.Tensor, in_size: tuple[int, int]) -> torch.Tens
 
 
 def _neighbour_indices(in_size: int, out_size: int, device) -> list[torch.Tensor]:
-    below = np.floor(_source_coords(in_size, out_size)).astype(np.int64)
+    below = np.floor(source_coords(in_size, out_size)).astype(np.int64)
     return [torch.from_numpy(np.clip(below + step, 0, in_size - 1)).to(device) for step in (-1, 0, 1)]

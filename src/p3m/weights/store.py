@@ -14,7 +14,6 @@ from pathlib import Path
 
 from p3m.architectures import get_spec
 from p3m.errors import ArchitectureError, CheckpointError, OutputError, P3MError
-from p3m.weights.io import load_model, read_state_dict, save_model
 
 
 def p3m_home() -> Path:
@@ -64,6 +63,8 @@ def install(source: str | os.PathLike, name: str | None = None, *, arch: str | N
         for path in {downloaded, checkpoint}:
             path.unlink(missing_ok=True)
         return result
+    from p3m.weights.io import load_model, save_model
+
     model = load_model(source, arch=arch, device="cpu")
     name = name or model.arch_config["arch"]
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -97,7 +98,10 @@ def _unwrapped_zip(path: Path) -> Path:
 def scan_installed() -> tuple[list[InstalledWeights], list[tuple[Path, str]]]:
     """Installed weights, and the files in the store that are not usable (with why)."""
     found, problems = [], []
-    for path in sorted(weights_dir().glob("*.safetensors")) if weights_dir().is_dir() else []:
+    files = sorted(weights_dir().glob("*.safetensors")) if weights_dir().is_dir() else []
+    if files:
+        from p3m.weights.io import read_state_dict  # needs torch; an empty store does not
+    for path in files:
         try:
             _, config, _ = read_state_dict(path)
         except P3MError as exc:
