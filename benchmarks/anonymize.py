@@ -69,13 +69,15 @@ def main() -> None:
             if count == 0:
                 continue
             paths = sorted(src.iterdir())[:count]
+            one_worker = None
             for workers in (1, 2):
                 out = Path(tmp) / f"out-{detector}-{workers}"
                 start = time.perf_counter()
                 anonymize_files(paths, out, AnonymizeOptions(detector=detector, workers=workers))
                 seconds = time.perf_counter() - start
+                one_worker = one_worker or seconds  # the plain way: one image after another
                 print(f"{detector} detector, {workers} worker(s): {count / seconds:.2f} images/s "
-                      f"({seconds / count:.2f} s per image, audit included)")
+                      f"({seconds / count:.2f} s per image, audit included; {one_worker / seconds:.2f}x one worker)")
             parts = shares(paths[0], detector)
             total = sum(parts.values())
             print(f"  time shares ({detector}, one image, {total:.2f} s): " +

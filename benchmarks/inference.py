@@ -29,6 +29,9 @@ from p3m.reference import load_reference_model
 from p3m.reference.given_trimap import GivenTrimap
 from p3m.utils.device import torch_threads
 
+#: The paper's inference time per image on a V100 (P3M, ACM MM 2021).
+PAPER_V100_SECONDS = 0.132
+
 
 def portrait(height: int, width: int) -> np.ndarray:
     """scikit-image's astronaut, resized to the benchmark size (a real photo)."""
@@ -182,14 +185,16 @@ def gpu_report(args) -> None:
     model = build(args.arch, "cuda")
     print(f"GPU: {torch.cuda.get_device_name()}; image {args.height} x {args.width}; best of {args.repeat}")
     for method in ("resize", "hybrid"):
-        base = None
+        base, base_seconds = None, None
         for precision in ("fp32", "bf16", "fp16"):
             engine = NetworkEngine(model, method=method, precision=precision)
             seconds, alpha = time_engine(engine, image, args.repeat, "cuda")
             base = alpha if base is None else base
+            base_seconds = base_seconds or seconds
             diff = float(np.abs(alpha - base).max())
             peak = torch.cuda.max_memory_allocated() / 2**20
             print(f"{args.arch:12s} {method:7s} {precision:5s} {seconds * 1000:8.1f} ms/image  "
+                  f"{base_seconds / seconds:4.2f}x fp32, {PAPER_V100_SECONDS / seconds:4.2f}x the paper's V100 figure  "
                   f"max |alpha - fp32| {diff:.1e}  peak GPU memory {peak:.0f} MiB")
             torch.cuda.reset_peak_memory_stats()
 

@@ -6,9 +6,15 @@ synthetic portrait matte and a perturbed prediction, 8-bit), then times
 - the transcription below (scikit-image labelling, regionprops, an unused distance
   transform, as in the published evaluation) on a subset, extrapolated per image;
 - ``p3m evaluate``'s folder evaluation (PNG decoding included) with 1 and 2 workers;
-and checks both give the same values (relative difference).
+and checks both give the same values (relative difference). ``--workers`` are threads.
 
-    python benchmarks/metrics.py [--pairs 100] [--reference-pairs 5]
+With ``--authors-evaluate PATH`` (``core/evaluate.py`` of a checkout of the authors'
+code, github.com/JizhiziLi/P3M), also times the authors' own metric functions against
+``p3m evaluate`` on the same PNG folders, each as a fresh process (start-up and imports
+included), the way a user runs them: the authors' functions called per image as their
+``core/test.py`` does, one process; ``p3m evaluate --workers 2``.
+
+    python benchmarks/metrics.py [--pairs 100] [--reference-pairs 5] [--authors-evaluate P3M/core/evaluate.py]
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -110,12 +118,65 @@ def write_folders(pairs, root: Path) -> None:
         Image.fromarray(trimap).save(root / "trimap" / f"{i:04d}.png", compress_level=1)
 
 
+# The authors' per-image metric calls, as in their core/test.py (test_p3m10k), on PNG folders.
+AUTHORS_DRIVER = """
+import importlib.util, os, sys
+import numpy as np
+from PIL import Image
+spec = importlib.util.spec_from_file_location("authors_evaluate", sys.argv[1])
+ev = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ev)
+root = sys.argv[2]
+sad = []
+for name in sorted(os.listdir(os.path.join(root, "pred"))):
+    predict = np.array(Image.open(os.path.join(root, "pred", name))) / 255.
+    alpha = np.array(Image.open(os.path.join(root, "gt", name))) / 255.
+    trimap = np.array(Image.open(os.path.join(root, "trimap", name)))
+    ev.calculate_sad_mse_mad(predict, alpha, trimap)
+    sad.append(ev.calculate_sad_mse_mad_whole_img(predict, alpha)[0])
+    ev.calculate_sad_fgbg(predict, alpha, trimap)
+    ev.compute_connectivity_loss_whole_image(predict, alpha)
+    ev.compute_gradient_whole_image(predict, alpha)
+print(sum(sad) / len(sad))
+"""
+
+
+def authors_comparison(evaluate_py: Path, root: Path, workers: int = 2, repeat: int = 2) -> None:
+    """The authors' metric code and ``p3m evaluate``, each a fresh process, on the same folders (best of ``repeat``)."""
+    import json
+
+    def timed(cmd: list[str]) -> tuple[float, str]:
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return time.perf_counter() - start, done.stdout
+
+    with tempfile.TemporaryDirectory() as tmp:
+        driver = Path(tmp) / "authors_driver.py"
+        driver.write_text(AUTHORS_DRIVER)
+        report = Path(tmp) / "p3m.json"
+        p3m = Path(sys.executable).with_name("p3m")
+        ours_cmd = [str(p3m), "evaluate", "--pred", str(root / "pred"), "--gt", str(root / "gt"), "--trimap",
+                    str(root / "trimap"), "--workers", str(workers), "--json", str(report)]
+        authors_runs, ours_runs = [], []
+        for _ in range(repeat):  # interleaved, so both meet the same machine state
+            authors_runs.append(timed([sys.executable, str(driver), str(evaluate_py), str(root)]))
+            ours_runs.append(timed(ours_cmd))
+        t_authors, authors_out = min(authors_runs)
+        t_ours = min(t for t, _ in ours_runs)
+        authors_sad = float(authors_out.strip().splitlines()[-1])
+        ours_sad = json.loads(report.read_text())["mean"]["SAD"]
+    print(f"authors' evaluate.py (one process, torch imported as theirs does): {t_authors:.1f} s; "
+          f"p3m evaluate --workers {workers}: {t_ours:.1f} s (best of {repeat}, process start included): "
+          f"{t_authors / t_ours:.1f}x faster; mean SAD {authors_sad:.4f} vs {ours_sad:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--reference-pairs", type=int, default=5, help="pairs timed with the transcription")
     parser.add_argument("--height", type=int, default=1620)
     parser.add_argument("--width", type=int, default=1080)
+    parser.add_argument("--authors-evaluate", type=Path, help="the authors' core/evaluate.py, to time it too")
     args = parser.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores; {args.pairs} pairs of {args.height} x {args.width}")
 
@@ -144,6 +205,8 @@ def main() -> None:
             result = evaluate_folders(root / "pred", root / "gt", root / "trimap", workers=workers)
             folder_times[workers] = time.perf_counter() - start
             assert len(result.per_image) == args.pairs and not result.problems
+        if args.authors_evaluate:
+            authors_comparison(args.authors_evaluate, root)
 
     print(f"p3m metrics   : {t_ours:7.2f} s for {args.pairs} pairs ({t_ours / args.pairs * 1000:.0f} ms per pair)")
     print(f"transcription : {t_ref_each * 1000:7.0f} ms per pair (timed on {n_ref}); "

@@ -233,3 +233,28 @@ def test_unknown_method_and_bad_arrays_are_clear_errors(reference_model):
         p3m.predict_alpha(reference_model, np.zeros((0, 10, 3), np.uint8))
     with pytest.raises(p3m.P3MError, match="uint8 or uint16"):
         p3m.predict_alpha(reference_model, np.zeros((10, 10, 3), np.float64))
+
+
+# -- precision on the CPU -------------------------------------------------------------
+def test_fp16_on_the_cpu_runs_as_bf16_with_one_note(reference_model, caplog):
+    with caplog.at_level("WARNING", logger="p3m.inference.strategies"):
+        engine = NetworkEngine(reference_model, precision="fp16")
+    assert engine.runner.precision == "bf16" and "bf16" in engine.summary()
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 1 and "fp16 on the CPU runs as bf16" in notes[0]
+
+
+def test_cpu_bf16_leaves_the_callers_network_as_it_was_and_stays_close_to_fp32(reference_model):
+    weight = reference_model.resnet.conv1.weight
+    layout, dtype = weight.is_contiguous(), weight.dtype
+    engine = NetworkEngine(reference_model, method="resize", precision="bf16")
+    prepared = engine.runner.model
+    assert prepared is not reference_model
+    assert prepared.resnet.conv1.weight.dtype == torch.bfloat16 and prepared.resnet.bn1.weight.dtype == torch.float32
+    assert prepared.resnet.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert reference_model.resnet.conv1.weight.is_contiguous() == layout and reference_model.resnet.conv1.weight.dtype == dtype
+    image = np.asarray(Image.fromarray(np.random.default_rng(3).integers(0, 255, (96, 128, 3), np.uint8)))
+    bf16 = engine.predict([image])[0]
+    fp32 = NetworkEngine(reference_model, method="resize").predict([image])[0]
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    assert 0 < np.abs(bf16 - fp32).mean() < 0.05  # bf16 ran (not fp32), and stayed close

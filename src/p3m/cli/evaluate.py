@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--trimap", type=Path, help="folder of trimaps (adds SAD-T, MSE-T, MAD-T, SAD-FG, SAD-BG)")
     parser.add_argument("--json", type=Path, help="write {mean, per_image, count} here")
     parser.add_argument("--csv", type=Path, help="write one row per image here")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="images evaluated at once, in threads (default: the CPU cores, at most 8)")
     parser.add_argument("--fast", action="store_true", help="skip GRAD and CONN")
     parser.set_defaults(func=run)
 
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     for path, what in ((args.json, "--json file"), (args.csv, "--csv file")):
         if path is not None:
             output_file(path, what)  # before any work, not after it
-    result = evaluate_folders(args.pred, args.gt, args.trimap, workers=args.workers, fast=args.fast,
+    workers = args.workers or min(8, os.cpu_count() or 1)
+    result = evaluate_folders(args.pred, args.gt, args.trimap, workers=workers, fast=args.fast,
                               progress=TerminalProgress())
     for name, reason in result.problems:
         print(f"p3m: {name}: {reason}", file=sys.stderr)

@@ -47,13 +47,23 @@ def cpu_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def cpu_bf16_model(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` laid out for bf16 on the CPU: channels-last weights.
+#: Layers whose weights autocast would cast to bf16 on every call: stored in bf16 once.
+_BF16_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
-    oneDNN's bf16 convolutions are fastest on channels-last tensors (NCHW inputs are
-    reordered before each one). The copy leaves the caller's network as it was.
+
+def cpu_bf16_model(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` prepared for bf16 autocast on the CPU.
+
+    Channels-last layout: oneDNN's bf16 convolutions are fastest on it (an NCHW input
+    is reordered before each one). Convolution and linear weights in bf16: autocast
+    would cast them on every call to the same values, so the output is unchanged.
+    Normalisation layers and buffers stay fp32. The caller's network is left as it was.
     """
-    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+    prepared = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    for layer in prepared.modules():
+        if isinstance(layer, _BF16_LAYERS):
+            layer.to(torch.bfloat16)
+    return prepared
 
 
 class StrategyRunner:
