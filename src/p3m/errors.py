@@ -55,6 +55,10 @@ class PrivacySetupError(P3MError):
     """Face detection is not available (dlib or its models missing)."""
 
 
+class VideoError(ImageError):
+    """A video that cannot be read or written (corrupt, no video stream, unsupported)."""
+
+
 def choice_error(what: str, value, allowed) -> OptionError:
     """The one wording of "value not among the allowed ones"."""
     return OptionError(f"{what} must be one of {', '.join(map(str, allowed))}; got {value!r}")

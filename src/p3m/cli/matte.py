@@ -8,7 +8,7 @@ from pathlib import Path
 
 from p3m.cli.options import add_engine_options, engine_spec, number_in, open_engine_from, positive_int
 
-OUTPUT_KINDS = ("alpha", "cutout", "composite")
+OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")
 
 
 def register(subparsers) -> None:
@@ -22,14 +22,17 @@ def register(subparsers) -> None:
         "stdout; input - reads stdin), that one file is written: a cut-out for .png/.webp, a composite for .jpg, "
         "or the --save kind.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or globs")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image or video files, folders (recursive) or globs; videos (.mp4 .mov .mkv .webm .avi) "
+                        "need the video extra")
     parser.add_argument("-o", "--out", required=True, type=Path, metavar="OUT",
                         help="output folder (alpha/, cutout/, composite/ inside), or one file for one input "
                         "(.png/.webp cut-out, .jpg composite), or - for stdout")
     add_engine_options(parser, method="hybrid")
     parser.add_argument("--save", default=None, type=_kinds,
-                        help="comma list of alpha,cutout,composite (default: alpha for a folder; for one file, "
-                        "by its extension)")
+                        help="comma list of alpha,cutout,composite,frames (default: alpha for a folder; for one "
+                        "file, by its extension). For a video: alpha and composite are MP4 (H.264), cutout a "
+                        "transparent WebM (VP9), frames a folder of RGBA PNGs")
     parser.add_argument("--background", default=None,
                         help="composite background: a CSS colour (navy, #0f0, rgb(0,255,0)), r,g,b, chroma-green, "
                         "chroma-blue, an image file, or 'blur' (default white)")
@@ -44,6 +47,8 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=1, help="same-size images per forward pass (default 1)")
     parser.add_argument("--workers", type=positive_int, default=2, help="threads for decoding and writing (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
+    parser.add_argument("--no-stabilise", dest="stabilise", action="store_false",
+                        help="videos: do not smooth the edge band between frames (on by default; docs/video.md)")
     parser.set_defaults(func=run)
 
 
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"p3m: engine {engine.summary()}", file=sys.stderr)
     options = MatteOptions(save=args.save or ("alpha",), background=background, premultiplied=args.premultiplied,
                            alpha_16bit=args.alpha_16bit, overwrite=args.overwrite, workers=args.workers,
-                           batch_size=args.batch_size, max_pixels=int(args.max_pixels))
+                           batch_size=args.batch_size, max_pixels=int(args.max_pixels), stabilise=args.stabilise)
     if single is not None:
         return _matte_one(engine, args, options, *single)
     result = matte_files(engine, args.inputs, args.out, options, progress=TerminalProgress())

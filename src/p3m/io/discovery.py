@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+#: Taken as videos (by jobs that handle video) when walking folders or naming files.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,10 @@ class InputItem:
         return self.relative.with_suffix("")
 
 
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+def _is_input_name(path: Path, videos: bool) -> bool:
+    if path.name.startswith("."):
+        return False
+    return path.suffix.lower() in IMAGE_SUFFIXES or (videos and is_video(path))
 
 
 def _glob_base(pattern: str) -> Path:
@@ -61,9 +69,12 @@ def _glob(spec: str) -> list[Path]:
     return sorted(p for p in base.glob(str(rest)) if p.is_file())
 
 
-def collect_images(inputs: list[str], *, exclude: str | os.PathLike | None = None,
+def collect_images(inputs: list[str], *, exclude: str | os.PathLike | None = None, videos: bool = False,
                    ) -> tuple[list[InputItem], list[tuple[str, str]]]:
     """Return (images, problems); a problem is (input as given, reason).
+
+    With ``videos``, folders also give their video files (a file named directly is
+    always taken, whatever it holds).
 
     ``exclude`` (the output folder) and everything in it are never inputs: a folder
     that holds it is walked around it, and an input inside it is a problem.
@@ -77,7 +88,7 @@ def collect_images(inputs: list[str], *, exclude: str | os.PathLike | None = Non
             problems.append((spec, f"is inside the output folder {exclude}; outputs are never read back as inputs"))
         elif path.is_dir():
             found = [InputItem(f, f.relative_to(path)) for f in sorted(path.rglob("*"))
-                     if f.is_file() and _is_image_name(f) and not _under(f, excluded)]
+                     if f.is_file() and _is_input_name(f, videos) and not _under(f, excluded)]
             if not found:
                 problems.append((spec, "folder holds no images"))
             items += found

@@ -2,7 +2,9 @@
 
 Loading and writing (with foreground estimation, the slow part of a cut-out) run in
 a thread pool while the engine works on the next images. An image whose outputs all
-exist is skipped, so an interrupted run resumes where it stopped.
+exist is skipped, so an interrupted run resumes where it stopped. Videos among the
+inputs are matted after the images, one at a time, frames streamed
+(:mod:`p3m.video.matte`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from p3m.errors import ImageError, OutputError
 from p3m.inference.compose import Background, composite, cutout_rgba, estimate_foreground
 from p3m.inference.engine import MattingEngine
-from p3m.io.discovery import InputItem, collect_images
+from p3m.io.discovery import InputItem, collect_images, is_video
 from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
 from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
@@ -28,7 +30,7 @@ from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.utils.files import atomic_path
 
-OUTPUT_KINDS = ("alpha", "cutout", "composite")
+OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")  # frames: a video's RGBA PNG sequence
 
 
 @dataclass
@@ -41,6 +43,7 @@ class MatteOptions:
     workers: int = 2
     batch_size: int = 1
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    stabilise: bool = True  # videos: steadier edges between frames (p3m.video.stabilise)
 
 
 #: OUT/<this file> records the settings the outputs were made with.
@@ -48,8 +51,16 @@ SETTINGS_FILE = ".p3m-matte.json"
 
 
 def output_paths(plan: OutputPlan, item: InputItem, save: tuple[str, ...]) -> dict[str, Path]:
-    """OUT/<kind>/<relative path of the input, suffix .png>, checked by the plan."""
-    return {kind: plan.path(kind, item.key.with_suffix(".png")) for kind in save}
+    """OUT/<kind>/<relative path of the input, suffix .png>, checked by the plan.
+
+    A video's are OUT/alpha/KEY.mp4, OUT/composite/KEY.mp4, OUT/cutout/KEY.webm and
+    OUT/frames/KEY/ (see :func:`p3m.video.matte.video_output_path`); an image has no frames.
+    """
+    if is_video(item.path):
+        from p3m.video.matte import video_output_path
+
+        return {kind: video_output_path(plan.path(kind, item.key), kind) for kind in save}
+    return {kind: plan.path(kind, item.key.with_suffix(".png")) for kind in save if kind != "frames"}
 
 
 def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds, options: MatteOptions) -> dict[str, np.ndarray]:
@@ -106,7 +117,7 @@ def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | 
     start = time.perf_counter()
     options, progress = options or MatteOptions(), progress or Progress()
     out = output_folder(out)
-    items, problems = collect_images([str(i) for i in inputs], exclude=out)
+    items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
     _check_settings(out, _settings(engine, options), options.overwrite)
     plan = OutputPlan(out, [item.path for item in items])
     records: list[ItemRecord] = []
@@ -118,18 +129,22 @@ def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | 
 
     for spec, reason in problems:
         report(ItemRecord(spec, Status.FAILED, reason))
-    todo = []
+    todo, videos = [], []
     for item in items:
         try:
             paths = output_paths(plan, item, options.save)
         except OutputError as exc:
             report(ItemRecord(str(item.path), Status.FAILED, str(exc)))
             continue
-        if not options.overwrite and all(p.exists() for p in paths.values()):
+        if not paths:
+            report(ItemRecord(str(item.path), Status.SKIPPED, "frames are written for videos only"))
+        elif not options.overwrite and all(p.exists() for p in paths.values()):
             report(ItemRecord(str(item.path), Status.SKIPPED, "outputs exist", _strings(paths)))
         else:
-            todo.append((item, paths))
+            (videos if is_video(item.path) else todo).append((item, paths))
     _run(engine, todo, options, report)
+    for item, paths in videos:
+        report(_matte_one_video(engine, item, paths, options, progress))
     progress.close()
     return JobResult(records, time.perf_counter() - start)
 
@@ -178,6 +193,17 @@ def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> No
                 writes.append((str(item.path), paths, pool.submit(write_outputs, image, alpha, paths, options)))
             drain(limit=2 * max(1, options.workers))
         drain(limit=0)
+
+
+def _matte_one_video(engine: MattingEngine, item: InputItem, paths: dict[str, Path], options: MatteOptions,
+                     progress: Progress) -> ItemRecord:
+    from p3m.video.matte import matte_video
+
+    try:
+        written = matte_video(engine, item.path, paths, options, progress=progress)
+    except Exception as exc:  # one bad video never stops the batch; nothing of it is published
+        return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
+    return ItemRecord(str(item.path), Status.DONE, outputs=written)
 
 
 def _strings(paths: dict[str, Path]) -> dict[str, str]:

@@ -8,9 +8,13 @@ their own line with the reason.
 from __future__ import annotations
 
 import sys
+import time
 
 from p3m.jobs.results import ItemRecord, Status
 from p3m.utils.progress import progress_bar
+
+#: Seconds between two "frame N/M, F frames/s, ETA" lines of a video.
+FRAMES_LINE_SECONDS = 5.0
 
 
 class Progress:
@@ -22,6 +26,9 @@ class Progress:
     def record(self, item: ItemRecord) -> None:
         pass
 
+    def frames(self, name: str, done: int, total: int, seconds: float) -> None:
+        """Within one video: ``done`` frames of ``total`` (0: unknown) in ``seconds``."""
+
     def close(self) -> None:
         pass
 
@@ -31,6 +38,7 @@ class TerminalProgress(Progress):
         self.stream = stream or sys.stderr
         self._bar = None
         self.total = self.count = 0
+        self._last_frames_line = time.monotonic()
 
     def start(self, total: int, desc: str) -> None:
         self.total, self.count = total, 0
@@ -54,6 +62,17 @@ class TerminalProgress(Progress):
         elif item.status not in (Status.FAILED, Status.HELD_BACK):
             label = "skipped (exists)" if item.status == Status.SKIPPED else str(item.status)
             self._emit(f"[{self.count}/{self.total}] {label} {item.name}")
+
+    def frames(self, name: str, done: int, total: int, seconds: float) -> None:
+        """A status line every few seconds: frames, frames/s and the time left."""
+        now = time.monotonic()
+        if now - self._last_frames_line < FRAMES_LINE_SECONDS:
+            return
+        self._last_frames_line = now
+        rate = done / seconds if seconds > 0 else 0.0
+        of = f"/{total} ({done / total:.0%})" if total else ""
+        eta = f", ETA {max(0.0, (total - done) / rate):.0f} s" if total and rate else ""
+        self._emit(f"p3m: {name}: frame {done}{of}, {rate:.1f} frames/s{eta}")
 
     def close(self) -> None:
         if self._bar is not None:

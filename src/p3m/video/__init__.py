@@ -1,0 +1,16 @@
+"""Video: streamed matting of video files with PyAV (the ``video`` extra)."""
+
+from p3m.utils.lazy import lazy_attributes
+
+_EXPORTS = {
+    "VideoReader": "p3m.video.reader",
+    "VideoInfo": "p3m.video.reader",
+    "VideoWriter": "p3m.video.writer",
+    "EdgeSmoother": "p3m.video.stabilise",
+    "matte_frames": "p3m.video.matte",
+    "matte_video": "p3m.video.matte",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

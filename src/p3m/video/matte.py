@@ -1,0 +1,111 @@
+"""Matting a video: frames streamed through an engine, written as alpha, composite,
+transparent video and PNG frames.
+
+Memory is bounded by one batch of frames whatever the length of the video. Every
+output is written under a temporary name and published only when the whole video is
+done; a failure part-way publishes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from p3m.errors import VideoError
+from p3m.inference.engine import MattingEngine
+from p3m.io.writers import write_image
+from p3m.video.reader import VideoReader
+from p3m.video.stabilise import EdgeSmoother
+from p3m.video.writer import FORMATS, VideoWriter, output_suffix
+
+#: The output kinds of a video: the three video files and an RGBA PNG frame sequence.
+VIDEO_KINDS = ("alpha", "cutout", "composite", "frames")
+
+
+def video_output_path(folder: Path, kind: str) -> Path:
+    """OUT/<kind>/<key> -> the file (or, for frames, the folder) a video's output goes to."""
+    return folder if kind == "frames" else folder.with_name(folder.name + output_suffix(kind))
+
+
+def matte_frames(engine: MattingEngine, frames: Iterable[np.ndarray], *, batch_size: int = 1,
+                 stabilise: bool = True) -> Iterator[np.ndarray]:
+    """Alphas (float32 H x W) of RGB frames, in order, ``batch_size`` frames per engine call."""
+    smoother = EdgeSmoother() if stabilise else None
+    for chunk in _batches(frames, batch_size):
+        for alpha in engine.predict(chunk):
+            yield smoother(alpha) if smoother else alpha
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= max(1, size):
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], options, *,
+                progress=None) -> dict[str, str]:
+    """Write the ``outputs`` (kind -> path from :func:`video_output_path`) of the video at ``path``."""
+    from p3m.jobs.matte import render_outputs
+
+    options = dataclasses.replace(options, alpha_16bit=False)  # video alpha is 8-bit
+    kinds = tuple(dict.fromkeys("cutout" if kind == "frames" else kind for kind in outputs))
+    start, done = time.perf_counter(), 0
+    with VideoReader(path) as reader:
+        info = reader.info
+        writers, frames_dir = {}, None
+        try:
+            for kind, target in outputs.items():
+                if kind in FORMATS:
+                    writers[kind] = VideoWriter(target, kind, info)
+            if "frames" in outputs:
+                frames_dir = _partial_folder(outputs["frames"])
+            smoother = EdgeSmoother() if options.stabilise else None
+            for chunk in _batches(reader.frames(), options.batch_size):
+                alphas = engine.predict([rgb for _, rgb in chunk])
+                for (pts, rgb), alpha in zip(chunk, alphas):
+                    if not np.isfinite(alpha).all():
+                        raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")
+                    alpha = smoother(alpha) if smoother else alpha
+                    arrays = render_outputs(rgb, alpha, kinds, options)
+                    for kind, writer in writers.items():
+                        writer.write(arrays[kind], pts)
+                    if frames_dir is not None:
+                        write_image(frames_dir / f"{done:06d}.png", arrays["cutout"])
+                    done += 1
+                if progress is not None:
+                    progress.frames(str(path), done, info.frames, time.perf_counter() - start)
+            written = {kind: str(writer.close()) for kind, writer in writers.items()}
+            if frames_dir is not None:
+                written["frames"] = str(_publish_folder(frames_dir, outputs["frames"]))
+        except BaseException:
+            for writer in writers.values():
+                writer.abandon()
+            if frames_dir is not None:
+                shutil.rmtree(frames_dir, ignore_errors=True)
+            raise
+    return written
+
+
+def _partial_folder(target: Path) -> Path:
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def _publish_folder(partial: Path, target: Path) -> Path:
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+    return target

@@ -1,0 +1,199 @@
+"""Video: streamed matting of generated clips, every output kind, timing, rotation,
+audio, bad input, atomic outputs, steadier edges."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from p3m.inference.engine import MattingEngine
+from p3m.jobs.matte import MatteOptions, matte_files
+from p3m.jobs.results import Status
+from p3m.video import EdgeSmoother, VideoReader, matte_frames
+from p3m.video.synthetic import noisy_still, write_clip
+
+av = pytest.importorskip("av")
+
+
+class BrightnessEngine(MattingEngine):
+    """Alpha = brightness: cheap, deterministic, and it follows the pixels (noise included)."""
+
+    description = "brightness"
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.shapes: list[tuple[int, int]] = []
+        self.fail_after = fail_after
+
+    def predict(self, images):
+        self.shapes += [image.shape[:2] for image in images]
+        if self.fail_after is not None and len(self.shapes) > self.fail_after:
+            raise RuntimeError("engine stopped")
+        return [image.mean(axis=2).astype(np.float32) / 255 for image in images]
+
+
+def portrait(h: int = 96, w: int = 128) -> np.ndarray:
+    return cv2.resize(data.astronaut(), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def frames_of(path: Path) -> tuple[list, list[np.ndarray], object]:
+    with VideoReader(path) as reader:
+        pts, images = zip(*reader.frames())
+        return list(pts), list(images), reader.info
+
+
+def decode_rgba_webm(path: Path) -> list[np.ndarray]:
+    """VP9 alpha is read by libvpx's decoder (FFmpeg's own drops it)."""
+    decoder = av.CodecContext.create("libvpx-vp9", "r")
+    out = []
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            out += [f.to_ndarray(format="rgba") for f in decoder.decode(packet)]
+    return out
+
+
+@pytest.fixture
+def still_clip(tmp_path) -> Path:
+    path = tmp_path / "in" / "talk.mp4"
+    path.parent.mkdir()
+    write_clip(path, noisy_still(portrait(), 10), audio=True)
+    return path
+
+
+def test_every_output_kind_with_timing_and_audio_kept(still_clip, tmp_path):
+    out = tmp_path / "out"
+    engine = BrightnessEngine()
+    result = matte_files(engine, [still_clip], out, MatteOptions(save=("alpha", "composite", "cutout", "frames"),
+                                                                  stabilise=False))
+    assert result.ok and result.done == 1
+    pts_in, frames_in, info_in = frames_of(still_clip)
+    expected = [f.mean(axis=2) for f in frames_in]
+
+    pts, alphas, info = frames_of(out / "alpha" / "talk.mp4")
+    assert len(alphas) == len(frames_in) == 10 and (info.width, info.height) == (128, 96)
+    assert [p * info.time_base for p in pts] == [p * info_in.time_base for p in pts_in]
+    for got, want in zip(alphas, expected):
+        assert np.abs(got[..., 0].astype(float) - want).mean() < 3  # H.264 at crf 16
+    with av.open(str(out / "composite" / "talk.mp4")) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+    with av.open(str(out / "cutout" / "talk.webm")) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["opus"]
+    cutouts = decode_rgba_webm(out / "cutout" / "talk.webm")
+    assert len(cutouts) == 10 and cutouts[0].shape == (96, 128, 4)
+    assert np.abs(cutouts[0][..., 3].astype(float) - expected[0]).mean() < 4
+    pngs = sorted((out / "frames" / "talk").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(10)]
+    first = np.asarray(Image.open(pngs[0]))
+    assert first.shape == (96, 128, 4) and np.abs(first[..., 3].astype(float) - expected[0]).max() <= 1
+    # a second run resumes: everything is there, nothing is redone
+    again = matte_files(engine, [still_clip], out, MatteOptions(save=("alpha", "composite", "cutout", "frames"),
+                                                                 stabilise=False))
+    assert again.skipped == 1 and again.done == 0
+
+
+def test_a_rotated_phone_video_is_matted_upright_and_keeps_its_rotation(tmp_path):
+    clip = tmp_path / "phone.mp4"
+    upright = noisy_still(portrait(96, 64), 3)  # a portrait-format frame
+    write_clip(clip, upright, rotation=90)
+    engine = BrightnessEngine()
+    assert matte_files(engine, [clip], tmp_path / "out", MatteOptions(save=("alpha",), stabilise=False)).ok
+    assert set(engine.shapes) == {(96, 64)}  # the engine saw people the right way up
+    _, frames, info = frames_of(tmp_path / "out" / "alpha" / "phone.mp4")
+    assert info.rotation == 90 and frames[0].shape == (96, 64, 3)  # the display matrix is kept
+    assert np.abs(frames[0][..., 0].astype(float) - upright[0].mean(axis=2)).mean() < 4  # and the orientation
+
+
+def test_variable_frame_rate_odd_size_and_10_bit_inputs(tmp_path):
+    times = [0, 1, 3, 4, 8, 9]
+    clips = {"vfr.mp4": dict(pts=times, time_base=Fraction(1, 25)),
+             "odd.mp4": dict(pix_fmt="yuv444p"),
+             "ten.mp4": dict(pix_fmt="yuv420p10le")}
+    for name, options in clips.items():
+        size = (47, 63) if name == "odd.mp4" else (48, 64)
+        write_clip(tmp_path / name, noisy_still(portrait(*size), len(times)), **options)
+    out = tmp_path / "out"
+    result = matte_files(BrightnessEngine(), [tmp_path / n for n in clips], out, MatteOptions(save=("alpha",)))
+    assert result.ok and result.done == 3
+    pts, _, info = frames_of(out / "alpha" / "vfr.mp4")
+    assert [p * info.time_base for p in pts] == [Fraction(t, 25) for t in times]  # the gaps are kept
+    _, frames, info = frames_of(out / "alpha" / "odd.mp4")
+    assert (info.width, info.height) == (63, 47) and frames[0].shape[:2] == (47, 63)
+    _, frames, _ = frames_of(out / "alpha" / "ten.mp4")
+    assert len(frames) == len(times)
+
+
+def test_bad_videos_get_one_line_and_the_batch_goes_on(still_clip, tmp_path):
+    folder = still_clip.parent
+    (folder / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    (folder / "truncated.mp4").write_bytes(still_clip.read_bytes()[:1500])
+    with av.open(str(folder / "sound.mp4"), "w") as container:  # audio only
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    out = tmp_path / "out"
+    result = matte_files(BrightnessEngine(), [folder], out, MatteOptions(save=("alpha", "cutout")))
+    by_name = {Path(r.name).name: r for r in result.records}
+    assert by_name["talk.mp4"].status == Status.DONE
+    assert by_name["sound.mp4"].status == Status.FAILED and "has no video stream" in by_name["sound.mp4"].reason
+    for name in ("corrupt.mp4", "truncated.mp4"):
+        assert by_name[name].status == Status.FAILED and name in by_name[name].reason, by_name[name]
+        assert "\n" not in by_name[name].reason
+    written = sorted(p.name for p in out.rglob("*") if p.is_file() and not p.name.startswith(".p3m"))
+    assert written == ["talk.mp4", "talk.webm"]  # nothing of the failed ones, no temporaries
+
+
+def test_an_interrupted_video_publishes_nothing(still_clip, tmp_path):
+    out = tmp_path / "out"
+    result = matte_files(BrightnessEngine(fail_after=4), [still_clip], out,
+                         MatteOptions(save=("alpha", "composite", "cutout", "frames")))
+    assert result.failed == 1 and "engine stopped" in result.records[0].reason
+    assert [p for p in out.rglob("*") if p.is_file() and p.name != ".p3m-matte.json"] == []
+    assert [p for p in out.rglob("*") if p.is_dir() and p.name.endswith(".partial")] == []
+
+
+def test_matte_frames_streams_in_order_in_batches():
+    frames = noisy_still(portrait(32, 32), 7, sigma=20)
+    engine = BrightnessEngine()
+    alphas = list(matte_frames(engine, iter(frames), batch_size=3, stabilise=False))
+    assert len(alphas) == 7 and len(engine.shapes) == 7
+    for frame, alpha in zip(frames, alphas):
+        np.testing.assert_allclose(alpha, frame.mean(axis=2) / 255, atol=1e-6)
+
+
+def test_edge_smoother_steadies_noise_in_the_band_and_leaves_motion_and_solid_regions():
+    rng = np.random.default_rng(0)
+    truth = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (16, 1))  # 0 .. 1: a wide band
+    noisy = [np.clip(truth + rng.normal(0, 0.03, truth.shape).astype(np.float32), 0, 1) for _ in range(20)]
+    smoother = EdgeSmoother()
+    smoothed = [smoother(a) for a in noisy]
+
+    def flicker(seq):
+        return np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])])
+    assert flicker(smoothed) < 0.7 * flicker(noisy)
+    moved = np.roll(truth, 20, axis=1)  # a large change: motion, taken as it is
+    out = smoother(moved)
+    big = np.abs(moved - smoothed[-1]) >= smoother.motion
+    np.testing.assert_array_equal(out[big], moved[big])
+    solid = EdgeSmoother()
+    ones, zeros = np.ones((4, 4), np.float32), np.zeros((4, 4), np.float32)
+    solid(ones)
+    np.testing.assert_array_equal(solid(ones), ones)  # decided pixels untouched
+    solid(zeros)
+
+
+def test_without_pyav_a_video_says_which_extra_to_install(still_clip, tmp_path, published_checkpoint):
+    code = ("import sys\nsys.modules['av'] = None\nfrom p3m.cli.main import main\n"
+            f"sys.exit(main(['matte', {str(still_clip)!r}, '-o', {str(tmp_path / 'out')!r}, '--engine', "
+            f"{str(published_checkpoint)!r}, '--max-size', '64']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert 'pip install "p3m[video]"' in done.stderr and "talk.mp4" in done.stderr
