@@ -20,7 +20,7 @@ LOW, HIGH = 0.02, 0.98
 class EdgeSmoother:
     """Call once per frame, in order; returns the alpha to write."""
 
-    def __init__(self, weight: float = 0.6, motion: float = 0.15) -> None:
+    def __init__(self, weight: float = 0.5, motion: float = 0.1) -> None:
         if not 0 <= weight < 1:
             raise ValueError("weight must be in [0, 1)")
         self.weight, self.motion = np.float32(weight), motion
