@@ -197,3 +197,88 @@ def test_without_pyav_a_video_says_which_extra_to_install(still_clip, tmp_path, 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert 'pip install "p3m[video]"' in done.stderr and "talk.mp4" in done.stderr
+
+
+# -- anonymising video ------------------------------------------------------------------
+def _face_clip(path: Path, count: int = 8, marked: int | None = None) -> list[np.ndarray]:
+    """The astronaut at 256 x 256 (one face HOG finds), noisy; frame ``marked`` carries a
+    red corner that the test detector below treats as "missed"."""
+    frames = noisy_still(portrait(256, 256), count, sigma=2)
+    if marked is not None:
+        frames[marked][:16, :16] = (255, 0, 0)
+    write_clip(path, frames, audio=True)
+    return frames
+
+
+def _marked(rgb: np.ndarray) -> bool:
+    corner = rgb[:16, :16].astype(int)
+    return corner[..., 0].mean() > 180 and corner[..., 1].mean() < 80
+
+
+def test_a_video_is_anonymised_in_every_frame_with_its_audio(tmp_path):
+    pytest.importorskip("dlib")
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+    from p3m.privacy.faces import detect_faces
+
+    clip = tmp_path / "in" / "face.mp4"
+    clip.parent.mkdir()
+    _face_clip(clip)
+    _, frames, _ = frames_of(clip)  # as decoded: what the tool saw
+    report = anonymize_files([clip.parent], tmp_path / "out", AnonymizeOptions())
+    record = report.records[0]
+    assert record.status == Status.DONE and record.faces >= len(frames), record.reason
+    assert "8 frames" in record.reason and "0 uncovered" in record.reason
+    out = tmp_path / "out" / "blurred_image" / "face.mp4"
+    _, blurred, _ = frames_of(out)
+    assert len(blurred) == len(frames)
+    box = detect_faces(frames[0])[0].box
+
+    def on_the_face(found):
+        return [f for f in found if f.box[0] < box[2] and box[0] < f.box[2] and f.box[1] < box[3] and box[1] < f.box[3]]
+    for original, frame in zip(frames, blurred):
+        assert on_the_face(detect_faces(frame)) == []  # the face is found in no frame
+        face = (slice(box[1], box[3]), slice(box[0], box[2]))
+        inside = np.abs(frame[face].astype(int) - original[face]).mean()
+        outside = np.abs(frame[200:].astype(int) - original[200:]).mean()  # re-encoding only
+        assert inside > 5 and inside > 3 * outside
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+    assert report.totals()["anonymized"] == 1
+
+
+def test_a_face_the_detector_misses_in_one_frame_is_carried_from_its_neighbours(tmp_path):
+    pytest.importorskip("dlib")
+    from p3m.privacy.faces import detect_faces
+    from p3m.video.anonymize import anonymize_video
+
+    clip = tmp_path / "face.mp4"
+    frames = _face_clip(clip, marked=4)
+
+    def missing_frame_4(rgb):
+        return [] if _marked(rgb) else detect_faces(rgb)
+
+    target = tmp_path / "out.mp4"
+    outcome, audit = anonymize_video(clip, target, sigma_scale=0.12, forehead=0.3, find_faces=missing_frame_4)
+    assert outcome.written and audit.frames == 8 and audit.carried >= 1 and not audit.uncovered
+    _, blurred, _ = frames_of(target)
+    box = detect_faces(frames[3])[0].box
+    face = (slice(box[1], box[3]), slice(box[0], box[2]))
+    assert np.abs(blurred[4][face].astype(int) - frames[4][face]).mean() > 5  # blurred though never detected
+    assert detect_faces(blurred[4]) == []
+
+
+def test_a_video_fails_closed_when_a_face_cannot_be_covered_or_none_is_found(tmp_path):
+    pytest.importorskip("dlib")
+    from p3m.privacy.anonymize import Outcome
+    from p3m.privacy.faces import detect_faces
+    from p3m.video.anonymize import anonymize_video
+
+    clip = tmp_path / "face.mp4"
+    frames = _face_clip(clip, count=4)
+    face = detect_faces(frames[0])
+    target = tmp_path / "out.mp4"
+    outcome, audit = anonymize_video(clip, target, sigma_scale=0.12, forehead=0.3, find_faces=lambda rgb: face)
+    assert outcome is Outcome.IDENTIFIABLE and audit.uncovered == [0, 1, 2, 3] and not target.exists()
+    outcome, audit = anonymize_video(clip, target, sigma_scale=0.12, forehead=0.3, find_faces=lambda rgb: [])
+    assert outcome is Outcome.NO_FACE and audit.faces == 0 and not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["face.mp4"]  # no temporaries left

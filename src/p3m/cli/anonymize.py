@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         "Images without a detected face are NOT written (fail closed) unless --facemask or "
         "--allow-no-face. The input is never modified.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders or globs")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="images, videos (the video extra), folders or globs; a video is blurred in every "
+                        "frame and written as blurred_image/NAME.mp4, or held back (docs/video.md)")
     parser.add_argument("-o", "--out", required=True, type=Path,
                         help="output folder (blurred_image/, facemask/, mask/, report.csv, report.json)")
     parser.add_argument("--alpha", type=Path, help="folder of mattes (same stems): transition pixels stay exact")

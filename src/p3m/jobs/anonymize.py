@@ -33,7 +33,7 @@ from PIL import Image
 
 from p3m.data.layout import images_by_stem
 from p3m.errors import DatasetError, ImageError
-from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images
+from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images, is_video
 from p3m.io.images import read_image_file, read_matte
 from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
@@ -152,7 +152,10 @@ def _output_name(item: InputItem) -> Path:
 
 
 def output_paths(plan: OutputPlan, item: InputItem, *, matte: bool) -> dict[str, Path]:
-    """Where one image's outputs go: blurred image, facemask, and the matte's copy."""
+    """Where one image's outputs go: blurred image, facemask, and the matte's copy (a
+    video's: its blurred video, blurred_image/KEY.mp4)."""
+    if is_video(item.path):
+        return {"blurred_image": plan.path("blurred_image", item.key.with_suffix(".mp4"))}
     paths = {"blurred_image": plan.path("blurred_image", _output_name(item)),
              "facemask": plan.path("facemask", item.key.with_suffix(".png"))}
     if matte:
@@ -215,8 +218,34 @@ def blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions)
         scale = min(MAX_SIGMA_SCALE, scale * STRENGTHEN)
 
 
+def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOptions,
+                         progress: Progress | None = None) -> AnonymizeRecord:
+    """One video: every frame blurred, detections carried between frames, fail closed."""
+    from p3m.video.anonymize import anonymize_video
+
+    scale = options.sigma_scale if options.sigma_scale is not None else STRENGTHS[options.strength]
+    target = output_paths(plan, item, matte=False)["blurred_image"]
+    outcome, audit = anonymize_video(item.path, target, sigma_scale=scale, forehead=options.forehead,
+                                     detector=options.detector, allow_no_face=options.allow_no_face,
+                                     progress=progress)
+    if outcome is Outcome.IDENTIFIABLE:
+        frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
+        reason = (f"a face is still detected at the strongest blur in frame(s) {frames}: not written "
+                  f"({audit.line()})")
+    elif outcome is Outcome.NO_FACE:
+        reason = f"no face in any of {audit.frames} frames: not written (review it, or --allow-no-face)"
+    else:
+        reason = audit.line()
+    record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=scale if audit.faces else None)
+    if outcome.written:
+        record.outputs = {"blurred_image": str(target)}
+    return record
+
+
 def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, mattes: MatteIndex | None,
-                  hand_masks: dict) -> AnonymizeRecord:
+                  hand_masks: dict, progress: Progress | None = None) -> AnonymizeRecord:
+    if is_video(item.path):
+        return anonymize_video_item(item, plan, options, progress)
     image = read_image_file(item.path)
     alpha, matte = None, None
     if mattes is not None:
@@ -286,7 +315,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     start = time.perf_counter()
     options, progress = options or AnonymizeOptions(), progress or Progress()
     out = output_folder(out)
-    items, problems = collect_images([str(i) for i in inputs], exclude=out)
+    items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
     plan = OutputPlan(out, [item.path for item in items])
     if options.alpha_dir is not None and not Path(options.alpha_dir).is_dir():
         raise DatasetError(f"{options.alpha_dir}: no such folder of mattes")
@@ -314,7 +343,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
         if not options.overwrite and _finished(previous, plan, item):
             return _record(item, Outcome.SKIPPED, previous=previous)
         try:
-            return anonymize_one(item, plan, options, mattes, hand_masks)
+            return anonymize_one(item, plan, options, mattes, hand_masks, progress)
         except Exception as exc:  # one bad image never stops the batch
             return _record(item, Outcome.ERROR, failure_reason(exc))
 
