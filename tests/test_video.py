@@ -282,3 +282,14 @@ def test_a_video_fails_closed_when_a_face_cannot_be_covered_or_none_is_found(tmp
     outcome, audit = anonymize_video(clip, target, sigma_scale=0.12, forehead=0.3, find_faces=lambda rgb: [])
     assert outcome is Outcome.NO_FACE and audit.faces == 0 and not target.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["face.mp4"]  # no temporaries left
+
+
+def test_full_range_input_stays_full_range_with_the_right_levels(tmp_path):
+    half = np.zeros((48, 64, 3), np.uint8)
+    half[:, :32] = 255
+    write_clip(tmp_path / "phone.mp4", [half] * 3, pix_fmt="yuvj420p")  # full range, as phones record
+    assert matte_files(BrightnessEngine(), [tmp_path / "phone.mp4"], tmp_path / "out",
+                       MatteOptions(save=("alpha",), stabilise=False)).ok
+    _, frames, info = frames_of(tmp_path / "out" / "alpha" / "phone.mp4")
+    assert info.color_range == 2
+    assert frames[0][:, 4:28, 0].min() >= 250 and frames[0][:, 36:60, 0].max() <= 5  # not squeezed to 16-235

@@ -46,6 +46,8 @@ FORMATS = {
 SUFFIXES = {"mp4": ".mp4", "webm": ".webm"}
 #: H.264 in 4:2:0 needs even sizes; an odd-sized video keeps its size in 4:4:4.
 ODD_SIZE_PIX_FMT = "yuv444p"
+#: FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma (phones often record it); 1 is limited, 16-235.
+FULL_RANGE = 2
 #: Audio codecs each container takes as they are.
 COPYABLE_AUDIO = {"mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus"}, "webm": {"opus", "vorbis"}}
 
@@ -83,6 +85,7 @@ class VideoWriter:
         stream.pix_fmt = ODD_SIZE_PIX_FMT if odd and f.pix_fmt == "yuv420p" else f.pix_fmt
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
+        self._full_range = info.color_range == FULL_RANGE and f.channels != "rgba"
         if info.color_range and f.channels != "rgba":
             stream.codec_context.color_range = info.color_range
         if info.rotation:
@@ -93,6 +96,8 @@ class VideoWriter:
         """One upright frame (H x W gray, H x W x 3 RGB or H x W x 4 RGBA uint8) at ``pts``."""
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(stored(array, self.info.rotation)),
                                                 format=self.format.channels)
+        if self._full_range:  # convert to full-range YUV, as the stream is tagged (the default is limited)
+            frame = frame.reformat(format=self.stream.pix_fmt, dst_color_range=FULL_RANGE)
         if pts is None or pts < self._next_pts:  # no or repeated time stamps: keep them increasing
             pts = self._next_pts
         frame.pts, frame.time_base = pts, self.info.time_base
