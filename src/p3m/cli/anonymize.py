@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import number_in, positive_int
+from p3m.cli.options import add_cluster_options, cluster_from, number_in, positive_int
 
 
 def register(subparsers) -> None:
@@ -41,6 +41,7 @@ def register(subparsers) -> None:
                         help="accepted for old scripts and ignored: the privacy check always runs (fail closed)")
     parser.add_argument("--workers", type=positive_int, default=1, help="images anonymized in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
+    add_cluster_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                detector=args.detector, protect_dilation=args.protect_dilation, alpha_dir=args.alpha,
                                facemask_dir=args.facemask, allow_no_face=args.allow_no_face,
                                overwrite=args.overwrite, workers=args.workers, jpeg_quality=args.jpeg_quality)
-    report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress())
+    report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress(), cluster=cluster_from(args))
     print(f"p3m: privacy audit: {report.audit_line()}", file=sys.stderr)
     print(f"p3m: {report.line()}; report in {args.out}/report.csv", file=sys.stderr)
     return 0 if report.ok else 1

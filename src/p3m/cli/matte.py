@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import add_engine_options, engine_spec, number_in, open_engine_from, positive_int
+from p3m.cli.options import (
+    add_cluster_options,
+    add_engine_options,
+    cluster_from,
+    engine_options_from,
+    engine_spec,
+    number_in,
+    open_engine_from,
+    positive_int,
+)
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")
 
@@ -49,6 +58,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
     parser.add_argument("--no-stabilise", dest="stabilise", action="store_false",
                         help="videos: do not smooth the edge band between frames (on by default; docs/video.md)")
+    add_cluster_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -67,15 +77,25 @@ def run(args: argparse.Namespace) -> int:
 
     single = _single_output(args)
     background = Background(args.background) if args.background else None
-    engine = open_engine_from(args, engine_spec(args), max_size=args.max_size, batch_size=args.batch_size,
-                              sizing="published" if args.published_sizing else None)
-    print(f"p3m: engine {engine.summary()}", file=sys.stderr)
+    network = dict(max_size=args.max_size, batch_size=args.batch_size,
+                   sizing="published" if args.published_sizing else None)
+    cluster = cluster_from(args, **engine_options_from(args, **network))
+    if cluster is not None and single is not None:
+        from p3m.errors import OptionError
+
+        raise OptionError("--cluster is for folders of outputs (-o FOLDER), not one output file")
+    if cluster is None:
+        engine = open_engine_from(args, engine_spec(args), **network)
+        print(f"p3m: engine {engine.summary()}", file=sys.stderr)
+    else:
+        engine = engine_spec(args)  # each actor opens it
+        print(f"p3m: engine {engine} in Ray actors at {cluster.address}", file=sys.stderr)
     options = MatteOptions(save=args.save or ("alpha",), background=background, premultiplied=args.premultiplied,
                            alpha_16bit=args.alpha_16bit, overwrite=args.overwrite, workers=args.workers,
                            batch_size=args.batch_size, max_pixels=int(args.max_pixels), stabilise=args.stabilise)
     if single is not None:
         return _matte_one(engine, args, options, *single)
-    result = matte_files(engine, args.inputs, args.out, options, progress=TerminalProgress())
+    result = matte_files(engine, args.inputs, args.out, options, progress=TerminalProgress(), cluster=cluster)
     print(f"p3m: {result.line()}", file=sys.stderr)
     return 0 if result.ok else 1
 

@@ -67,9 +67,32 @@ def engine_spec(args: argparse.Namespace) -> str:
     return args.checkpoint
 
 
+def engine_options_from(args: argparse.Namespace, **options) -> dict:
+    """The network options of ``args`` (plus ``options``), as open_engine takes them."""
+    return dict(arch=args.arch, method=args.method, device=args.device, precision=args.precision, **options)
+
+
 def open_engine_from(args: argparse.Namespace, spec: str, **options):
     """Open ``spec`` with the network options of ``args`` (plus ``options``)."""
     from p3m.inference.factory import open_engine
 
-    return open_engine(spec, arch=args.arch, method=args.method, device=args.device, precision=args.precision,
-                       **options)
+    return open_engine(spec, **engine_options_from(args, **options))
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster (Ray; pip install \"p3m[cluster]\")")
+    group.add_argument("--cluster", metavar="ADDRESS",
+                       help="spread the items over Ray actors: 'auto' (this machine's cluster or $RAY_ADDRESS), "
+                       "HOST:PORT of a head node, or ray://HOST:PORT; inputs and -o must be on paths every node reads")
+    group.add_argument("--actors", type=positive_int, default=None, help="actors (default: one per CPU, or per GPU)")
+    group.add_argument("--actor-cpus", type=number_in(0.01, 1024), default=1.0, help="CPUs per actor (default 1)")
+    group.add_argument("--actor-gpus", type=number_in(0, 64), default=0.0, help="GPUs per actor (default 0)")
+
+
+def cluster_from(args: argparse.Namespace, **engine_options):
+    """ClusterOptions from the --cluster flags, or None when --cluster is not given."""
+    if not getattr(args, "cluster", None):
+        return None
+    from p3m.cluster.ray_pool import ClusterOptions
+
+    return ClusterOptions(args.cluster, args.actors or 0, args.actor_cpus, args.actor_gpus, engine_options)

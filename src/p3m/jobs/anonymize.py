@@ -26,7 +26,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -42,6 +42,9 @@ from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, MAX_SIGMA_SCALE, STRENGTHEN, STRENGTHS, Outcome, anonymize
 from p3m.privacy.audit import AuditResult, audit_pair, changed_transition_pixels
 from p3m.utils.files import atomic_path
+
+if TYPE_CHECKING:
+    from p3m.cluster.ray_pool import ClusterOptions
 
 REPORT_FIELDS = ("image", "status", "faces", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
                  "identity_matches", "changed_transition_pixels", "changed_outside_fraction", "message")
@@ -287,6 +290,15 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
     return record
 
 
+def anonymize_item(progress: Progress | None, job: tuple) -> AnonymizeRecord:
+    """One image or video, start to finish, never raising (what a cluster actor runs per item)."""
+    item, plan, options, mattes, hand_masks = job
+    try:
+        return anonymize_one(item, plan, options, mattes, hand_masks, progress)
+    except Exception as exc:  # one bad image never stops the batch
+        return _record(item, Outcome.ERROR, failure_reason(exc))
+
+
 def _read_journal(out: Path) -> dict[str, dict[str, Any]]:
     """Rows of earlier runs by image (the last row of an image wins; a torn last line is skipped)."""
     rows: dict[str, dict[str, Any]] = {}
@@ -309,9 +321,10 @@ def _finished(row: dict[str, Any] | None, plan: OutputPlan, item: InputItem) -> 
 
 
 def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: AnonymizeOptions | None = None, *,
-                    progress: Progress | None = None) -> AnonymizeReport:
+                    progress: Progress | None = None, cluster: ClusterOptions | None = None) -> AnonymizeReport:
     """Blur the faces of every image ``inputs`` names, fail closed, audit each, and write
-    the report; the returned report holds every record and the totals."""
+    the report; the returned report holds every record and the totals. With ``cluster``,
+    the images are spread over Ray actors; the report is the single-machine one."""
     start = time.perf_counter()
     options, progress = options or AnonymizeOptions(), progress or Progress()
     out = output_folder(out)
@@ -338,18 +351,29 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     for spec, reason in problems:
         finish(AnonymizeRecord(spec, Status.FAILED, reason, image=spec, outcome=Outcome.ERROR))
 
-    def work(item: InputItem) -> AnonymizeRecord:
+    def skipped(item: InputItem) -> AnonymizeRecord | None:
         previous = report.earlier.get(str(item.relative))
         if not options.overwrite and _finished(previous, plan, item):
             return _record(item, Outcome.SKIPPED, previous=previous)
-        try:
-            return anonymize_one(item, plan, options, mattes, hand_masks, progress)
-        except Exception as exc:  # one bad image never stops the batch
-            return _record(item, Outcome.ERROR, failure_reason(exc))
+        return None
 
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        for record in pool.map(work, items):
-            finish(record)
+    def work(item: InputItem) -> AnonymizeRecord:
+        return skipped(item) or anonymize_item(progress, (item, plan, options, mattes, hand_masks))
+
+    if cluster is not None:
+        from p3m.cluster.ray_pool import ActorPool
+
+        done = {item: skipped(item) for item in items}
+        with ActorPool(cluster, Progress) as pool:  # each actor's state: a silent Progress
+            jobs = [(item, plan, options, mattes, hand_masks) for item in items if done[item] is None]
+            for (item, *_), record in zip(jobs, pool.map(anonymize_item, jobs)):
+                done[item] = record
+        for item in items:
+            finish(done[item])
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+            for record in pool.map(work, items):
+                finish(record)
     progress.close()
     report.seconds = time.perf_counter() - start
     write_report(out, report)

@@ -14,8 +14,9 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.utils.files import atomic_path
+
+if TYPE_CHECKING:
+    from p3m.cluster.ray_pool import ClusterOptions
 
 OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")  # frames: a video's RGBA PNG sequence
 
@@ -88,8 +92,13 @@ def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], 
         write_image(paths[kind], array)
 
 
-def _settings(engine: MattingEngine, options: MatteOptions) -> dict[str, str]:
-    return {"engine": engine.description, "weights": str(engine.weights or ""),
+def engine_identity(engine: MattingEngine, _=None) -> tuple[str, str]:
+    """(description, weights): what the settings file records of an engine."""
+    return engine.description, str(engine.weights or "")
+
+
+def _settings(identity: tuple[str, str], options: MatteOptions) -> dict[str, str]:
+    return {"engine": identity[0], "weights": identity[1],
             "background": options.background.spec if options.background else "white",
             "premultiplied": str(options.premultiplied), "alpha_bits": "16" if options.alpha_16bit else "8"}
 
@@ -110,15 +119,30 @@ def _check_settings(out: Path, settings: dict[str, str], overwrite: bool) -> Non
         tmp.write_text(json.dumps(settings, indent=2) + "\n")
 
 
-def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | Path,
-                options: MatteOptions | None = None, *, progress: Progress | None = None) -> JobResult:
+def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path], out: str | Path,
+                options: MatteOptions | None = None, *, progress: Progress | None = None,
+                cluster: ClusterOptions | None = None) -> JobResult:
     """Alpha mattes (and cut-outs, composites) of every image that ``inputs`` (files,
-    folders, globs) name, under ``out``/<kind>/ mirroring the input tree."""
+    folders, globs) name, under ``out``/<kind>/ mirroring the input tree.
+
+    With ``cluster``, ``engine`` is a spec (what :func:`p3m.open_engine` takes, opened
+    with ``cluster.engine_options`` once in each Ray actor) and the items are spread
+    over the actors; outputs, skips and records are those of a single-machine run.
+    """
     start = time.perf_counter()
     options, progress = options or MatteOptions(), progress or Progress()
     out = output_folder(out)
     items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
-    _check_settings(out, _settings(engine, options), options.overwrite)
+    pool = None
+    if cluster is not None:
+        from p3m.cluster.ray_pool import ActorPool
+        from p3m.inference.factory import open_engine
+
+        pool = ActorPool(cluster, partial(open_engine, engine, **cluster.engine_options))
+        identity = pool.first(engine_identity)
+    else:
+        identity = engine_identity(engine)
+    _check_settings(out, _settings(identity, options), options.overwrite)
     plan = OutputPlan(out, [item.path for item in items])
     records: list[ItemRecord] = []
     progress.start(len(items) + len(problems), "matte")
@@ -142,11 +166,37 @@ def matte_files(engine: MattingEngine, inputs: Sequence[str | Path], out: str | 
             report(ItemRecord(str(item.path), Status.SKIPPED, "outputs exist", _strings(paths)))
         else:
             (videos if is_video(item.path) else todo).append((item, paths))
-    _run(engine, todo, options, report)
-    for item, paths in videos:
-        report(_matte_one_video(engine, item, paths, options, progress))
+    if pool is not None:
+        with pool:
+            for record in pool.map(matte_item, [(item, paths, options) for item, paths in todo + videos]):
+                report(record)
+    else:
+        _run(engine, todo, options, report)
+        for item, paths in videos:
+            report(_matte_one_video(engine, item, paths, options, progress))
     progress.close()
     return JobResult(records, time.perf_counter() - start)
+
+
+def matte_item(engine: MattingEngine, job: tuple[InputItem, dict[str, Path], MatteOptions]) -> ItemRecord:
+    """One image or video, start to finish (what a cluster actor runs per item)."""
+    item, paths, options = job
+    if is_video(item.path):
+        return _matte_one_video(engine, item, paths, options, None)
+    failed = partial(ItemRecord, str(item.path), Status.FAILED)  # the reasons of the single-machine run
+    try:
+        image = read_image_file(item.path, max_pixels=options.max_pixels)
+    except Exception as exc:  # one bad image never stops the batch
+        return failed(failure_reason(exc))
+    try:
+        alpha = engine.predict([image])[0]
+    except Exception as exc:
+        return failed(f"matting failed: {failure_reason(exc)}")
+    try:
+        write_outputs(image, alpha, paths, options)
+    except Exception as exc:
+        return failed(failure_reason(exc))
+    return ItemRecord(str(item.path), Status.DONE, outputs=_strings(paths))
 
 
 def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> None:
