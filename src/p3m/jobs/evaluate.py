@@ -6,7 +6,6 @@ reported by name, each as a failed record.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import time
@@ -23,6 +22,7 @@ from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status
 from p3m.render import Table
 from p3m.utils.files import atomic_path
+from p3m.utils.temporarily import temporarily
 
 
 @dataclass
@@ -79,17 +79,11 @@ def _evaluate_files(stem: str, pred: Path, gt: Path, trimap: Path | None, fast: 
         return stem, str(exc)
 
 
-@contextlib.contextmanager
 def _opencv_threads(count: int):
     """OpenCV's own thread count inside the block (one per worker thread: no oversubscription)."""
     import cv2
 
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(count)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
+    return temporarily(cv2.getNumThreads, cv2.setNumThreads, count)
 
 
 def prediction_folder(folder: Path) -> Path:

@@ -8,6 +8,7 @@ from typing import Iterator
 import torch
 
 from p3m.errors import OptionError
+from p3m.utils.temporarily import temporarily
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -33,9 +34,5 @@ def torch_threads(count: int) -> Iterator[None]:
     combine partial sums differently. One thread makes a computation reproducible
     whatever its shape, which checks of exact identity need.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
+    with temporarily(torch.get_num_threads, torch.set_num_threads, count):
         yield
-    finally:
-        torch.set_num_threads(before)
