@@ -42,7 +42,8 @@ class AuditResult:
             sum(d < MATCH_THRESHOLD for d in self.reference_distances)
 
 
-def _overlaps(a: tuple, b: tuple) -> bool:
+def boxes_overlap(a: tuple, b: tuple) -> bool:
+    """Two (left, top, right, bottom) boxes share some area."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
@@ -51,7 +52,7 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
                references: list[np.ndarray] | None = None, detector: str = "hog") -> AuditResult:
     faces = faces if faces is not None else detect_faces(original, detector=detector)
     after = detect_faces(anonymized, detector=detector)
-    result = AuditResult(len(faces), sum(any(_overlaps(f.box, g.box) for g in after) for f in faces))
+    result = AuditResult(len(faces), sum(any(boxes_overlap(f.box, g.box) for g in after) for f in faces))
     for face in faces:
         if face.score < IDENTITY_MIN_SCORE:
             result.low_confidence += 1

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from p3m.privacy.anonymize import MAX_SIGMA_SCALE, STRENGTHEN, Outcome, blur_inside, face_region
+from p3m.privacy.audit import boxes_overlap
 from p3m.privacy.faces import Face, detect_faces
 from p3m.video.reader import VideoReader
 from p3m.video.writer import VideoWriter
@@ -57,10 +58,6 @@ class VideoAudit:
                 f"{len(self.uncovered)} uncovered")
 
 
-def _overlaps(a: tuple, b: tuple) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
 @dataclass
 class _Region:
     mask: np.ndarray
@@ -87,7 +84,7 @@ class _FrameBlur:
         regions = [_region(face, shape, self.forehead) for face in own]
         for distance, faces in sorted(neighbours, key=lambda item: item[0]):
             for face in faces:
-                if any(_overlaps(face.box, r.box) for r in regions):
+                if any(boxes_overlap(face.box, r.box) for r in regions):
                     continue  # detected here, or already carried from a nearer frame
                 grow = int(round(CARRY_MARGIN * face.width * distance))
                 regions.append(_region(face, shape, self.forehead, grow))
@@ -106,7 +103,7 @@ class _FrameBlur:
             found = self.find_faces(out)
             if not found:
                 return out
-            new = [face for face in found if not any(_overlaps(face.box, r.box) for r in regions)]
+            new = [face for face in found if not any(boxes_overlap(face.box, r.box) for r in regions)]
             if new:  # found only now (the blur changed what the detector sees nearby): blurred too
                 regions += [_region(face, rgb.shape[:2], self.forehead) for face in new]
                 self.audit.found_after_blur += len(new)
