@@ -9,6 +9,7 @@ done; a failure part-way publishes nothing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import shutil
 import time
@@ -60,7 +61,7 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
 
     options = dataclasses.replace(options, alpha_16bit=False)  # video alpha is 8-bit
     kinds = tuple(dict.fromkeys("cutout" if kind == "frames" else kind for kind in outputs))
-    start, done = time.perf_counter(), 0
+    start = time.perf_counter()
     with VideoReader(path) as reader:
         info = reader.info
         writers, frames_dir = {}, None
@@ -70,21 +71,20 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
                     writers[kind] = VideoWriter(target, kind, info)
             if "frames" in outputs:
                 frames_dir = _partial_folder(outputs["frames"])
-            smoother = EdgeSmoother() if options.stabilise else None
-            for chunk in _batches(reader.frames(), options.batch_size):
-                alphas = engine.predict([rgb for _, rgb in chunk])
-                for (pts, rgb), alpha in zip(chunk, alphas):
-                    if not np.isfinite(alpha).all():
-                        raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")
-                    alpha = smoother(alpha) if smoother else alpha
-                    arrays = render_outputs(rgb, alpha, kinds, options)
-                    for kind, writer in writers.items():
-                        writer.write(arrays[kind], pts)
-                    if frames_dir is not None:
-                        write_image(frames_dir / f"{done:06d}.png", arrays["cutout"])
-                    done += 1
+            # Two views of one stream: tee holds at most the batch matte_frames has read ahead.
+            frames, for_engine = itertools.tee(reader.frames())
+            alphas = matte_frames(engine, (rgb for _, rgb in for_engine), batch_size=options.batch_size,
+                                  stabilise=options.stabilise)
+            for done, ((pts, rgb), alpha) in enumerate(zip(frames, alphas)):
+                if not np.isfinite(alpha).all():
+                    raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")
+                arrays = render_outputs(rgb, alpha, kinds, options)
+                for kind, writer in writers.items():
+                    writer.write(arrays[kind], pts)
+                if frames_dir is not None:
+                    write_image(frames_dir / f"{done:06d}.png", arrays["cutout"])
                 if progress is not None:
-                    progress.frames(str(path), done, info.frames, time.perf_counter() - start)
+                    progress.frames(str(path), done + 1, info.frames, time.perf_counter() - start)
             written = {kind: str(writer.close()) for kind, writer in writers.items()}
             if frames_dir is not None:
                 written["frames"] = str(_publish_folder(frames_dir, outputs["frames"]))
