@@ -61,11 +61,11 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, kind: str, info: VideoInfo, *, audio: bool = True) -> None:
         self.av = import_av()
-        self.path, self.kind, self.info, self.format = Path(path), kind, info, FORMATS[kind]
+        self.path, self.info, self.format = Path(path), info, FORMATS[kind]
         self._atomic = atomic_path(self.path)
         self._temporary = self._atomic.__enter__()
         self._next_pts = 0
-        self._audio_in = self._audio_out = None
+        self.container = self._audio_in = self._audio_out = None
         try:
             self.container = self.av.open(os.fspath(self._temporary), "w", format=self.format.container)
             self.stream = self._video_stream()
@@ -85,9 +85,10 @@ class VideoWriter:
         stream.pix_fmt = ODD_SIZE_PIX_FMT if odd and f.pix_fmt == "yuv420p" else f.pix_fmt
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
-        self._full_range = info.color_range == FULL_RANGE and f.channels != "rgba"
-        if info.color_range and f.channels != "rgba":
+        tagged = bool(info.color_range) and f.channels != "rgba"  # VP9 with alpha keeps its default range
+        if tagged:
             stream.codec_context.color_range = info.color_range
+        self._full_range = tagged and info.color_range == FULL_RANGE
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         return stream
@@ -129,10 +130,10 @@ class VideoWriter:
         self._abandon()
 
     def _abandon(self) -> None:
-        for closing in (self.container if hasattr(self, "container") else None, self._audio_in):
-            with contextlib.suppress(Exception):
-                if closing is not None:
-                    closing.close()
+        for container in (self.container, self._audio_in):
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.close()
         with contextlib.suppress(Exception):
             self._atomic.__exit__(VideoError, VideoError("abandoned"), None)
 
