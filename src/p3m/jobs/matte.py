@@ -9,6 +9,7 @@ inputs are matted after the images, one at a time, frames streamed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import deque
@@ -133,15 +134,24 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
     options, progress = options or MatteOptions(), progress or Progress()
     out = output_folder(out)
     items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
-    pool = None
-    if cluster is not None:
-        from p3m.cluster.ray_pool import ActorPool
-        from p3m.inference.factory import open_engine
+    with contextlib.ExitStack() as stack:  # actors, if any, are stopped however this ends
+        pool = None
+        if cluster is not None:
+            from p3m.cluster.ray_pool import ActorPool
+            from p3m.inference.factory import open_engine
 
-        pool = ActorPool(cluster, partial(open_engine, engine, **cluster.engine_options))
-        identity = pool.first(engine_identity)
-    else:
-        identity = engine_identity(engine)
+            pool = stack.enter_context(ActorPool(cluster, partial(open_engine, engine, **cluster.engine_options)))
+            identity = pool.first(engine_identity)
+        else:
+            identity = engine_identity(engine)
+        records = _matte_planned(engine, pool, identity, items, problems, out, options, progress)
+    progress.close()
+    return JobResult(records, time.perf_counter() - start)
+
+
+def _matte_planned(engine, pool, identity: tuple[str, str], items: list[InputItem], problems: list,
+                   out: Path, options: MatteOptions, progress: Progress) -> list[ItemRecord]:
+    """Check the settings, skip what is done, and matte the rest locally or on ``pool``."""
     _check_settings(out, _settings(identity, options), options.overwrite)
     plan = OutputPlan(out, [item.path for item in items])
     records: list[ItemRecord] = []
@@ -167,15 +177,13 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
         else:
             (videos if is_video(item.path) else todo).append((item, paths))
     if pool is not None:
-        with pool:
-            for record in pool.map(matte_item, [(item, paths, options) for item, paths in todo + videos]):
-                report(record)
+        for record in pool.map(matte_item, [(item, paths, options) for item, paths in todo + videos]):
+            report(record)
     else:
         _run(engine, todo, options, report)
         for item, paths in videos:
             report(_matte_one_video(engine, item, paths, options, progress))
-    progress.close()
-    return JobResult(records, time.perf_counter() - start)
+    return records
 
 
 def matte_item(engine: MattingEngine, job: tuple[InputItem, dict[str, Path], MatteOptions]) -> ItemRecord:
