@@ -363,13 +363,12 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     if cluster is not None:
         from p3m.cluster.ray_pool import ActorPool
 
-        done = {item: skipped(item) for item in items}
+        earlier = [skipped(item) for item in items]
+        jobs = [(item, plan, options, mattes, hand_masks) for item, record in zip(items, earlier) if record is None]
         with ActorPool(cluster, Progress) as pool:  # each actor's state: a silent Progress
-            jobs = [(item, plan, options, mattes, hand_masks) for item in items if done[item] is None]
-            for (item, *_), record in zip(jobs, pool.map(anonymize_item, jobs)):
-                done[item] = record
-        for item in items:
-            finish(done[item])
+            results = pool.map(anonymize_item, jobs)  # in input order, as they finish
+            for record in earlier:  # each journalled as it comes in, so a stopped run resumes
+                finish(record or next(results))
     else:
         with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
             for record in pool.map(work, items):
