@@ -29,11 +29,10 @@ from p3m.cli import (
 )
 from p3m.errors import P3MError
 
-#: Packages that only some commands need: import name -> (package, extra, what for).
+#: Packages that some commands import at module level: import name -> (package, extra, what for).
+#: (Imports inside functions go through p3m.utils.optional.require, which names the extra itself.)
 OPTIONAL_PACKAGES = {
     "torch": ("PyTorch", "torch", "P3M-Net weights, training and export"),
-    "onnx": ("the onnx package", "export", "writing ONNX files"),
-    "onnxscript": ("onnxscript", "export", "writing ONNX files"),
 }
 
 SUBCOMMANDS = (demo, doctor, matte, anonymize, privacy_audit, evaluate, benchmark, synth, train, prepare_fgbg,
