@@ -24,6 +24,7 @@ from p3m.io.images import read_image_file
 from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
 from p3m.privacy import dlib_models
 from p3m.privacy.anonymize import STRENGTHS, blur_inside, face_region
+from p3m.weights.default_model import face_models_installed
 
 
 def shares(path: Path, detector: str) -> dict[str, float]:
@@ -65,7 +66,8 @@ def main() -> None:
         src.mkdir()
         for i in range(max(args.images, args.cnn_images)):
             Image.fromarray(np.roll(photo, 7 * i, axis=1)).save(src / f"p{i}.jpg", quality=95)
-        for detector, count in (("hog", args.images), ("cnn", args.cnn_images)):
+        union = ("hog+blazeface", args.images if face_models_installed() else 0)
+        for detector, count in (("hog", args.images), union, ("cnn", args.cnn_images)):
             if count == 0:
                 continue
             paths = sorted(src.iterdir())[:count]
@@ -78,6 +80,8 @@ def main() -> None:
                 one_worker = one_worker or seconds  # the plain way: one image after another
                 print(f"{detector} detector, {workers} worker(s): {count / seconds:.2f} images/s "
                       f"({seconds / count:.2f} s per image, audit included; {one_worker / seconds:.2f}x one worker)")
+            if "+" in detector:
+                continue  # the time shares below are of dlib's detectors
             parts = shares(paths[0], detector)
             total = sum(parts.values())
             print(f"  time shares ({detector}, one image, {total:.2f} s): " +

@@ -28,9 +28,18 @@ def published_checkpoint(tmp_path_factory, reference_model):
     return path
 
 
+@pytest.fixture(autouse=True)
+def empty_p3m_home(tmp_path_factory, monkeypatch):
+    """Every test starts with an empty P3M_HOME, so what the developer's own cache holds
+    (fetched models, installed weights) cannot change a result; tests that need the
+    fetched models ask for ``fetched_home``."""
+    monkeypatch.setenv("P3M_HOME", str(tmp_path_factory.getbasetemp() / "empty_p3m_home"))
+
+
 @pytest.fixture(scope="session")
 def fetched_home(tmp_path_factory):
-    """A P3M_HOME with the default engine's model fetched once (pip downloads the wheel)."""
+    """A P3M_HOME with MediaPipe's models fetched once (pip downloads the wheel):
+    the default engine's and the face models."""
     from p3m.weights.default_model import fetch_default_model
 
     home = tmp_path_factory.mktemp("p3m_home")
@@ -38,3 +47,10 @@ def fetched_home(tmp_path_factory):
         mp.setenv("P3M_HOME", str(home))
         assert fetch_default_model().is_file()
     return home
+
+
+@pytest.fixture()
+def face_models(fetched_home, monkeypatch):
+    """P3M_HOME with the face models: ``auto`` detection is HOG + BlazeFace."""
+    monkeypatch.setenv("P3M_HOME", str(fetched_home))
+    return fetched_home

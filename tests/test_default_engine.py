@@ -11,7 +11,14 @@ from skimage import data
 from p3m.cli.main import main
 from p3m.errors import CheckpointError
 from p3m.inference.compose import cover
-from p3m.weights.default_model import SHA256, check_default_model, default_model_path
+from p3m.weights.default_model import (
+    FACE_MODELS,
+    SHA256,
+    check_default_model,
+    check_model,
+    default_model_path,
+    face_models_installed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +29,15 @@ def home(fetched_home, monkeypatch):
     return fetched_home
 
 
-def test_fetch_keeps_only_the_verified_model_and_its_licence(home):
+def test_fetch_keeps_only_the_verified_models_and_their_licence(home):
     models = home / "models"
-    assert sorted(p.name for p in models.iterdir()) == ["LICENSE-mediapipe.txt", "selfie_segmentation.tflite"]
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        ["LICENSE-mediapipe.txt", "selfie_segmentation.tflite", "face_detection_short_range.tflite",
+         "face_detection_full_range_sparse.tflite", "face_landmark.tflite"])
     assert "Apache License" in (models / "LICENSE-mediapipe.txt").read_text()
     assert check_default_model() == default_model_path()
+    assert all(check_model(model) == model.path() for model in FACE_MODELS)
+    assert face_models_installed()
     assert len(SHA256) == 64
 
 

@@ -62,7 +62,7 @@ def installation_report() -> list[str]:
     import importlib.util
 
     from p3m.errors import P3MError
-    from p3m.weights.default_model import check_default_model, default_model_path
+    from p3m.weights.default_model import check_default_model, default_model_path, face_models_installed
     from p3m.weights.store import scan_installed, weights_dir
 
     lines = []
@@ -70,6 +70,9 @@ def installation_report() -> list[str]:
         lines.append(f"default engine model: verified at {check_default_model()}")
     except P3MError:
         lines.append(f"default engine model: not fetched ({default_model_path()}); run: p3m weights fetch default")
+    lines.append("face models (BlazeFace, face mesh): verified" if face_models_installed() else
+                 "face models (BlazeFace, face mesh): not fetched; p3m anonymize runs HOG alone with reduced recall; "
+                 "run: p3m weights fetch faces")
     try:
         found, problems = scan_installed()
     except P3MError as exc:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import add_cluster_options, cluster_from, number_in, positive_int
+from p3m.cli.options import add_cluster_options, add_detector_option, cluster_from, number_in, positive_int
 
 
 def register(subparsers) -> None:
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
                         help="lift of the mask above the brows, x face height (0..2, default 0.3)")
     parser.add_argument("--protect-dilation", type=number_in(0, 100, whole=True), default=0,
                         help="dilate the protected transition pixels by this many pixels (0..100)")
-    parser.add_argument("--detector", default="hog", choices=["hog", "cnn"], help="hog (default, fast) or cnn (slow)")
+    add_detector_option(parser)
     parser.add_argument("--jpeg-quality", type=number_in(1, 100, whole=True),
                         help="JPEG quality 1..100 (default: keep the input's)")
     parser.add_argument("--allow-no-face", action="store_true", help="copy images without faces through unchanged")
@@ -49,15 +49,20 @@ def run(args: argparse.Namespace) -> int:
     from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
     from p3m.jobs.progress import TerminalProgress
     from p3m.privacy.dlib_models import shape_predictor
+    from p3m.privacy.faces import detector_note, resolve_detector
 
     shape_predictor()  # fail early, once, if dlib or its models are missing
+    detector = resolve_detector(args.detector)
     if args.no_audit:
         print("p3m: --no-audit is ignored: every image is audited before it is written (fail closed)", file=sys.stderr)
     options = AnonymizeOptions(strength=args.strength, sigma_scale=args.sigma_scale, forehead=args.forehead,
-                               detector=args.detector, protect_dilation=args.protect_dilation, alpha_dir=args.alpha,
+                               detector=detector, protect_dilation=args.protect_dilation, alpha_dir=args.alpha,
                                facemask_dir=args.facemask, allow_no_face=args.allow_no_face,
                                overwrite=args.overwrite, workers=args.workers, jpeg_quality=args.jpeg_quality)
     report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress(), cluster=cluster_from(args))
+    print(f"p3m: face detection: {detector}", file=sys.stderr)
+    if note := detector_note(detector):
+        print(f"p3m: {note}", file=sys.stderr)
     print(f"p3m: privacy audit: {report.audit_line()}", file=sys.stderr)
     print(f"p3m: {report.line()}; report in {args.out}/report.csv", file=sys.stderr)
     return 0 if report.ok else 1

@@ -79,6 +79,15 @@ def open_engine_from(args: argparse.Namespace, spec: str, **options):
     return open_engine(spec, **engine_options_from(args, **options))
 
 
+def add_detector_option(parser: argparse.ArgumentParser) -> None:
+    from p3m.privacy.faces import DETECTORS
+
+    parser.add_argument("--detector", default="auto", choices=DETECTORS,
+                        help="face detector families: auto (default) = hog+blazeface with the face models "
+                        "(p3m weights fetch faces), else hog alone with reduced recall; cnn is dlib's CNN "
+                        "(about 45 s per photo)")
+
+
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (Ray; pip install \"p3m[cluster]\")")
     group.add_argument("--cluster", metavar="ADDRESS",

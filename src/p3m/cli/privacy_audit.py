@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from p3m.cli.options import add_detector_option
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
                         help="reference photos of the people: a folder with one subfolder per person, "
                         "or a CSV of image paths (first column; a person column may follow)")
     parser.add_argument("--alpha", type=Path, help="folder of mattes")
-    parser.add_argument("--detector", default="hog", choices=["hog", "cnn"])
+    add_detector_option(parser)
     parser.add_argument("--json", type=Path, help="write per-image results here")
     parser.set_defaults(func=run)
 

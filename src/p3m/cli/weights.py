@@ -25,16 +25,22 @@ def register(subparsers) -> None:
     install.set_defaults(func=run_install)
     listing = actions.add_parser("list", help="show installed weights")
     listing.set_defaults(func=run_list)
-    fetch = actions.add_parser("fetch", help="download the default engine's model (default)")
-    fetch.add_argument("what", choices=["default"])
+    fetch = actions.add_parser(
+        "fetch", help="download MediaPipe's models: the default engine's and the face models (default), or the "
+        "face models of p3m anonymize only (faces)",
+        description="Downloads the mediapipe 0.10.14 wheel once with pip and keeps only its model files, each "
+        "checked against a pinned SHA-256: default = selfie segmentation + BlazeFace short/full range + face "
+        "mesh; faces = the three face models.")
+    fetch.add_argument("what", choices=["default", "faces"])
     fetch.set_defaults(func=run_fetch)
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from p3m.weights.default_model import fetch_default_model
+    from p3m.weights.default_model import ALL_MODELS, FACE_MODELS, fetch_models
 
-    path = fetch_default_model()
-    print(f"installed the default engine's model (MediaPipe selfie segmentation, Apache-2.0) at {path}")
+    models = ALL_MODELS if args.what == "default" else FACE_MODELS
+    for path, model in zip(fetch_models(models), models):
+        print(f"installed {model.purpose} (MediaPipe, Apache-2.0) at {path}")
     return 0
 
 
@@ -47,15 +53,16 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from p3m.weights.default_model import default_model_path
+    from p3m.weights.default_model import ALL_MODELS
     from p3m.weights.store import scan_installed, weights_dir
 
     found, problems = scan_installed()
     for path, reason in problems:
         print(f"p3m: skipped {path}: {reason}", file=sys.stderr)
-    model = default_model_path()
-    print(f"{'default engine':24s} {'segmentation':16s} " + (f"{model.stat().st_size / 1e6:7.1f} MB  {model}"
-          if model.is_file() else "not fetched (p3m weights fetch default)"))
+    for model in ALL_MODELS:
+        path = model.path()
+        print(f"{model.file_name:40s} " + (f"{path.stat().st_size / 1e6:7.1f} MB  {path}" if path.is_file()
+              else "not fetched (p3m weights fetch default)"))
     if not found:
         print(f"no P3M-Net weights installed in {weights_dir()}; add them with: p3m weights install p3mnet-vitae-s "
               "(or p3mnet-r34, a URL or a file)")

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -22,34 +20,16 @@ import cv2
 import numpy as np
 
 from p3m.inference.engine import MattingEngine
+from p3m.utils.litert import load_interpreter
 from p3m.weights.default_model import check_default_model
 
 SEGMENTATION_SIZE = 256
 
 
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Send what native code writes to file descriptor 2 to /dev/null for the block
-    (Python's own sys.stderr is untouched). Only for a short call made at start-up."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class SegmentationMattingEngine(MattingEngine):
     def __init__(self, model_path: Path | None = None, *, work_size: int = 400, band: float = 0.02) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.model_path = self.weights = check_default_model(model_path)
-        self.interpreter = Interpreter(model_path=str(self.model_path))
-        with native_stderr_silenced():  # LiteRT's C++ logs an INFO line for its CPU delegate here
-            self.interpreter.allocate_tensors()
+        self.interpreter = load_interpreter(self.model_path)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.work_size, self.band = work_size, band

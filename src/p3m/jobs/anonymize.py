@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -40,7 +40,8 @@ from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, MAX_SIGMA_SCALE, STRENGTHEN, STRENGTHS, Outcome, anonymize
-from p3m.privacy.audit import AuditResult, audit_pair, changed_transition_pixels
+from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, changed_transition_pixels
+from p3m.privacy.faces import resolve_detector
 from p3m.utils.files import atomic_path
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class AnonymizeOptions:
     strength: str = DEFAULT_STRENGTH
     sigma_scale: float | None = None
     forehead: float = DEFAULT_FOREHEAD
-    detector: str = "hog"
+    detector: str = "auto"  # resolved once per job (p3m.privacy.faces.resolve_detector)
     protect_dilation: int = 0
     alpha_dir: Path | None = None
     facemask_dir: Path | None = None
@@ -100,6 +101,7 @@ class AnonymizeRecord(ItemRecord):
 class AnonymizeReport(JobResult):
     records: list[AnonymizeRecord] = field(default_factory=list)
     earlier: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier runs, by image
+    detector: str = ""  # the detector families this run used
 
     def rows(self) -> list[dict[str, Any]]:
         """This run's rows, then earlier runs' rows of images this run did not see."""
@@ -130,7 +132,7 @@ class AnonymizeReport(JobResult):
                 f"{t['identifiable']} still identifiable")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.totals(), "images": self.rows()}
+        return {"detector": self.detector, "total": self.totals(), "images": self.rows()}
 
 
 def _save_like_input(source: Path, array: np.ndarray, target: Path, quality: int | None) -> None:
@@ -198,11 +200,17 @@ class MatteIndex:
         return candidates[0] if candidates else None
 
 
+#: The blur is made stronger while a face's identity distance is below the match
+#: threshold plus this margin; only a distance below the threshold itself holds the image back.
+IDENTITY_MARGIN = 0.05
+
+
 def blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions):
-    """Blur, audit, and blur more while a face is still detected or recognised.
+    """Blur, audit, and blur more while a face is still detected, recognised, or
+    recognisable within ``IDENTITY_MARGIN`` of the threshold.
 
     Returns (result, audit, sigma scale, identifiable): identifiable is True when the
-    strongest blur allowed still leaks.
+    strongest blur allowed still leaks (re-detected, or a distance below the threshold).
     """
     scale = options.sigma_scale if options.sigma_scale is not None else STRENGTHS[options.strength]
     kwargs = dict(forehead=options.forehead, detector=options.detector, protect_dilation=options.protect_dilation)
@@ -214,10 +222,11 @@ def blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions)
         faces = result.detected  # detect once; only the blur changes
         audit = audit_pair(image, result.image, faces=faces, alpha=alpha, face_mask=result.mask,
                            detector=options.detector)
-        if not (audit.redetected or audit.identity_matches):
+        narrow = any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.distances + audit.reference_distances)
+        if not (audit.redetected or audit.identity_matches or narrow):
             return result, audit, scale, False
         if scale >= MAX_SIGMA_SCALE:
-            return result, audit, scale, True
+            return result, audit, scale, bool(audit.redetected or audit.identity_matches)
         scale = min(MAX_SIGMA_SCALE, scale * STRENGTHEN)
 
 
@@ -327,6 +336,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     the images are spread over Ray actors; the report is the single-machine one."""
     start = time.perf_counter()
     options, progress = options or AnonymizeOptions(), progress or Progress()
+    options = replace(options, detector=resolve_detector(options.detector))  # once, not per image
     out = output_folder(out)
     items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
     plan = OutputPlan(out, [item.path for item in items])
@@ -334,7 +344,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
         raise DatasetError(f"{options.alpha_dir}: no such folder of mattes")
     mattes = MatteIndex(Path(options.alpha_dir), items) if options.alpha_dir else None
     hand_masks = images_by_stem(options.facemask_dir) if options.facemask_dir else {}
-    report = AnonymizeReport(earlier=_read_journal(out))
+    report = AnonymizeReport(earlier=_read_journal(out), detector=options.detector)
     progress.start(len(items) + len(problems), "anonymize")
     lock = threading.Lock()
 

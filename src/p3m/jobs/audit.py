@@ -14,6 +14,7 @@ from p3m.io.images import read_image_file, read_matte
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status
 from p3m.privacy.audit import AuditResult, AuditTotals, audit_pair, reference_descriptors
+from p3m.privacy.faces import resolve_detector
 
 
 @dataclass
@@ -70,7 +71,7 @@ def reference_files(reference: Path) -> list[Path]:
 
 
 def audit_folders(originals: str | Path, anonymized: str | Path, *, reference: str | Path | None = None,
-                  alpha: str | Path | None = None, detector: str = "hog",
+                  alpha: str | Path | None = None, detector: str = "auto",
                   progress: Progress | None = None) -> AuditReport:
     """Re-detection, identity distance (to the original face and to reference photos of
     the people) and matting integrity of each pair of images with the same stem."""
@@ -80,6 +81,7 @@ def audit_folders(originals: str | Path, anonymized: str | Path, *, reference: s
         if folder is not None and not Path(folder).is_dir():
             raise DatasetError(f"{folder}: no such folder")
     report = AuditReport()
+    detector = resolve_detector(detector)  # once, not per image
     references = []
     if reference is not None:
         references = reference_descriptors([read_image_file(f) for f in reference_files(Path(reference))], detector)

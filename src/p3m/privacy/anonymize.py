@@ -1,9 +1,11 @@
 """The face blur of P3M-10k, as a tool.
 
-1. 68 landmarks per face (dlib).
+1. Faces from two detector families (dlib and BlazeFace, :mod:`p3m.privacy.faces`),
+   with dlib's 68 landmarks where they fit.
 2. The face mask: the convex hull of the jaw/cheek contour (points 0-16) and of the
    eyebrows (17-26), the brows lifted by ``forehead`` x the face height so the mask
-   reaches above them.
+   reaches above them. A face without dlib's landmarks (profile, rotated, very small)
+   gets the hull of its 468-point face mesh, or a padded ellipse around its box.
 3. Transition pixels of the alpha matte (0 < alpha < 1, optionally dilated) are taken
    out of the mask, so hair over the face and the cheek edge keep their exact values.
 4. A Gaussian blur, sigma = ``sigma_scale`` x face width, blended with a feathered
@@ -96,6 +98,31 @@ def face_region(landmarks: np.ndarray, shape: tuple[int, int], forehead: float =
     return mask.astype(bool)
 
 
+#: A face-mesh outline is widened by this fraction of the face width.
+MESH_MARGIN = 0.05
+#: A face with neither landmarks nor mesh: an ellipse this many times its box, raised
+#: by ELLIPSE_RAISE of its height to take in the forehead.
+ELLIPSE_PAD = 1.3
+ELLIPSE_RAISE = 0.1
+
+
+def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD) -> np.ndarray:
+    """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an ellipse."""
+    if face.landmarks is not None:
+        return face_region(face.landmarks, shape, forehead)
+    mask = np.zeros(shape, np.uint8)
+    if face.mesh is not None:
+        cv2.fillPoly(mask, [cv2.convexHull(np.round(face.mesh).astype(np.int32))], 1)
+        grow = max(1, round(MESH_MARGIN * face.width))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        return cv2.dilate(mask, kernel).astype(bool)
+    left, top, right, bottom = face.box
+    centre = (round((left + right) / 2), round((top + bottom) / 2 - ELLIPSE_RAISE * (bottom - top)))
+    axes = (round(ELLIPSE_PAD * (right - left) / 2), round(ELLIPSE_PAD * (bottom - top) / 2))
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
 def transition_pixels(alpha: np.ndarray, dilation: int = 0) -> np.ndarray:
     """0 < alpha < 1, optionally dilated by ``dilation`` pixels."""
     soft = (alpha > 0) & (alpha < 1)
@@ -146,7 +173,7 @@ def blur_inside(image: np.ndarray, mask: np.ndarray, sigma: float, keep: np.ndar
 
 
 def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scale: float | None = None,
-              forehead: float = DEFAULT_FOREHEAD, detector: str = "hog", protect_dilation: int = 0,
+              forehead: float = DEFAULT_FOREHEAD, detector: str = "auto", protect_dilation: int = 0,
               facemask: np.ndarray | None = None, faces: list[Face] | None = None) -> AnonymizeResult:
     """Blur every face of ``image`` (path, PIL or array), keeping alpha's transition pixels.
 
@@ -180,7 +207,7 @@ def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scal
         if not detected:
             return AnonymizeResult(Outcome.NO_FACE, None, np.zeros(shape, np.uint8))
         for face in detected:
-            region = face_region(face.landmarks, shape, forehead)
+            region = face_mask(face, shape, forehead)
             sigma = scale * max(face.width, 1)
             before = out
             out = blur_inside(out, region, sigma, keep)

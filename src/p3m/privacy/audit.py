@@ -1,8 +1,10 @@
 """The privacy outcome of one anonymized image, measured.
 
-- re-detection: does the face detector still find a face overlapping a blurred face;
-- identity (faces detected with confidence >= 0.5; weaker detections are blurred but
-  their descriptors mean nothing): the distance between dlib's 128-d descriptors of each original face and
+- re-detection: does either detector family still find a face overlapping a blurred
+  face (searched at the turns the faces were found at);
+- identity (faces that are faces for sure, found by both families or confidently by one,
+  and that carry dlib's landmarks; weaker detections are blurred but their descriptors
+  mean nothing): the distance between dlib's 128-d descriptors of each original face and
   the same face after blurring (landmarks from the original, so the comparison is of
   the same region), and of the blurred face against reference photos of the person;
   a "match" is a distance below 0.6, dlib's usual same-person threshold;
@@ -18,12 +20,13 @@ import numpy as np
 
 from p3m.io.images import matte_to_float
 from p3m.privacy.anonymize import transition_pixels
-from p3m.privacy.faces import Face, detect_faces, face_descriptor
+from p3m.privacy.faces import CONFIDENT, Face, detect_faces, face_descriptor
 
 MATCH_THRESHOLD = 0.6
-#: Detections below this confidence are blurred (erring towards privacy) but not
-#: identity-audited: a descriptor of a non-face (a badge, a pattern) means nothing.
-IDENTITY_MIN_SCORE = 0.5
+#: dlib HOG detections below this confidence are blurred (erring towards privacy) but
+#: not identity-audited: a descriptor of a non-face (a badge, a pattern) means nothing.
+#: (Each family's threshold: :data:`p3m.privacy.faces.CONFIDENT`.)
+IDENTITY_MIN_SCORE = CONFIDENT["hog"]
 
 
 @dataclass
@@ -49,12 +52,13 @@ def boxes_overlap(a: tuple, b: tuple) -> bool:
 
 def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face] | None = None,
                alpha: np.ndarray | None = None, face_mask: np.ndarray | None = None,
-               references: list[np.ndarray] | None = None, detector: str = "hog") -> AuditResult:
+               references: list[np.ndarray] | None = None, detector: str = "auto") -> AuditResult:
     faces = faces if faces is not None else detect_faces(original, detector=detector)
-    after = detect_faces(anonymized, detector=detector)
+    turns = sorted({0} | {face.rotation for face in faces})
+    after = detect_faces(anonymized, detector=detector, rotations=turns)
     result = AuditResult(len(faces), sum(any(boxes_overlap(f.box, g.box) for g in after) for f in faces))
     for face in faces:
-        if face.score < IDENTITY_MIN_SCORE:
+        if not (face.confident and face.has_descriptor):
             result.low_confidence += 1
             continue
         blurred = face_descriptor(anonymized, face)
@@ -75,13 +79,13 @@ def changed_transition_pixels(original: np.ndarray, anonymized: np.ndarray, alph
     return int((changed & transition_pixels(matte_to_float(alpha))).sum())
 
 
-def reference_descriptors(images: list[np.ndarray], detector: str = "hog") -> list[np.ndarray]:
+def reference_descriptors(images: list[np.ndarray], detector: str = "auto") -> list[np.ndarray]:
     """Descriptors of the faces found in reference photos (confident detections only: a
     false detection's descriptor would "match" anything)."""
     out = []
     for image in images:
         for face in detect_faces(image, detector=detector):
-            if face.score >= IDENTITY_MIN_SCORE:
+            if face.confident and face.has_descriptor:
                 out.append(face_descriptor(image, face))
     return out
 

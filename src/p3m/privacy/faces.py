@@ -1,42 +1,238 @@
-"""Faces in an image: detection boxes, 68 landmarks, identity descriptors."""
+"""Faces in an image, found by two detector families: dlib (HOG, or its CNN) and
+MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
+
+- The union of the families, merged by overlap: a face both find keeps dlib's box and
+  68 landmarks (the P3M-10k mask) and counts as confirmed.
+- A face only BlazeFace finds, with a score under ``CONFIDENT["blazeface"]``, is kept
+  only if the face mesh's face-presence classifier agrees (a second opinion that rejects
+  BlazeFace's weak hits on hands and badges).
+- A face only BlazeFace finds gets dlib's 68 landmarks when they fit (the face is at
+  least ``MIN_LANDMARK_WIDTH`` wide, its eyes lie within ``MAX_LANDMARK_ROLL`` of level,
+  and dlib's eyes land on BlazeFace's); otherwise (profile, rotated, very small) its
+  outline comes from the 468-point face mesh, or, if the mesh does not see a face, from
+  a padded ellipse around its box (:func:`p3m.privacy.anonymize.face_mask`).
+- When nothing is found upright, the image is searched again turned by 90, 180 and 270
+  degrees; faces keep the turn they were found at (``rotation``), for the audit.
+
+``detector="auto"`` is both families when the face models are installed (``p3m weights
+fetch faces``) and dlib's HOG alone otherwise, with reduced recall
+(:func:`detector_note` says so).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
+from p3m.errors import choice_error
 from p3m.privacy import dlib_models
+
+DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
+#: dlib's landmarks are used for a BlazeFace-only face at least this wide (pixels) ...
+MIN_LANDMARK_WIDTH = 40
+#: ... whose eye line is within this many degrees of level ...
+MAX_LANDMARK_ROLL = 20.0
+#: ... and whose dlib eye centres are within this fraction of its width of BlazeFace's.
+MAX_EYE_OFFSET = 0.2
+#: A detection this confident is a face, not a face-like pattern: its identity is audited.
+CONFIDENT = {"hog": 0.5, "cnn": 0.5, "blazeface": 0.75}
+#: Two detections whose IoU is at least this, or one's centre inside the other, are one face.
+SAME_FACE_IOU = 0.3
 
 
 @dataclass
 class Face:
-    box: tuple[int, int, int, int]  # left, top, right, bottom
-    landmarks: np.ndarray           # 68 x 2 (x, y), the iBUG 300-W scheme
-    score: float = 0.0              # detector confidence (HOG margin / CNN confidence)
-    _shape: object = None           # dlib's full_object_detection, for descriptors
+    box: tuple[int, int, int, int]         # left, top, right, bottom
+    landmarks: np.ndarray | None           # 68 x 2 (x, y), the iBUG 300-W scheme; None if dlib's do not fit
+    score: float = 0.0                     # its family's confidence (HOG margin, CNN or BlazeFace probability)
+    source: str = "hog"                    # the family that found it: hog, cnn or blazeface
+    confirmed: bool = False                # found by both families
+    mesh: np.ndarray | None = None         # 468 x 2 face-mesh points, when the outline comes from them
+    keypoints: np.ndarray | None = field(default=None, repr=False)  # BlazeFace's 6 keypoints
+    rotation: int = 0                      # quarter turns (np.rot90) of the image it was found in
+    _shape: object = field(default=None, repr=False)  # dlib's full_object_detection (in the turned image)
 
     @property
     def width(self) -> int:
         return self.box[2] - self.box[0]
 
+    @property
+    def confident(self) -> bool:
+        """A face for sure (both families, or a high score): its identity descriptor means something."""
+        return self.confirmed or self.score >= CONFIDENT[self.source]
 
-def detect_faces(image: np.ndarray, *, detector: str = "hog", upsample: int = 1) -> list[Face]:
-    """Faces with landmarks in an RGB uint8 image (HOG by default; ``cnn`` is 50-500x slower)."""
-    image = np.ascontiguousarray(image)  # dlib refuses strided views (crops, flips)
-    if detector == "hog":
-        rects, scores, _ = dlib_models.detector("hog").run(image, upsample, 0.0)
-    else:
-        found = dlib_models.detector(detector)(image, upsample)
-        rects, scores = [d.rect for d in found], [d.confidence for d in found]
-    faces = []
-    for rect, score in zip(rects, scores):
-        shape = dlib_models.shape_predictor()(image, rect)
-        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
-        faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), points, float(score), shape))
+    @property
+    def has_descriptor(self) -> bool:
+        return self._shape is not None
+
+
+def resolve_detector(detector: str) -> str:
+    """``auto`` becomes ``hog+blazeface`` with the face models installed, else ``hog``."""
+    if detector not in DETECTORS:
+        raise choice_error("face detector", detector, DETECTORS)
+    if detector != "auto":
+        return detector
+    from p3m.weights.default_model import face_models_installed
+
+    return "hog+blazeface" if face_models_installed() else "hog"
+
+
+def detector_note(detector: str) -> str | None:
+    """A warning line when ``detector`` runs without the second family."""
+    if "blazeface" in resolve_detector(detector):
+        return None
+    return ("face models not installed: detecting with dlib alone, so recall is reduced (profile, rotated and "
+            "small faces are missed); run: p3m weights fetch faces")
+
+
+def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1,
+                 rotations: Sequence[int] | None = None) -> list[Face]:
+    """Faces of an RGB uint8 image. ``rotations``: the quarter turns to search (default:
+    upright, and the other three only when nothing is found upright)."""
+    families = resolve_detector(detector).split("+")
+    faces: list[Face] = []
+    for turns in rotations if rotations is not None else (0,):
+        faces = _merge(faces, _detect_turned(image, turns % 4, families, upsample))
+    if not faces and rotations is None:
+        for turns in (1, 2, 3):
+            faces = _merge(faces, _detect_turned(image, turns, families, upsample))
     return faces
 
 
 def face_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
     """dlib's 128-d identity descriptor (same person: distance below about 0.6)."""
-    return np.array(dlib_models.face_recognizer().compute_face_descriptor(np.ascontiguousarray(image), face._shape))
+    if face._shape is None:
+        raise ValueError("this face has no dlib landmarks, so no descriptor")
+    turned = np.ascontiguousarray(np.rot90(image, face.rotation))
+    return np.array(dlib_models.face_recognizer().compute_face_descriptor(turned, face._shape))
+
+
+def same_face(a: tuple, b: tuple) -> bool:
+    """Two (left, top, right, bottom) boxes are one face: IoU >= SAME_FACE_IOU, or one's centre inside the other."""
+    def inside(point, box):
+        return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+    def centre(box):
+        return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter >= SAME_FACE_IOU * max(union, 1) or inside(centre(a), b) or inside(centre(b), a)
+
+
+def _merge(kept: list[Face], new: list[Face]) -> list[Face]:
+    return kept + [face for face in new if not any(same_face(face.box, k.box) for k in kept)]
+
+
+def _dlib_faces(image: np.ndarray, kind: str, upsample: int) -> list[Face]:
+    if kind == "hog":
+        rects, scores, _ = dlib_models.detector("hog").run(image, upsample, 0.0)
+    else:
+        found = dlib_models.detector(kind)(image, upsample)
+        rects, scores = [d.rect for d in found], [d.confidence for d in found]
+    faces = []
+    for rect, score in zip(rects, scores):
+        shape = dlib_models.shape_predictor()(image, rect)
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
+        faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), points, float(score), kind,
+                          _shape=shape))
+    return faces
+
+
+def _landmarks_fit(points: np.ndarray, keypoints: np.ndarray, width: float) -> bool:
+    """dlib's 68 points agree with BlazeFace's eyes on a face wide and level enough."""
+    eyes = keypoints[:2]
+    roll = np.degrees(np.arctan2(eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0]))
+    if width < MIN_LANDMARK_WIDTH or abs(roll) > MAX_LANDMARK_ROLL:
+        return False
+    dlib_eyes = np.array([points[36:42].mean(0), points[42:48].mean(0)])  # the subject's right eye first
+    return bool(np.linalg.norm(dlib_eyes - eyes, axis=1).max() <= MAX_EYE_OFFSET * width)
+
+
+def _blazeface_faces(image: np.ndarray, known: list[Face]) -> tuple[list[Face], set[int]]:
+    """BlazeFace's faces not among ``known`` (dlib's), and the indices of the known ones it confirms."""
+    from p3m.privacy.blazeface import detect_blazeface
+    from p3m.privacy.face_mesh import MIN_PRESENCE, face_mesh
+
+    height, width = image.shape[:2]
+    new, confirmed = [], set()
+    for detection in detect_blazeface(image):
+        left, top, right, bottom = np.round(detection.box).astype(int)
+        box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        matches = [i for i, face in enumerate(known) if same_face(box, face.box)]
+        if matches:
+            confirmed.update(matches)
+            continue
+        if any(same_face(box, face.box) for face in new):
+            continue  # a second, weaker box on a face already taken (whole image and tile passes)
+        face = Face(box, None, float(detection.score), "blazeface", keypoints=detection.keypoints)
+        mesh = None
+        if not face.confident:  # a weak detection is a face only if the mesh's own face classifier agrees
+            mesh = face_mesh()(image, detection)
+            if mesh.presence < MIN_PRESENCE:
+                continue
+        shape = _dlib_shape(image, detection.box)
+        if shape is not None:
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
+            if _landmarks_fit(points, detection.keypoints, right - left):
+                face.landmarks, face._shape = points, shape
+        if face.landmarks is None:
+            mesh = mesh or face_mesh()(image, detection)
+            face.mesh = mesh.points if mesh.presence >= MIN_PRESENCE else None
+        new.append(face)
+    return new, confirmed
+
+
+def _dlib_shape(image: np.ndarray, box: np.ndarray):
+    """dlib's 68 landmarks inside ``box``, or None without dlib."""
+    try:
+        import dlib
+    except ImportError:
+        return None
+    left, top, right, bottom = (int(round(v)) for v in box)
+    return dlib_models.shape_predictor()(image, dlib.rectangle(left, top, right, bottom))
+
+
+def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample: int) -> list[Face]:
+    """Faces of ``image`` turned by ``turns`` quarter turns, in ``image``'s coordinates."""
+    turned = np.ascontiguousarray(np.rot90(image, turns))  # dlib refuses strided views (crops, flips)
+    faces: list[Face] = []
+    for family in families:
+        if family != "blazeface":
+            faces += _dlib_faces(turned, family, upsample)
+    if "blazeface" in families:
+        found, confirmed = _blazeface_faces(turned, faces)
+        for index in confirmed:
+            faces[index].confirmed = True
+        faces += found
+    if turns:
+        for face in faces:
+            _unturn(face, turns, image.shape[:2])
+    return faces
+
+
+def unturn_points(points: np.ndarray, turns: int, shape: tuple[int, int]) -> np.ndarray:
+    """Points (x, y) of ``np.rot90(image, turns)`` in the coordinates of ``image`` (``shape``: its height, width)."""
+    points = np.asarray(points, dtype=np.float64)
+    for step in range(turns, 0, -1):  # undo one counter-clockwise quarter turn at a time
+        width_before = shape[1] if (step - 1) % 2 == 0 else shape[0]
+        points = np.stack([width_before - 1 - points[:, 1], points[:, 0]], axis=1)
+    return points
+
+
+def _unturn(face: Face, turns: int, shape: tuple[int, int]) -> None:
+    left, top, right, bottom = face.box
+    corners = unturn_points(np.array([[left, top], [right - 1, bottom - 1]]), turns, shape)
+    low, high = corners.min(0), corners.max(0)
+    face.box = (int(low[0]), int(low[1]), int(high[0]) + 1, int(high[1]) + 1)
+    if face.landmarks is not None:
+        face.landmarks = np.round(unturn_points(face.landmarks, turns, shape)).astype(np.int32)
+    if face.mesh is not None:
+        face.mesh = unturn_points(face.mesh, turns, shape).astype(np.float32)
+    if face.keypoints is not None:
+        face.keypoints = unturn_points(face.keypoints, turns, shape).astype(np.float32)
+    face.rotation = turns

@@ -1,7 +1,7 @@
 """Anonymising a video: every frame's faces blurred, detections carried across frames,
 a per-video audit, and fail closed.
 
-Each frame is searched for faces (the photo tool's detector and 68 landmarks) and
+Each frame is searched for faces (the photo tool's detectors and landmarks, upright) and
 blurred inside each face's region, as :mod:`p3m.privacy.anonymize` does for a photo.
 A detector misses a face now and then (motion blur, a turn of the head). So a face
 found up to ``carry`` frames before or after a frame, with no detection overlapping it
@@ -25,9 +25,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from p3m.privacy.anonymize import MAX_SIGMA_SCALE, STRENGTHEN, Outcome, blur_inside, face_region
+from p3m.privacy.anonymize import MAX_SIGMA_SCALE, STRENGTHEN, Outcome, blur_inside, face_mask
 from p3m.privacy.audit import boxes_overlap
-from p3m.privacy.faces import Face, detect_faces
+from p3m.privacy.faces import Face, detect_faces, resolve_detector
 from p3m.video.reader import VideoReader
 from p3m.video.writer import VideoWriter
 
@@ -66,7 +66,7 @@ class _Region:
 
 
 def _region(face: Face, shape: tuple[int, int], forehead: float, grow: int = 0) -> _Region:
-    mask = face_region(face.landmarks, shape, forehead)
+    mask = face_mask(face, shape, forehead)
     if grow > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
@@ -116,7 +116,7 @@ class _FrameBlur:
         return out
 
 
-def anonymize_video(path: Path, target: Path, *, sigma_scale: float, forehead: float, detector: str = "hog",
+def anonymize_video(path: Path, target: Path, *, sigma_scale: float, forehead: float, detector: str = "auto",
                     allow_no_face: bool = False, carry: int = CARRY_FRAMES, progress=None,
                     find_faces: Callable[[np.ndarray], list[Face]] | None = None) -> tuple[Outcome, VideoAudit]:
     """Blur every frame's faces of the video at ``path`` into ``target`` (MP4, with the audio).
@@ -125,7 +125,10 @@ def anonymize_video(path: Path, target: Path, *, sigma_scale: float, forehead: f
     the audit. Only ``OK`` and ``NO_FACE_COPIED`` publish ``target``. ``find_faces``
     (default: ``detect_faces`` with ``detector``) finds faces before and after blurring.
     """
-    find_faces = find_faces or (lambda rgb: detect_faces(rgb, detector=detector))
+    detector = resolve_detector(detector)
+    # Upright only: a video's frames are turned upright from its display matrix already,
+    # and three more searches of every frame without a face would triple the cost.
+    find_faces = find_faces or (lambda rgb: detect_faces(rgb, detector=detector, rotations=(0,)))
     audit = VideoAudit()
     start = time.perf_counter()
     with VideoReader(path) as reader:

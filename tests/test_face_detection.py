@@ -1,0 +1,182 @@
+"""The second face-detector family (BlazeFace + face mesh) beside dlib's HOG: decoding,
+the union, rotations, regions for faces dlib cannot landmark, the post-blur check with
+both families, and HOG alone (with a warning) when the face models are not fetched."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from p3m.cli.main import main
+from p3m.errors import CheckpointError
+from p3m.privacy import anonymize, audit_pair
+from p3m.privacy.anonymize import face_mask
+from p3m.privacy.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, anchors, tiles, weighted_nms
+from p3m.privacy.faces import Face, detect_faces, detector_note, resolve_detector, same_face, unturn_points
+
+pytest.importorskip("dlib")
+
+
+# --- decoding and geometry, no models needed ---------------------------------------
+
+def test_anchors_follow_mediapipes_layouts():
+    short, full = anchors(SHORT_RANGE), anchors(FULL_RANGE)
+    assert short.shape == (896, 2) and full.shape == (2304, 2)
+    assert np.allclose(short[0], short[1]) and np.allclose(short[0], [0.5 / 16, 0.5 / 16])  # 2 per 16x16 cell
+    assert np.allclose(short[512:518], [0.5 / 8, 0.5 / 8])  # the three stride-16 layers share one 8x8 grid, 6 each
+    assert np.allclose(full[1], [1.5 / 48, 0.5 / 48])  # 1 per 48x48 cell, row by row
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_points_found_in_a_turned_image_map_back_to_the_same_pixels(turns):
+    rng = np.random.default_rng(turns)
+    image = rng.integers(0, 255, (37, 52, 3), dtype=np.uint8)
+    turned = np.rot90(image, turns)
+    ys, xs = rng.integers(0, turned.shape[0], 20), rng.integers(0, turned.shape[1], 20)
+    back = np.round(unturn_points(np.stack([xs, ys], 1), turns, image.shape[:2])).astype(int)
+    assert np.array_equal(turned[ys, xs], image[back[:, 1], back[:, 0]])
+
+
+def test_weighted_suppression_averages_overlapping_boxes_and_keeps_others():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    points = np.zeros((3, 6, 2), np.float32)
+    kept = weighted_nms(boxes, points, np.array([0.9, 0.6, 0.7]))
+    assert len(kept) == 2
+    assert np.allclose(kept[0][0], (boxes[0] * 0.9 + boxes[1] * 0.6) / 1.5) and kept[0][2] == pytest.approx(0.9)
+    assert np.allclose(kept[1][0], boxes[2])
+
+
+def test_tiles_cover_the_image_with_overlap():
+    windows = tiles(1080, 1920, 384)
+    covered = np.zeros((1080, 1920), int)
+    for left, top, right, bottom in windows:
+        assert right - left == 384 and bottom - top == 384
+        covered[top:bottom, left:right] += 1
+    assert covered.min() >= 1 and covered[192:-192, 192:-192].min() >= 2
+    assert tiles(300, 200, 384) == []
+
+
+def test_one_face_by_overlap_or_centre():
+    assert same_face((0, 0, 10, 10), (2, 2, 12, 12))
+    assert same_face((0, 0, 100, 100), (40, 40, 60, 60))  # one inside the other
+    assert not same_face((0, 0, 10, 10), (9, 9, 30, 30))
+
+
+def test_regions_without_landmarks_come_from_the_mesh_or_an_ellipse():
+    shape = (200, 200)
+    ring = np.array([(100 + 30 * np.cos(t), 100 + 40 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 40)])
+    meshed = face_mask(Face((70, 60, 130, 140), None, 0.9, "blazeface", mesh=ring), shape)
+    assert meshed[100, 100] and meshed[100, 131] and not meshed[100, 140] and not meshed[10, 10]
+    ellipse = face_mask(Face((70, 60, 130, 140), None, 0.9, "blazeface"), shape)
+    assert ellipse[100, 100] and ellipse[55, 100]  # reaches above the box (forehead)
+    assert not ellipse[100, 30] and not ellipse[195, 100]
+
+
+def test_without_the_face_models_auto_is_hog_alone_and_says_recall_is_reduced():
+    assert resolve_detector("auto") == "hog"
+    assert "recall is reduced" in detector_note("auto") and "p3m weights fetch faces" in detector_note("auto")
+    with pytest.raises(CheckpointError, match="p3m weights fetch faces"):
+        BlazeFace(SHORT_RANGE)
+
+
+def test_anonymize_without_the_face_models_still_works_and_warns(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert main(["anonymize", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "face detection: hog" in err and "recall is reduced" in err
+    assert (tmp_path / "out" / "blurred_image" / "a.png").is_file()
+
+
+# --- with the face models (fetched once from the mediapipe wheel) -------------------
+
+def _tilted(image: np.ndarray, degrees: float) -> np.ndarray:
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (width, height), borderValue=(128, 128, 128))
+
+
+def _core_blurred(before: np.ndarray, after: np.ndarray, centre: tuple[int, int], radius: int) -> float:
+    x, y = centre
+    changed = (before != after).any(axis=2)
+    return changed[y - radius:y + radius, x - radius:x + radius].mean()
+
+
+@pytest.mark.slow
+def test_auto_detects_with_both_families(face_models):
+    astronaut = data.astronaut()
+    assert resolve_detector("auto") == "hog+blazeface" and detector_note("auto") is None
+    faces = detect_faces(astronaut)
+    face = next(f for f in faces if f.source == "hog" and f.score > 0.5)
+    assert face.confirmed  # BlazeFace found the same face
+    # BlazeFace's weak hit on the mission badge is rejected by the face mesh's own classifier
+    assert all(f.source == "hog" for f in faces)
+
+
+@pytest.mark.slow
+def test_a_tilted_face_beside_a_frontal_one_is_blurred_too(face_models):
+    """HOG alone finds the frontal face only and writes the photo with the tilted one
+    untouched; with BlazeFace, the tilted face is found and blurred from its mesh."""
+    astronaut = data.astronaut()
+    photo = np.concatenate([astronaut, _tilted(astronaut, 60)], axis=1)  # 1024 x 512
+    matrix = cv2.getRotationMatrix2D((256, 256), 60, 1.0)  # her face (centre 220, 120), turned in the right half
+    tilted_centre = tuple(int(v) for v in matrix @ np.array([220, 120, 1.0]) + [512, 0])
+
+    hog_only = anonymize(photo, detector="hog")
+    assert hog_only.status == "ok" and _core_blurred(photo, hog_only.image, (220, 120), 15) > 0.9
+    assert _core_blurred(photo, hog_only.image, tilted_centre, 15) == 0  # the leak HOG alone leaves
+
+    both = anonymize(photo, detector="auto")
+    tilted = [f for f in both.detected if same_face(f.box, (tilted_centre[0] - 40, tilted_centre[1] - 40,
+                                                            tilted_centre[0] + 40, tilted_centre[1] + 40))]
+    assert len(tilted) == 1 and tilted[0].source == "blazeface"
+    assert tilted[0].landmarks is None and tilted[0].mesh is not None  # tilted beyond dlib's landmarks
+    assert _core_blurred(photo, both.image, tilted_centre, 15) > 0.9
+    assert _core_blurred(photo, both.image, (220, 120), 15) > 0.9
+
+
+@pytest.mark.slow
+def test_a_photo_on_its_side_is_searched_turned(face_models):
+    turned = np.ascontiguousarray(np.rot90(data.astronaut(), 1))  # the face now near the left edge, lying
+    assert detect_faces(turned, detector="hog", rotations=(0,)) == []
+    faces = [f for f in detect_faces(turned, detector="hog") if f.score > 0.5]
+    assert len(faces) == 1 and faces[0].rotation == 3  # found after turning it back upright
+    left, top, right, bottom = faces[0].box
+    assert 70 <= left and right <= 175 and 240 <= top and bottom <= 345  # her face, in the turned photo's pixels
+    result = anonymize(turned, detector="hog")
+    audit = audit_pair(turned, result.image, faces=result.detected, detector="hog")
+    assert audit.redetected == 0 and audit.identity_matches == 0 and audit.distances
+
+
+@pytest.mark.slow
+def test_a_small_face_is_found_by_blazeface_only(face_models):
+    small = cv2.resize(data.astronaut(), (112, 112), interpolation=cv2.INTER_AREA)  # her face about 22 px wide
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[200:312, 300:412] = small
+    assert detect_faces(frame, detector="hog") == []
+    faces = detect_faces(frame)
+    assert len(faces) == 1 and faces[0].source == "blazeface" and faces[0].width < 40
+    result = anonymize(frame)
+    assert result.status == "ok" and _core_blurred(frame, result.image, (300 + 48, 200 + 26), 4) > 0.9
+
+
+@pytest.mark.slow
+def test_the_post_blur_check_uses_blazeface_too(face_models):
+    astronaut = data.astronaut()
+    faces = [f for f in detect_faces(astronaut) if f.score > 0.5]
+    faint = anonymize(astronaut, faces=faces, sigma_scale=0.01)
+    assert audit_pair(astronaut, faint.image, faces=faces, detector="blazeface").redetected == 1
+    default = anonymize(astronaut, faces=faces)
+    assert audit_pair(astronaut, default.image, faces=faces, detector="blazeface").redetected == 0
+
+
+@pytest.mark.slow
+def test_anonymize_reports_the_detector_it_used(face_models, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert main(["anonymize", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "face detection: hog+blazeface" in err and "recall is reduced" not in err
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["detector"] == "hog+blazeface"
