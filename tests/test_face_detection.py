@@ -204,3 +204,27 @@ def test_every_labelled_face_of_the_group_photo_is_found_upright_and_turned(face
     found = detect_faces(upside_down)
     assert found and {f.rotation for f in found} == {2}  # nothing upright, all after turning it back
     assert len(found) >= len(group.faces) - 1
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_turning_points_and_back_is_the_identity(turns):
+    from p3m.privacy.faces import turn_points
+
+    shape = (37, 52)
+    points = np.array([[0, 0], [51, 36], [10, 20], [51, 0]], float)
+    image = np.arange(37 * 52).reshape(shape)
+    turned = turn_points(points, turns, shape).astype(int)
+    assert np.array_equal(np.rot90(image, turns)[turned[:, 1], turned[:, 0]], image[[0, 36, 20, 0], [0, 51, 10, 51]])
+    assert np.allclose(unturn_points(turn_points(points, turns, shape), turns, shape), points)
+
+
+def test_a_face_found_turned_gets_its_forehead_above_its_own_brows():
+    upright = np.zeros((68, 2), np.int32)
+    upright[0:17] = [(40 + 5 * i, 100 + (8 - abs(8 - i)) * 3) for i in range(17)]  # a jaw, chin at the bottom
+    upright[17:27] = [(45 + 7 * i, 60) for i in range(10)]  # brows
+    shape = (160, 200)
+    flipped = Face((40, 60, 121, 125), unturn_points(upright, 2, shape).astype(np.int32), 1.0, rotation=2)
+    mask = face_mask(flipped, shape)  # the photo is upside down: the forehead lies below the brows
+    brows_y, chin_y, x = 160 - 1 - 60, 160 - 1 - 124, 200 - 1 - 80
+    assert mask[brows_y + 8, x] and mask[brows_y + 15, x]  # forehead, beyond the brows away from the chin
+    assert not mask[chin_y - 5, x]  # nothing beyond the chin

@@ -26,7 +26,7 @@ import numpy as np
 from p3m.errors import ImageError, OptionError
 from p3m.io.images import load_image, matte_to_float
 from p3m.jobs.results import Status
-from p3m.privacy.faces import Face, detect_faces
+from p3m.privacy.faces import Face, detect_faces, turn_points
 
 #: sigma as a fraction of the face width. A few percent does not stop face
 #: recognition; around a tenth or more does (docs/privacy.md).
@@ -107,8 +107,17 @@ ELLIPSE_RAISE = 0.1
 
 
 def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD) -> np.ndarray:
-    """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an ellipse."""
+    """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an ellipse.
+
+    A face found in the photo turned (``face.rotation`` quarter turns) gets its landmark
+    region drawn in that turned frame, where it is upright, so the forehead lift goes up
+    the face, not up the photo.
+    """
     if face.landmarks is not None:
+        if face.rotation:
+            turned_shape = shape if face.rotation % 2 == 0 else (shape[1], shape[0])
+            upright = np.round(turn_points(face.landmarks, face.rotation, shape)).astype(np.int32)
+            return np.ascontiguousarray(np.rot90(face_region(upright, turned_shape, forehead), -face.rotation))
         return face_region(face.landmarks, shape, forehead)
     mask = np.zeros(shape, np.uint8)
     if face.mesh is not None:

@@ -96,10 +96,26 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     faces: list[Face] = []
     for turns in rotations if rotations is not None else (0,):
         faces = _merge(faces, _detect_turned(image, turns % 4, families, upsample))
-    if rotations is None and not any(face.confident for face in faces):
+    if rotations is None and _photo_may_be_turned(faces):
         for turns in (1, 2, 3):
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
     return faces
+
+
+#: A face whose eye line is further than this from level hints that the photo is turned.
+TURNED_ROLL = 45.0
+
+
+def _photo_may_be_turned(faces: list[Face]) -> bool:
+    """Nothing found for sure upright, or a face lying on its side or upside down."""
+    return not any(face.confident for face in faces) or any(
+        face.keypoints is not None and abs(_roll(face.keypoints)) > TURNED_ROLL for face in faces)
+
+
+def _roll(keypoints: np.ndarray) -> float:
+    """Degrees of the eye line from level (BlazeFace keypoints: the subject's right eye first)."""
+    eyes = keypoints[:2]
+    return float(np.degrees(np.arctan2(eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0])))
 
 
 def face_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
@@ -157,8 +173,7 @@ def _dlib_faces(image: np.ndarray, kind: str, upsample: int) -> list[Face]:
 def _landmarks_fit(points: np.ndarray, keypoints: np.ndarray, width: float) -> bool:
     """dlib's 68 points agree with BlazeFace's eyes on a face wide and level enough."""
     eyes = keypoints[:2]
-    roll = np.degrees(np.arctan2(eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0]))
-    if width < MIN_LANDMARK_WIDTH or abs(roll) > MAX_LANDMARK_ROLL:
+    if width < MIN_LANDMARK_WIDTH or abs(_roll(keypoints)) > MAX_LANDMARK_ROLL:
         return False
     dlib_eyes = np.array([points[36:42].mean(0), points[42:48].mean(0)])  # the subject's right eye first
     return bool(np.linalg.norm(dlib_eyes - eyes, axis=1).max() <= MAX_EYE_OFFSET * width)
@@ -179,6 +194,8 @@ def _blazeface_faces(image: np.ndarray, known: list[Face]) -> tuple[list[Face], 
         matches = [i for i, face in enumerate(known) if same_face(box, face.box)]
         if matches:
             confirmed.update(matches)
+            for i in matches:
+                known[i].keypoints = detection.keypoints
             continue
         if any(same_face(box, face.box) for face in new):
             continue  # a second, weaker box on a face already taken (whole image and tile passes)
@@ -226,6 +243,16 @@ def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample:
         for face in faces:
             _unturn(face, turns, image.shape[:2])
     return faces
+
+
+def turn_points(points: np.ndarray, turns: int, shape: tuple[int, int]) -> np.ndarray:
+    """Points (x, y) of ``image`` (``shape``: its height, width) in the coordinates of ``np.rot90(image, turns)``."""
+    points = np.asarray(points, dtype=np.float64)
+    width = shape[1]
+    for step in range(turns):  # one counter-clockwise quarter turn at a time: (x, y) -> (y, width - 1 - x)
+        points = np.stack([points[:, 1], width - 1 - points[:, 0]], axis=1)
+        width = shape[0] if step % 2 == 0 else shape[1]
+    return points
 
 
 def unturn_points(points: np.ndarray, turns: int, shape: tuple[int, int]) -> np.ndarray:
