@@ -129,11 +129,14 @@ def test_a_tilted_face_beside_a_frontal_one_is_blurred_too(face_models):
     assert hog_only.status == "ok" and _core_blurred(photo, hog_only.image, (220, 120), 15) > 0.9
     assert _core_blurred(photo, hog_only.image, tilted_centre, 15) == 0  # the leak HOG alone leaves
 
-    both = anonymize(photo, detector="auto")
-    tilted = [f for f in both.detected if same_face(f.box, (tilted_centre[0] - 40, tilted_centre[1] - 40,
-                                                            tilted_centre[0] + 40, tilted_centre[1] + 40))]
-    assert len(tilted) == 1 and tilted[0].source == "blazeface"
-    assert tilted[0].landmarks is None and tilted[0].mesh is not None  # tilted beyond dlib's landmarks
+    around = (tilted_centre[0] - 40, tilted_centre[1] - 40, tilted_centre[0] + 40, tilted_centre[1] + 40)
+    upright_only = [f for f in detect_faces(photo, rotations=(0,)) if same_face(f.box, around)]
+    assert len(upright_only) == 1 and upright_only[0].source == "blazeface"
+    assert upright_only[0].landmarks is None and upright_only[0].mesh is not None  # tilted beyond dlib's landmarks
+
+    both = anonymize(photo, detector="auto")  # BlazeFace's own face sends the photo round the turns too
+    tilted = [f for f in both.detected if same_face(f.box, around)]
+    assert len(tilted) == 1 and tilted[0].confirmed and tilted[0].rotation == 3  # 60 degrees is -30 turned
     assert _core_blurred(photo, both.image, tilted_centre, 15) > 0.9
     assert _core_blurred(photo, both.image, (220, 120), 15) > 0.9
 

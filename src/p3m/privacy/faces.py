@@ -11,8 +11,9 @@ MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
   and dlib's eyes land on BlazeFace's); otherwise (profile, rotated, very small) its
   outline comes from the 468-point face mesh, or, if the mesh does not see a face, from
   a padded ellipse around its box (:func:`p3m.privacy.anonymize.face_mask`).
-- When nothing is found upright, or only weak detections (none ``confident``), the image
-  is searched again turned by 90, 180 and 270 degrees; of two detections of one face the
+- When nothing is found upright, or only weak detections (none ``confident``), or a face
+  BlazeFace finds and dlib does not, or a face on its side, the image is searched again
+  turned by 90, 180 and 270 degrees; of two detections of one face the
   surer is kept, with the turn it was found at (``rotation``), for the audit.
 
 ``detector="auto"`` is both families when the face models are installed (``p3m weights
@@ -96,7 +97,7 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     faces: list[Face] = []
     for turns in rotations if rotations is not None else (0,):
         faces = _merge(faces, _detect_turned(image, turns % 4, families, upsample))
-    if rotations is None and _photo_may_be_turned(faces):
+    if rotations is None and _photo_may_be_turned(faces, families):
         for turns in (1, 2, 3):
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
     return faces
@@ -106,10 +107,16 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
 TURNED_ROLL = 45.0
 
 
-def _photo_may_be_turned(faces: list[Face]) -> bool:
-    """Nothing found for sure upright, or a face lying on its side or upside down."""
-    return not any(face.confident for face in faces) or any(
-        face.keypoints is not None and abs(_roll(face.keypoints)) > TURNED_ROLL for face in faces)
+def _photo_may_be_turned(faces: list[Face], families: list[str]) -> bool:
+    """Nothing found for sure upright; or a face lying on its side; or, with both
+    families, a face BlazeFace finds that dlib does not (dlib finds upright frontal
+    faces, so that face is turned, tilted, in profile or tiny, and its photo may be
+    turned: BlazeFace finds some faces on their side, with a wrong eye line)."""
+    if not any(face.confident for face in faces):
+        return True
+    if any(face.keypoints is not None and abs(_roll(face.keypoints)) > TURNED_ROLL for face in faces):
+        return True
+    return len(families) > 1 and any(face.source == "blazeface" for face in faces)
 
 
 def _roll(keypoints: np.ndarray) -> float:
