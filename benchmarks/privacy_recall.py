@@ -37,21 +37,11 @@ import numpy as np
 from p3m.io.images import read_image_file
 from p3m.jobs.anonymize import AnonymizeOptions, blur_until_unidentifiable
 from p3m.privacy.audit import changed_transition_pixels
-from p3m.privacy.faces import detect_faces, face_descriptor, same_face
+from p3m.privacy.faces import detect_faces, face_descriptor, same_face, turn_box
 from p3m.privacy.sample_photos import PHOTOS, fetch_sample_photos
 from p3m.weights.store import p3m_home
 
 DETECTORS = ("hog", "hog+blazeface")
-
-
-def turn_box(box, turns: int, shape) -> tuple:
-    """A box of an image in the coordinates of ``np.rot90(image, turns)``."""
-    height, width = shape[:2]
-    left, top, right, bottom = box
-    for _ in range(turns):  # one counter-clockwise quarter turn: (x, y) -> (y, width - x)
-        left, top, right, bottom = top, width - right, bottom, width - left
-        height, width = width, height
-    return (left, top, right, bottom)
 
 
 def tilt(image, boxes, degrees: float):
@@ -89,7 +79,7 @@ def variants(photo, image):
     yield "upright", image, faces, ignore
     for turns in (1, 2, 3):
         yield (f"turned {90 * turns}", np.ascontiguousarray(np.rot90(image, turns)),
-               [turn_box(b, turns, image.shape) for b in faces], [turn_box(b, turns, image.shape) for b in ignore])
+               [turn_box(b, turns, image.shape[:2]) for b in faces], [turn_box(b, turns, image.shape[:2]) for b in ignore])
     for degrees in (30, 45):
         tilted, boxes = tilt(image, faces + ignore, degrees)
         yield f"tilted {degrees}", tilted, boxes[:len(faces)], boxes[len(faces):]

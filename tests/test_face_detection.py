@@ -60,6 +60,13 @@ def test_tiles_cover_the_image_with_overlap():
     assert tiles(300, 200, 384) == []
 
 
+def test_the_command_line_offers_exactly_the_detectors_the_library_knows():
+    from p3m.cli.options import DETECTOR_CHOICES
+    from p3m.privacy.faces import DETECTORS
+
+    assert DETECTOR_CHOICES == DETECTORS
+
+
 def test_one_face_by_overlap_or_centre():
     assert same_face((0, 0, 10, 10), (2, 2, 12, 12))
     assert same_face((0, 0, 100, 100), (40, 40, 60, 60))  # one inside the other

@@ -79,10 +79,13 @@ def open_engine_from(args: argparse.Namespace, spec: str, **options):
     return open_engine(spec, **engine_options_from(args, **options))
 
 
-def add_detector_option(parser: argparse.ArgumentParser) -> None:
-    from p3m.privacy.faces import DETECTORS
+#: p3m.privacy.faces.DETECTORS, written out so that every command starts without
+#: importing numpy and OpenCV for it (tests/test_face_detection.py keeps them equal).
+DETECTOR_CHOICES = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
 
-    parser.add_argument("--detector", default="auto", choices=DETECTORS,
+
+def add_detector_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detector", default="auto", choices=DETECTOR_CHOICES,
                         help="face detector families: auto (default) = hog+blazeface with the face models "
                         "(p3m weights fetch faces), else hog alone with reduced recall; cnn is dlib's CNN "
                         "(about 45 s per photo)")

@@ -26,7 +26,7 @@ import numpy as np
 from p3m.errors import ImageError, OptionError
 from p3m.io.images import load_image, matte_to_float
 from p3m.jobs.results import Status
-from p3m.privacy.faces import Face, detect_faces, turn_points
+from p3m.privacy.faces import Face, detect_faces, turn_points, turned_shape
 
 #: sigma as a fraction of the face width. A few percent does not stop face
 #: recognition; around a tenth or more does (docs/privacy.md).
@@ -115,16 +115,14 @@ def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FORE
     """
     if face.landmarks is not None:
         if face.rotation:
-            turned_shape = shape if face.rotation % 2 == 0 else (shape[1], shape[0])
             upright = np.round(turn_points(face.landmarks, face.rotation, shape)).astype(np.int32)
-            return np.ascontiguousarray(np.rot90(face_region(upright, turned_shape, forehead), -face.rotation))
+            region = face_region(upright, turned_shape(shape, face.rotation), forehead)
+            return np.ascontiguousarray(np.rot90(region, -face.rotation))
         return face_region(face.landmarks, shape, forehead)
     mask = np.zeros(shape, np.uint8)
     if face.mesh is not None:
         cv2.fillPoly(mask, [cv2.convexHull(np.round(face.mesh).astype(np.int32))], 1)
-        grow = max(1, round(MESH_MARGIN * face.width))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        return cv2.dilate(mask, kernel).astype(bool)
+        return dilate(mask, max(1, round(MESH_MARGIN * face.width)))
     left, top, right, bottom = face.box
     centre = (round((left + right) / 2), round((top + bottom) / 2 - ELLIPSE_RAISE * (bottom - top)))
     axes = (round(ELLIPSE_PAD * (right - left) / 2), round(ELLIPSE_PAD * (bottom - top) / 2))
@@ -132,13 +130,17 @@ def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FORE
     return mask.astype(bool)
 
 
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by a disc of ``radius`` pixels (as booleans; unchanged for radius 0)."""
+    if radius <= 0:
+        return mask.astype(bool)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
 def transition_pixels(alpha: np.ndarray, dilation: int = 0) -> np.ndarray:
     """0 < alpha < 1, optionally dilated by ``dilation`` pixels."""
-    soft = (alpha > 0) & (alpha < 1)
-    if dilation > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
-        soft = cv2.dilate(soft.astype(np.uint8), kernel).astype(bool)
-    return soft
+    return dilate((alpha > 0) & (alpha < 1), dilation)
 
 
 def _as_alpha(alpha, shape) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 
 from p3m.errors import choice_error
 from p3m.privacy import dlib_models
+from p3m.privacy.blazeface import box_iou
 
 DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
 #: dlib's landmarks are used for a BlazeFace-only face at least this wide (pixels) ...
@@ -141,9 +142,8 @@ def same_face(a: tuple, b: tuple) -> bool:
     def centre(box):
         return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter >= SAME_FACE_IOU * max(union, 1) or inside(centre(a), b) or inside(centre(b), a)
+    iou = box_iou(np.asarray(a, np.float64), np.asarray([b], np.float64))[0]
+    return iou >= SAME_FACE_IOU or inside(centre(a), b) or inside(centre(b), a)
 
 
 def _rank(face: Face) -> tuple:
@@ -171,10 +171,14 @@ def _dlib_faces(image: np.ndarray, kind: str, upsample: int) -> list[Face]:
     faces = []
     for rect, score in zip(rects, scores):
         shape = dlib_models.shape_predictor()(image, rect)
-        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
-        faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), points, float(score), kind,
+        faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), _points(shape), float(score), kind,
                           _shape=shape))
     return faces
+
+
+def _points(shape) -> np.ndarray:
+    """dlib's landmarks as an N x 2 array of (x, y)."""
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
 
 
 def _landmarks_fit(points: np.ndarray, keypoints: np.ndarray, width: float) -> bool:
@@ -213,12 +217,11 @@ def _blazeface_faces(image: np.ndarray, known: list[Face]) -> tuple[list[Face], 
             if mesh.presence < MIN_PRESENCE:
                 continue
         shape = _dlib_shape(image, detection.box)
-        if shape is not None:
-            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
-            if _landmarks_fit(points, detection.keypoints, right - left):
-                face.landmarks, face._shape = points, shape
+        if shape is not None and _landmarks_fit(_points(shape), detection.keypoints, right - left):
+            face.landmarks, face._shape = _points(shape), shape
         if face.landmarks is None:
-            mesh = mesh or face_mesh()(image, detection)
+            if mesh is None:
+                mesh = face_mesh()(image, detection)
             face.mesh = mesh.points if mesh.presence >= MIN_PRESENCE else None
         new.append(face)
     return new, confirmed
@@ -252,30 +255,35 @@ def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample:
     return faces
 
 
+def turned_shape(shape: tuple[int, int], turns: int) -> tuple[int, int]:
+    """(height, width) of ``np.rot90`` of an image of ``shape``."""
+    return (shape[0], shape[1]) if turns % 2 == 0 else (shape[1], shape[0])
+
+
 def turn_points(points: np.ndarray, turns: int, shape: tuple[int, int]) -> np.ndarray:
     """Points (x, y) of ``image`` (``shape``: its height, width) in the coordinates of ``np.rot90(image, turns)``."""
     points = np.asarray(points, dtype=np.float64)
-    width = shape[1]
-    for step in range(turns):  # one counter-clockwise quarter turn at a time: (x, y) -> (y, width - 1 - x)
+    for step in range(turns % 4):  # one counter-clockwise quarter turn at a time: (x, y) -> (y, width - 1 - x)
+        width = turned_shape(shape, step)[1]
         points = np.stack([points[:, 1], width - 1 - points[:, 0]], axis=1)
-        width = shape[0] if step % 2 == 0 else shape[1]
     return points
 
 
 def unturn_points(points: np.ndarray, turns: int, shape: tuple[int, int]) -> np.ndarray:
     """Points (x, y) of ``np.rot90(image, turns)`` in the coordinates of ``image`` (``shape``: its height, width)."""
-    points = np.asarray(points, dtype=np.float64)
-    for step in range(turns, 0, -1):  # undo one counter-clockwise quarter turn at a time
-        width_before = shape[1] if (step - 1) % 2 == 0 else shape[0]
-        points = np.stack([width_before - 1 - points[:, 1], points[:, 0]], axis=1)
-    return points
+    return turn_points(points, -turns % 4, turned_shape(shape, turns))
+
+
+def turn_box(box: tuple, turns: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A (left, top, right, bottom) box of an image of ``shape`` in ``np.rot90(image, turns)``."""
+    left, top, right, bottom = box
+    corners = turn_points(np.array([[left, top], [right - 1, bottom - 1]]), turns, shape)
+    low, high = corners.min(0), corners.max(0)
+    return (int(low[0]), int(low[1]), int(high[0]) + 1, int(high[1]) + 1)
 
 
 def _unturn(face: Face, turns: int, shape: tuple[int, int]) -> None:
-    left, top, right, bottom = face.box
-    corners = unturn_points(np.array([[left, top], [right - 1, bottom - 1]]), turns, shape)
-    low, high = corners.min(0), corners.max(0)
-    face.box = (int(low[0]), int(low[1]), int(high[0]) + 1, int(high[1]) + 1)
+    face.box = turn_box(face.box, -turns % 4, turned_shape(shape, turns))
     if face.landmarks is not None:
         face.landmarks = np.round(unturn_points(face.landmarks, turns, shape)).astype(np.int32)
     if face.mesh is not None:

@@ -50,10 +50,6 @@ class PerThreadModel:
             interpreter = self._local.interpreter = load_interpreter(self.path, self.threads)
         return interpreter
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self._interpreter().get_input_details()[0]["shape"])
-
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         interpreter = self._interpreter()
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.astype(np.float32))

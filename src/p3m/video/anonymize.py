@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
-from p3m.privacy.anonymize import MAX_SIGMA_SCALE, STRENGTHEN, Outcome, blur_inside, face_mask
+from p3m.privacy.anonymize import MAX_SIGMA_SCALE, STRENGTHEN, Outcome, blur_inside, dilate, face_mask
 from p3m.privacy.audit import boxes_overlap
 from p3m.privacy.faces import Face, detect_faces, resolve_detector
 from p3m.video.reader import VideoReader
@@ -66,10 +65,7 @@ class _Region:
 
 
 def _region(face: Face, shape: tuple[int, int], forehead: float, grow: int = 0) -> _Region:
-    mask = face_mask(face, shape, forehead)
-    if grow > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    mask = dilate(face_mask(face, shape, forehead), grow)
     left, top, right, bottom = face.box
     return _Region(mask, max(face.width, 1), (left - grow, top - grow, right + grow, bottom + grow))
 

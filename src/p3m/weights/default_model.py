@@ -58,8 +58,7 @@ FACE_MESH = WheelModel(
 
 FACE_MODELS = (FACE_SHORT_RANGE, FACE_FULL_RANGE, FACE_MESH)
 ALL_MODELS = (SELFIE_SEGMENTATION, *FACE_MODELS)
-# Kept for callers that know the default engine's model by these names.
-MEMBER, SHA256, FILE_NAME = SELFIE_SEGMENTATION.member, SELFIE_SEGMENTATION.sha256, SELFIE_SEGMENTATION.file_name
+SHA256 = SELFIE_SEGMENTATION.sha256  # the default engine's model, by its earlier name
 
 
 def _sha256(data: bytes) -> str:
