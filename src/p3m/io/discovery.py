@@ -60,6 +60,15 @@ def _under(path: Path, folder: Path | None) -> bool:
     return folder is not None and path.resolve().is_relative_to(folder)
 
 
+def _through(match: Path, base: Path, folder: Path | None) -> bool:
+    """A glob match whose wildcards were matched inside ``folder`` (the output folder):
+    ``a/*/../../x.png`` would otherwise match more once a run has made ``a/alpha``."""
+    if folder is None:
+        return False
+    parts = match.parts
+    return any(Path(*parts[:i]).resolve().is_relative_to(folder) for i in range(len(base.parts) + 1, len(parts)))
+
+
 def _glob(spec: str) -> list[Path]:
     """Files matching ``spec``; a ``**`` never follows symlinked folders (no loops)."""
     if "**" not in spec:
@@ -96,7 +105,7 @@ def collect_images(inputs: list[str], *, exclude: str | os.PathLike | None = Non
             items.append(InputItem(path, Path(path.name)))
         elif glob.has_magic(spec):
             base = _glob_base(spec)
-            matches = [m for m in _glob(spec) if not _under(m, excluded)]
+            matches = [m for m in _glob(spec) if not _under(m, excluded) and not _through(m, base, excluded)]
             if not matches:
                 problems.append((spec, "no files match"))
             items += [InputItem(m, _safe_relative(Path(os.path.relpath(m, base)), m)) for m in matches]
