@@ -3,15 +3,33 @@
 The model files ship in the ``face-recognition-models`` package on PyPI. Its own
 ``__init__`` imports ``pkg_resources`` (gone from new setuptools), so the files are
 located with ``importlib.util.find_spec`` instead of importing it. Nothing is downloaded.
+
+dlib's objects are not safe to share between threads (two threads in one HOG detector
+crashed the process or lost faces), so each thread loads its own, once.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-from functools import lru_cache
+import threading
 from pathlib import Path
 
 from p3m.errors import PrivacySetupError, choice_error
+
+
+def per_thread(load):
+    """``load(*args)`` once per thread and arguments, cached in that thread."""
+    local = threading.local()
+
+    @functools.wraps(load)
+    def cached(*args):
+        store = local.__dict__.setdefault("models", {})
+        if args not in store:
+            store[args] = load(*args)
+        return store[args]
+    return cached
+
 
 INSTALL_HINT = "install the face tools with: pip install 'p3m[privacy]' (dlib-bin and face-recognition-models)"
 
@@ -34,7 +52,7 @@ def model_path(name: str) -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@per_thread
 def detector(kind: str = "hog"):
     dlib = _dlib()
     if kind == "hog":
@@ -44,11 +62,11 @@ def detector(kind: str = "hog"):
     raise choice_error("face detector", kind, ("hog", "cnn"))
 
 
-@lru_cache(maxsize=None)
+@per_thread
 def shape_predictor():
     return _dlib().shape_predictor(str(model_path("shape_predictor_68_face_landmarks.dat")))
 
 
-@lru_cache(maxsize=None)
+@per_thread
 def face_recognizer():
     return _dlib().face_recognition_model_v1(str(model_path("dlib_face_recognition_resnet_model_v1.dat")))
