@@ -23,7 +23,8 @@ from p3m.inference.compose import cover
 from p3m.io.images import read_image_file
 from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
 from p3m.privacy import dlib_models
-from p3m.privacy.anonymize import STRENGTHS, blur_inside, face_region
+from p3m.privacy.anonymize import STRENGTHS
+from p3m.privacy.blur import blur_inside, face_region
 from p3m.weights.default_model import face_models_installed
 
 

@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 
 from p3m.io.images import read_image_file
-from p3m.jobs.anonymize import AnonymizeOptions, blur_until_unidentifiable
+from p3m.options import FaceBlurOptions
+from p3m.privacy.anonymize import anonymize
 from p3m.privacy.audit import changed_transition_pixels
 from p3m.privacy.faces import detect_faces, face_descriptor, same_face, turn_box
 from p3m.privacy.sample_photos import PHOTOS, fetch_sample_photos
@@ -129,12 +130,12 @@ def run(photos: dict[str, Path], quick: bool) -> None:
                 continue
             for detector in DETECTORS:
                 row = rows[(category(variant), detector)]
-                options = AnonymizeOptions(detector=detector)
                 start = time.perf_counter()
-                result, audit, scale, identifiable = blur_until_unidentifiable(img, None, None, options)
+                result = anonymize(img, None, FaceBlurOptions(detector=detector))
+                audit = result.audit
                 row["seconds"] += time.perf_counter() - start
                 row["images"] += 1
-                written = result.image is not None and not identifiable
+                written = result.written
                 row["held back"] += not written
                 found = result.detected
                 changed = result.mask > 0
@@ -194,8 +195,8 @@ def matte_integrity(photos: dict[str, Path]) -> None:
         for photo in PHOTOS:
             image = read_image_file(photos[photo.name])
             (alpha,) = engine.predict([image])
-            result, _, _, identifiable = blur_until_unidentifiable(image, alpha, None, AnonymizeOptions(detector=detector))
-            held += result.image is None or identifiable
+            result = anonymize(image, alpha, FaceBlurOptions(detector=detector))
+            held += not result.written
             if result.image is not None:
                 changed += changed_transition_pixels(image, result.image, alpha)
         print(f"  {detector}: {len(PHOTOS)} photos, changed transition pixels {changed}, held back {held}")
@@ -207,9 +208,9 @@ def speed(photos: dict[str, Path]) -> None:
     image = cover(read_image_file(photos["group"]), 1080, 1920)
     print("\ntime per 1920 x 1080 photo (the group photo scaled to cover), best of 3:")
     for detector in DETECTORS:
-        options = AnonymizeOptions(detector=detector)
+        options = FaceBlurOptions(detector=detector)
         detect = min(_timed(detect_faces, image, detector=detector) for _ in range(3))
-        whole = min(_timed(blur_until_unidentifiable, image, None, None, options) for _ in range(3))
+        whole = min(_timed(anonymize, image, None, options) for _ in range(3))
         print(f"  {detector}: detection {detect:.2f} s, detect + blur + audit {whole:.2f} s")
 
 

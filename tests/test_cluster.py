@@ -116,3 +116,23 @@ def test_without_ray_cluster_says_how_to_install(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and 'pip install "p3m[cluster]"' in done.stderr
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_private_cutouts_on_the_cluster_equal_one_machine(cluster, tmp_path, published_checkpoint):
+    pytest.importorskip("dlib")
+    from p3m.cluster import ClusterOptions
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)).save(folder / "face.png")
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(folder / "wall.png")  # no face: held back
+    options = MatteOptions(save=("cutout",), anonymize=True)
+    network = dict(method="resize", max_size=64)
+    with torch_threads(1):
+        local = matte_files(open_engine(published_checkpoint, **network), [folder], tmp_path / "local", options)
+    remote = matte_files(str(published_checkpoint), [folder], tmp_path / "remote", options,
+                         cluster=ClusterOptions(cluster, actors=2, engine_options=network))
+    assert [(r.status, r.privacy) for r in remote.records] == [(r.status, r.privacy) for r in local.records]
+    assert [r.status for r in remote.records] == [Status.DONE, Status.HELD_BACK]
+    assert remote.records[0].privacy["audit"]["identity_matches"] == 0
+    assert _tree(tmp_path / "remote") == _tree(tmp_path / "local") and len(_tree(tmp_path / "local")) == 1

@@ -11,7 +11,8 @@ from PIL import Image
 
 import p3m
 from p3m.cli.main import main
-from p3m.inference.compose import Background, composite, cutout_rgba, parse_colour
+from p3m.colours import parse_colour
+from p3m.inference.compose import Background, composite, cutout_rgba
 from p3m.jobs.matte import MatteOptions, matte_files
 from p3m.jobs.results import Status
 
@@ -192,17 +193,17 @@ def test_stdin_to_stdout(tmp_path, weights):
         assert cutout.format == "PNG" and cutout.mode == "RGBA" and cutout.size == (50, 70)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["a.png", "b.png", "-o", "one.png"], "is one file: give one input image"),
-    (["a.png", "-o", "cut.jpg", "--save", "cutout"], "a JPEG has no transparency"),
-    (["a.png", "-o", "x.png", "--save", "alpha,cutout"], "choose one --save kind"),
-    (["-", "-o", "folder"], "input - (stdin) needs -o FILE"),
-    (["a.png", "-o", "a.png"], "would replace the input"),
+@pytest.mark.parametrize("argv, message, status", [  # 2: a usage error, as argparse's own; 1: a refused output
+    (["a.png", "b.png", "-o", "one.png"], "is one file: give one input image", 2),
+    (["a.png", "-o", "cut.jpg", "--save", "cutout"], "a JPEG has no transparency", 2),
+    (["a.png", "-o", "x.png", "--save", "alpha,cutout"], "choose one --save kind", 2),
+    (["-", "-o", "folder"], "input - (stdin) needs -o FILE", 2),
+    (["a.png", "-o", "a.png"], "would replace the input", 1),
 ])
-def test_single_file_mistakes_are_one_line(tmp_path, weights, capsys, monkeypatch, argv, message):
+def test_single_file_mistakes_are_one_line(tmp_path, weights, capsys, monkeypatch, argv, message, status):
     monkeypatch.chdir(tmp_path)
     for name in ("a.png", "b.png"):
         Image.fromarray(_photo()).save(tmp_path / name)
-    assert main(["matte", *argv, "--checkpoint", str(weights), "--method", "resize"]) == 1
+    assert main(["matte", *argv, "--checkpoint", str(weights), "--method", "resize"]) == status
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -11,9 +11,10 @@ from PIL import Image
 from skimage import data
 
 from p3m.cli.main import main
-from p3m.privacy import anonymize, audit_pair
-from p3m.privacy.anonymize import STRENGTHS, face_region
+from p3m.privacy import anonymize, audit_pair, blur_faces
+from p3m.privacy.anonymize import STRENGTHS
 from p3m.privacy.audit import MATCH_THRESHOLD, changed_transition_pixels
+from p3m.privacy.blur import face_region
 from p3m.privacy.faces import detect_faces, face_descriptor
 
 pytest.importorskip("dlib")
@@ -54,7 +55,7 @@ def test_default_strength_hides_the_identity_and_changes_nothing_else(astronaut,
 
 
 def test_a_weak_blur_does_not_hide_the_identity(astronaut, real_face):
-    weak = anonymize(astronaut, sigma_scale=0.02, faces=[real_face])
+    weak = blur_faces(astronaut, sigma_scale=0.02, faces=[real_face])
     distance = np.linalg.norm(face_descriptor(astronaut, real_face) - face_descriptor(weak.image, real_face))
     assert distance < MATCH_THRESHOLD  # why the default is a tenth of the face width or more
 
@@ -102,7 +103,7 @@ def test_hand_drawn_mask_replaces_detection():
     coffee = data.coffee()
     hand = np.zeros(coffee.shape[:2], np.uint8)
     hand[100:200, 100:220] = 255
-    result = anonymize(coffee, facemask=hand)
+    result = anonymize(coffee, hand_mask=hand)
     assert result.status == "hand-mask"
     changed = (result.image != coffee).any(axis=2)
     assert changed.any() and not changed[hand == 0].any()
@@ -111,7 +112,7 @@ def test_hand_drawn_mask_replaces_detection():
 def test_unknown_strength_and_mismatched_alpha_are_clear_errors(astronaut):
     from p3m.errors import P3MError
 
-    with pytest.raises(P3MError, match="unknown strength"):
+    with pytest.raises(P3MError, match="strength must be one of low, medium, high"):
         anonymize(astronaut, strength="extreme")
     with pytest.raises(P3MError, match="alpha matte is 10x10"):
         anonymize(astronaut, np.zeros((10, 10), np.uint8))
@@ -200,7 +201,7 @@ def test_privacy_audit_command_with_references(tmp_path, photos, astronaut, caps
 
 
 def test_blurring_only_the_face_box_equals_blurring_the_whole_image():
-    from p3m.privacy.anonymize import _blend, blur_inside
+    from p3m.privacy.blur import _blend, blur_inside
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)

@@ -142,6 +142,6 @@ def test_serve_refuses_other_addresses_without_a_token(capsys, monkeypatch):
     from p3m.cli.main import main
 
     monkeypatch.delenv("P3M_TOKEN", raising=False)
-    assert main(["serve", "--host", "0.0.0.0"]) == 1
+    assert main(["serve", "--host", "0.0.0.0"]) == 2  # a usage error
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs" not in err[0] and "give a token with --token or P3M_TOKEN" in err[0]

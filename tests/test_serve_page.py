@@ -50,6 +50,11 @@ def test_a_person_uploads_a_photo_and_downloads_the_cutout(page_url, tmp_path):
         download.value.save_as(saved)
         shot = tmp_path / "serve.png"
         page.screenshot(path=str(shot), full_page=True)
+        page.check("#private")  # a private cut-out: the same photo again, faces blurred and audited
+        page.wait_for_selector("body[data-result=ready]", timeout=120_000)
+        privacy = page.inner_text("#privacy")
+        private_shot = tmp_path / "serve_private.png"
+        page.screenshot(path=str(private_shot), full_page=True)
         page.click("#tab-anon")
         page.select_option("#strength", "medium")
         page.set_input_files("#anon-file", str(photo))
@@ -63,8 +68,9 @@ def test_a_person_uploads_a_photo_and_downloads_the_cutout(page_url, tmp_path):
         alpha = np.asarray(cutout)[..., 3]
     assert alpha[:60, :60].mean() < 25 and alpha[300:, 200:300].mean() > 230  # flag out, suit in
     assert '"identity_matches": 0' in audit and '"redetected": 0' in audit
+    assert '"status": "ok"' in privacy and '"identity_matches": 0' in privacy
     assert np.asarray(Image.open(shot).convert("RGB")).std() > 20  # a page with pictures
     target = os.environ.get("P3M_SCREENSHOTS")  # set it to refresh docs/images
     if target:
-        for path in (shot, anon_shot):
+        for path in (shot, private_shot, anon_shot):
             shutil.copy(path, Path(target) / path.name)

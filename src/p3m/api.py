@@ -3,8 +3,11 @@
 
 An image is a path, encoded bytes, a PIL image or an RGB numpy array (H x W x 3 or 4,
 or gray). Arrays from OpenCV are BGR: say so with ``bgr=True``; p3m cannot tell
-and never guesses. Engines are opened once per (spec, options) and reused by later
-calls; pass an engine from :func:`p3m.open_engine` to choose it yourself.
+and never guesses. Keyword options are those of :mod:`p3m.options` (the engine's,
+the outputs', and with ``anonymize=True`` the face options); an unknown one is an
+:class:`~p3m.errors.OptionError` naming the accepted ones. Engines are opened once per
+(spec, options) and reused by later calls; pass an engine from :func:`p3m.open_engine`
+to choose it yourself. Both run the one per-image pipeline, :func:`p3m.pipeline.matte_image`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import threading
 from typing import Any
 
 import numpy as np
+
+from p3m.options import EngineOptions, FaceBlurOptions, MatteOptions, face_options_for, unknown_options
 
 #: Engines opened by earlier calls, by their spec and options.
 _ENGINES: dict[tuple, Any] = {}
@@ -45,28 +50,54 @@ def _rgb(image: Any, bgr: bool) -> np.ndarray:
     return load_image(image)
 
 
+#: The keywords of p3m.remove beside the engine's: what each image becomes.
+_REMOVE = ("premultiplied",)
+
+
+def _split(options: dict[str, Any], *, remove: bool) -> tuple[dict, dict, dict]:
+    """(engine options, matte options, face options) of the keywords; unknown names refused."""
+    engine_names = [n for n in EngineOptions.names() if n != "engine"]
+    matte_names = _REMOVE if remove else ()
+    face_names = FaceBlurOptions.names() if remove else ()
+    unknown = [n for n in options if n not in (*engine_names, *matte_names, *face_names)]
+    if unknown:
+        accepted = ["engine", "bgr", *(("background", "anonymize") if remove else ()), *engine_names,
+                    *matte_names, *face_names]
+        raise unknown_options(unknown, accepted)
+    pick = lambda names: {n: v for n, v in options.items() if n in names}  # noqa: E731
+    return pick(engine_names), pick(matte_names), pick(face_names)
+
+
 def matte(image: Any, *, engine: Any = "auto", bgr: bool = False, **options: Any) -> np.ndarray:
     """The alpha matte of ``image``: float32 H x W in [0, 1]. ``options`` open the engine
     (method, device, precision, max_size, ...)."""
-    return _engine(engine, options).predict([_rgb(image, bgr)])[0]
+    network, _, _ = _split(options, remove=False)
+    return _engine(engine, network).predict([_rgb(image, bgr)])[0]
 
 
-def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: bool = False,
-           premultiplied: bool = False, **options: Any):
+def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: bool = False, anonymize: bool = False,
+           **options: Any):
     """The person of ``image`` as a PIL image: an RGBA cut-out with estimated foreground
     colours (``background=None``), or an RGB composite on ``background``: a CSS colour,
-    an (r, g, b) tuple, ``"blur"``, an image file, a PIL image or an RGB array."""
+    an (r, g, b) tuple, ``"blur"``, an image file, a PIL image or an RGB array.
+
+    With ``anonymize=True`` (and the face options: ``strength``, ``detector``, ...) every
+    face is blurred by the fail-closed blur of ``p3m anonymize``; an image that cannot be
+    anonymized raises :class:`~p3m.errors.HeldBackError` with the reason and audit.
+    """
     from PIL import Image
 
-    from p3m.inference.compose import Background
-    from p3m.jobs.matte import MatteOptions, render_outputs
+    from p3m.errors import HeldBackError
+    from p3m.pipeline import matte_image
 
+    network, looks, faces = _split(options, remove=True)
     rgb = _rgb(image, bgr)
-    alpha = _engine(engine, options).predict([rgb])[0]
-    if background is None:
-        kind, mode, plate = "cutout", "RGBA", None
-    else:
-        kind, mode = "composite", "RGB"
-        plate = Background(background if isinstance(background, (str, tuple)) else _rgb(background, False))
-    options = MatteOptions(background=plate, premultiplied=premultiplied)
-    return Image.fromarray(render_outputs(rgb, alpha, (kind,), options)[kind], mode)
+    if background is not None and not isinstance(background, (str, tuple)):
+        background = _rgb(background, False)
+    kind, mode = ("cutout", "RGBA") if background is None else ("composite", "RGB")
+    settings = MatteOptions(save=(kind,), background=background, anonymize=face_options_for(anonymize, faces, "python"),
+                            **looks)
+    result = matte_image(_engine(engine, network), rgb, settings)
+    if result.held_back:
+        raise HeldBackError(result.reason, result.privacy)
+    return Image.fromarray(result.outputs[kind], mode)

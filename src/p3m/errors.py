@@ -27,6 +27,19 @@ class EngineError(P3MError):
     """The engine asked for cannot be opened (nothing installed, options it does not take)."""
 
 
+class InapplicableOptionError(EngineError, OptionError):
+    """An option given for an engine (or a run) that has no use for it: refused, never dropped."""
+
+
+class HeldBackError(P3MError):
+    """An image deliberately not produced (fail closed): its faces could not be anonymized.
+    ``privacy`` holds the outcome and audit (:class:`p3m.privacy.anonymize.AnonymizeResult`)."""
+
+    def __init__(self, reason: str, privacy=None) -> None:
+        super().__init__(reason)
+        self.privacy = privacy
+
+
 class OutputError(P3MError):
     """An output that may not or cannot be written (outside the output folder, onto an input, no folder)."""
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from p3m.cli.options import add_network_options, positive_int
+from p3m.cli.options import add_engine_options, given, positive_int
 from p3m.errors import OptionError
 
 
@@ -26,12 +26,15 @@ def register(subparsers) -> None:
                         help="add the default engine (segmentation + closed-form matting) as a baseline row")
     parser.add_argument("--trained-on", action="append", default=[], metavar="[NAME=]B|N",
                         help="which faces a model was trained on (B blurred, N normal): labels the PPT protocol")
-    add_network_options(parser, method="resize")
-    parser.add_argument("--sizing", default="published", choices=["published", "aspect"])
+    add_engine_options(parser, skip=("engine",), defaults=PUBLISHED_SETTING)
     parser.add_argument("--out", type=Path, default=Path("benchmark_out"), help="output folder (default benchmark_out)")
     parser.add_argument("--limit", type=positive_int, help="first N images of each split")
     parser.add_argument("--fast", action="store_true", help="skip GRAD and CONN")
     parser.set_defaults(func=run)
+
+
+#: The paper's test setting: what the benchmark runs when these options are left out.
+PUBLISHED_SETTING = {"method": "resize", "sizing": "published"}
 
 
 def parse_named(values: list[str], what: str) -> list[tuple[str | None, str]]:
@@ -67,6 +70,13 @@ def _trained_on(values: list[str], names: list[str]) -> dict[str, str]:
     return labels
 
 
+def _network(args: argparse.Namespace):
+    """The network options given (the benchmark's own --engine and --checkpoint name its rows)."""
+    from p3m.options import EngineOptions
+
+    return EngineOptions.from_values({k: v for k, v in given(args, EngineOptions).items() if k != "engine"}, "cli")
+
+
 def run(args: argparse.Namespace) -> int:
     from p3m.data.layout import SPLITS, find_split
     from p3m.jobs.benchmark import open_models, run_benchmark
@@ -79,9 +89,8 @@ def run(args: argparse.Namespace) -> int:
     for split in splits:  # a bad data folder is reported before any network is loaded
         find_split(args.data, split)
     models = open_models(checkpoints, _trained_on(args.trained_on, list(checkpoints)),
-                         default_engine="default" in args.engine, arch=args.arch,
-                         method=args.method or "resize", device=args.device, precision=args.precision,
-                         sizing=args.sizing)
+                         default_engine="default" in args.engine,
+                         **{**PUBLISHED_SETTING, **_network(args).given()})
     for model in models:
         print(f"p3m: {model.name}: engine {model.engine.summary()}", file=sys.stderr)
     result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast,

@@ -27,7 +27,7 @@ from p3m.cli import (
     train,
     weights,
 )
-from p3m.errors import P3MError
+from p3m.errors import OptionError, P3MError
 
 #: Packages that some commands import at module level: import name -> (package, extra, what for).
 #: (Imports inside functions go through p3m.utils.optional.require, which names the extra itself.)
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except OptionError as exc:  # a usage error, as argparse's own: exit status 2
+        print(f"p3m: error: {exc}", file=sys.stderr)
+        return 2
     except P3MError as exc:
         print(f"p3m: error: {exc}", file=sys.stderr)
         return 1

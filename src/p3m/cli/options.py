@@ -1,110 +1,135 @@
-"""Options shared by the commands that run an engine (matte, benchmark), and the one
-mapping from those options to :func:`p3m.inference.factory.open_engine`.
+"""The command line's flags, derived from the options model (:mod:`p3m.options`).
 
-The seed article's names work as aliases: ``--model resnet34|vitae-s`` for ``--arch``,
-``--cuda`` for ``--device cuda``, and ``--method HYBRID|RESIZE`` in any case. Network
-options default to None ("P3M-Net's default"), so the factory can tell an option the
-user gave from one they did not. Nothing here imports torch.
+Each option set's fields become flags (``--max-size``, ``--no-stabilise``, ...) whose
+values go through the field's own check, so a bad value gets the model's message. A
+flag the user did not give is absent from the parsed arguments (argparse's
+``SUPPRESS``), so the model's defaults apply and the factory can tell an option given
+from one left out. A few spellings belong to the command line alone: ``--checkpoint``
+(the same as ``--engine FILE``), ``--cuda`` (``--device cuda``) and
+``--published-sizing`` (``--sizing published``). Nothing here imports torch or numpy.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
-from p3m.architectures import architecture_names
-from p3m.errors import EngineError
-from p3m.inference.engine import METHODS, PRECISIONS
+from p3m.errors import EngineError, OptionError
+from p3m.options import ClusterOptions, EngineOptions, Option, OptionSet, face_options_for
 
 
-def number_in(low: float, high: float = math.inf, *, whole: bool = False, open_low: bool = False):
-    """An argparse type: a finite number in [low, high] ((low, high] with ``open_low``)."""
+def flag_of(name: str, spec: Option) -> str:
+    return spec.flag or "--" + name.replace("_", "-")
+
+
+def add_options(parser, options: type[OptionSet], *, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
+                title: str | None = None, defaults: dict[str, str] | None = None) -> None:
+    """A flag for each field of ``options`` the command line offers (``only`` those, but not ``skip``).
+
+    ``defaults`` changes only what the help says a left-out option means (the benchmark's
+    published setting, say); the value itself is decided where the options are used.
+    """
+    target = parser.add_argument_group(title) if title else parser
+    for f, spec in options.options():
+        if not spec.cli or f.name in skip or (only is not None and f.name not in only):
+            continue
+        shown = (defaults or {}).get(f.name, _shown_default(options.default(f.name)))
+        help_text = spec.help + (f" (default {shown})" if shown else "")
+        if f.type in ("bool", bool) or spec.switch:
+            flag = spec.negative or flag_of(f.name, spec)
+            action = "store_false" if spec.negative else "store_true"
+            target.add_argument(flag, *spec.aliases, dest=f.name, action=action, default=argparse.SUPPRESS,
+                                help=help_text)
+            continue
+        allowed = spec.allowed()
+        metavar = spec.metavar or ("{" + ",".join(allowed) + "}" if allowed and not spec.many else None)
+        target.add_argument(flag_of(f.name, spec), *spec.aliases, dest=f.name, type=_parser(f.name, spec),
+                            default=argparse.SUPPRESS, metavar=metavar or f.name.upper(), help=help_text)
+
+
+def _shown_default(value: Any) -> str:
+    if value is None or value is False or value is True or value == 0 and not isinstance(value, float):
+        return ""
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def _parser(name: str, spec: Option):
     def parse(text: str):
         try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {'whole ' if whole else ''}number, got {text!r}") from None
-        below = value <= low if open_low else value < low
-        if not math.isfinite(value) or below or value > high:
-            bounds = f"{'above' if open_low else 'at least'} {low:g}" + (f" and at most {high:g}" if high < math.inf else "")
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
-        return value
+            return spec.parse(name, text, "cli")
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
 
 
-positive_int = number_in(1, whole=True)
+def given(args: argparse.Namespace, options: type[OptionSet]) -> dict[str, Any]:
+    """The fields of ``options`` the user gave on the command line."""
+    return {name: getattr(args, name) for name in options.names() if hasattr(args, name)}
 
 
-def add_network_options(parser: argparse.ArgumentParser, *, method: str) -> None:
-    parser.add_argument("--arch", "--model", dest="arch", metavar="ARCH", type=str.lower,
-                        choices=architecture_names(),
-                        help=f"network architecture: {', '.join(architecture_names())} "
-                        "(default: recognised from the weights)")
-    parser.add_argument("--method", default=None, type=str.lower, choices=METHODS,
-                        help=f"P3M-Net test strategy (default {method})")
-    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, ... (default auto)")
-    parser.add_argument("--cuda", dest="device", action="store_const", const="cuda", help="same as --device cuda")
-    parser.add_argument("--precision", default=None, choices=PRECISIONS,
-                        help="autocast precision of P3M-Net (default fp32)")
+def add_engine_options(parser, *, skip: tuple[str, ...] = (), defaults: dict[str, str] | None = None) -> None:
+    add_options(parser, EngineOptions, skip=skip, defaults=defaults)
+    if "engine" not in skip:
+        parser.add_argument("--checkpoint", metavar="PATH", help="P3M-Net weights file (.pth/.pth.tar/.ckpt/"
+                            ".safetensors) or installed name; the same as --engine PATH")
+    parser.add_argument("--cuda", dest="device", action="store_const", const="cuda", default=argparse.SUPPRESS,
+                        help="same as --device cuda")
+    parser.add_argument("--published-sizing", dest="sizing", action="store_const", const="published",
+                        default=argparse.SUPPRESS, help="same as --sizing published")
 
 
-def add_engine_options(parser: argparse.ArgumentParser, *, method: str) -> None:
-    parser.add_argument("--engine", default="auto", metavar="ENGINE",
-                        help="what runs: auto (default: installed P3M-Net weights, else the default engine), "
-                        "default (segmentation + closed-form matting, no P3M-Net needed), p3m (installed "
-                        "P3M-Net weights), an installed weights name (p3m weights list) or a checkpoint file")
-    parser.add_argument("--checkpoint", metavar="PATH", help="P3M-Net weights file (.pth/.pth.tar/.ckpt/"
-                        ".safetensors) or installed name; the same as --engine PATH")
-    add_network_options(parser, method=method)
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The engine the flags ask for: --engine or --checkpoint, and the network options."""
+    values = given(args, EngineOptions)
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None:
+        if values.get("engine", "auto") not in ("auto", "p3m"):
+            raise EngineError(f"--checkpoint {checkpoint} and --engine {values['engine']} name two engines; give one")
+        values["engine"] = checkpoint
+    return EngineOptions.from_values(values, "cli")
 
 
-def engine_spec(args: argparse.Namespace) -> str:
-    """What --engine and --checkpoint ask for together."""
-    if args.checkpoint is None:
-        return args.engine
-    if args.engine not in ("auto", "p3m"):
-        raise EngineError(f"--checkpoint {args.checkpoint} and --engine {args.engine} name two engines; give one")
-    return args.checkpoint
-
-
-def engine_options_from(args: argparse.Namespace, **options) -> dict:
-    """The network options of ``args`` (plus ``options``), as open_engine takes them."""
-    return dict(arch=args.arch, method=args.method, device=args.device, precision=args.precision, **options)
-
-
-def open_engine_from(args: argparse.Namespace, spec: str, **options):
-    """Open ``spec`` with the network options of ``args`` (plus ``options``)."""
+def open_engine_from(args: argparse.Namespace):
     from p3m.inference.factory import open_engine
 
-    return open_engine(spec, **engine_options_from(args, **options))
+    return open_engine(engine_options(args))
 
 
-#: p3m.privacy.faces.DETECTORS, written out so that every command starts without
-#: importing numpy and OpenCV for it (tests/test_face_detection.py keeps them equal).
-DETECTOR_CHOICES = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
+def add_face_options(parser, *, title: str | None = None) -> None:
+    from p3m.options import FaceBlurOptions
+
+    add_options(parser, FaceBlurOptions, title=title)
 
 
-def add_detector_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detector", default="auto", choices=DETECTOR_CHOICES,
-                        help="face detector families: auto (default) = hog+blazeface with the face models "
-                        "(p3m weights fetch faces), else hog alone with reduced recall; cnn is dlib's CNN "
-                        "(about 45 s per photo)")
+def face_options(args: argparse.Namespace, anonymize: bool):
+    """FaceBlurOptions for a private cut-out, or None; face flags without --anonymize are an error."""
+    from p3m.options import FaceBlurOptions
+
+    return face_options_for(anonymize, given(args, FaceBlurOptions), "cli")
 
 
-def add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("cluster (Ray; pip install \"p3m[cluster]\")")
-    group.add_argument("--cluster", metavar="ADDRESS",
-                       help="spread the items over Ray actors: 'auto' (this machine's cluster or $RAY_ADDRESS), "
-                       "HOST:PORT of a head node, or ray://HOST:PORT; inputs and -o must be on paths every node reads")
-    group.add_argument("--actors", type=positive_int, default=None, help="actors (default: one per CPU, or per GPU)")
-    group.add_argument("--actor-cpus", type=number_in(0.01, 1024), default=1.0, help="CPUs per actor (default 1)")
-    group.add_argument("--actor-gpus", type=number_in(0, 64), default=0.0, help="GPUs per actor (default 0)")
+def add_cluster_options(parser) -> None:
+    add_options(parser, ClusterOptions, title="cluster (Ray; pip install \"p3m[cluster]\")")
 
 
-def cluster_from(args: argparse.Namespace, **engine_options):
+def cluster_from(args: argparse.Namespace, engine: EngineOptions | None = None) -> ClusterOptions | None:
     """ClusterOptions from the --cluster flags, or None when --cluster is not given."""
-    if not getattr(args, "cluster", None):
+    values = given(args, ClusterOptions)
+    if "address" not in values:
+        if values:
+            raise OptionError(f"{', '.join(values)} appl{'ies' if len(values) == 1 else 'y'} to cluster runs: "
+                              "add --cluster ADDRESS, or leave them out")
         return None
-    from p3m.cluster.ray_pool import ClusterOptions
+    return ClusterOptions.from_values(values, "cli", engine_options=engine)
 
-    return ClusterOptions(args.cluster, args.actors or 0, args.actor_cpus, args.actor_gpus, engine_options)
+
+def number_in(low: float, high: float = math.inf, *, whole: bool = False, open_low: bool = False):
+    """An argparse type for commands whose options are not in the model (training, synth, ...):
+    a finite number in [low, high] ((low, high] with ``open_low``), with the model's wording."""
+    spec = Option("", number=int if whole else float, low=low, high=None if high == math.inf else high,
+                  open_low=open_low)
+    return _parser("value", spec)
+
+
+positive_int = number_in(1, whole=True)

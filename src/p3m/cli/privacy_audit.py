@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from p3m.cli.options import add_detector_option
+from p3m.cli.options import add_options
+from p3m.options import FaceBlurOptions
 
 
 def register(subparsers) -> None:
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
                         help="reference photos of the people: a folder with one subfolder per person, "
                         "or a CSV of image paths (first column; a person column may follow)")
     parser.add_argument("--alpha", type=Path, help="folder of mattes")
-    add_detector_option(parser)
+    add_options(parser, FaceBlurOptions, only=("detector",))
     parser.add_argument("--json", type=Path, help="write per-image results here")
     parser.set_defaults(func=run)
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from p3m.utils.files import atomic_path
 
     report = audit_folders(args.originals, args.anonymized, reference=args.reference, alpha=args.alpha,
-                           detector=args.detector)
+                           detector=getattr(args, "detector", FaceBlurOptions.default("detector")))
     if args.reference:
         print(f"p3m: {report.references} reference face(s) from {args.reference}", file=sys.stderr)
     data = report.to_dict()

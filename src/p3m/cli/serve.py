@@ -7,7 +7,7 @@ import ipaddress
 import os
 import sys
 
-from p3m.cli.options import add_engine_options, engine_spec, number_in, open_engine_from, positive_int
+from p3m.cli.options import add_engine_options, number_in, open_engine_from, positive_int
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=number_in(1, 65535, whole=True), default=8000, help="port (default 8000)")
     parser.add_argument("--token", default=None, help="bearer token requests must carry (default $P3M_TOKEN)")
-    add_engine_options(parser, method="hybrid")
+    add_engine_options(parser)
     parser.add_argument("--max-body-mb", type=number_in(0, 1024, open_low=True), default=25,
                         help="largest request in MB (default 25)")
     parser.add_argument("--max-pixels", type=number_in(1), default=40e6, help="largest image in pixels (default 40e6)")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"p3m serve needs FastAPI and uvicorn ({exc.name} is missing): "
                           "pip install 'p3m[serve]'") from None
     _large_arrays_back_to_the_system()
-    engine = open_engine_from(args, engine_spec(args))
+    engine = open_engine_from(args)
     print(f"p3m: engine {engine.summary()}", file=sys.stderr)
     limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,
                            timeout=float(args.timeout), token=token)

@@ -7,6 +7,7 @@ import sys
 
 from p3m.architectures import architecture_names
 from p3m.cli.options import number_in, positive_int
+from p3m.options import PRECISIONS
 from p3m.training.recipe import RECIPES
 
 
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--size", "--input-size", dest="size", type=number_in(32, 4096, whole=True),
                         help="training input size (default 512)")
     parser.add_argument("--accumulate", type=positive_int, help="gradient accumulation steps")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", choices=PRECISIONS)
     parser.add_argument("--device")
     parser.add_argument("--cuda", dest="device", action="store_const", const="cuda", help="same as --device cuda")
     parser.add_argument("--workers", type=number_in(0, 64, whole=True), help="data-loader processes")

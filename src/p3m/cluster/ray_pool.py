@@ -12,23 +12,11 @@ single-machine run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from p3m.errors import OptionError
+from p3m.options import ClusterOptions
 from p3m.utils.optional import require
-
-
-@dataclass
-class ClusterOptions:
-    """Where and how wide: ``address`` is ``auto`` (the cluster this machine belongs to,
-    or ``RAY_ADDRESS``), ``HOST:PORT`` of a head node, or ``ray://HOST:PORT`` (Ray Client)."""
-
-    address: str = "auto"
-    actors: int = 0             # 0: one per CPU (or GPU) the cluster has
-    cpus_per_actor: float = 1.0
-    gpus_per_actor: float = 0.0
-    engine_options: dict[str, Any] = field(default_factory=dict)  # for open_engine in each actor
 
 
 def _ray():

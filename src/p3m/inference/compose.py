@@ -13,11 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from p3m.colours import parse_colour
 from p3m.errors import OptionError
 from p3m.io.images import load_image
-
-#: The keying colours of video production, beside CSS's names (where "green" is 0,128,0).
-KEYING_COLOURS = {"chroma-green": (0, 177, 64), "chroma-blue": (0, 71, 187)}
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -54,23 +52,6 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: np.ndarray, *,
     a = alpha[..., None].astype(np.float32)
     out = a * fg * 255.0 + (1.0 - a) * background.astype(np.float32)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
-def parse_colour(spec: str) -> tuple[int, int, int] | None:
-    """A CSS colour (``navy``, ``#0f0``, ``#00b140``, ``rgb(0, 255, 0)``, ``hsl(...)``, as
-    Pillow's ImageColor reads them), ``r,g,b``, or a keying colour; None if not a colour."""
-    from PIL import ImageColor
-
-    text = spec.strip().lower()
-    if text in KEYING_COLOURS:
-        return KEYING_COLOURS[text]
-    parts = text.split(",")
-    if len(parts) == 3 and all(p.strip().isdigit() and 0 <= int(p) <= 255 for p in parts):
-        return tuple(int(p) for p in parts)  # type: ignore[return-value]
-    try:
-        return ImageColor.getrgb(text)[:3]
-    except ValueError:
-        return None
 
 
 def cover(background: np.ndarray, height: int, width: int) -> np.ndarray:

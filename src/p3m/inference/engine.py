@@ -16,9 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-#: The published test strategies, and the precisions a network may run in.
-METHODS = ("hybrid", "resize")
-PRECISIONS = ("fp32", "bf16", "fp16")
+from p3m.options import METHODS, PRECISIONS  # noqa: F401  (re-exported: the engines check against them)
 
 
 class MattingEngine(ABC):

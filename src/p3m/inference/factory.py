@@ -1,7 +1,7 @@
 """The one place that decides what runs: ``open_engine``.
 
-Every front end (the command line, the demo, the benchmark, training validation, and
-later the service, video and cluster runs) asks this module for a
+Every front end (the command line, the Python API, the service, the demo, the
+benchmark, training validation, video and cluster runs) asks this module for a
 :class:`~p3m.inference.engine.MattingEngine` and never chooses one itself. A spec is:
 
 - ``"auto"``: installed P3M-Net weights (the most preferred architecture, or the one
@@ -11,7 +11,8 @@ later the service, video and cluster runs) asks this module for a
 - ``"p3m"``: installed P3M-Net weights, an error if there are none;
 - an installed weights name (``p3m weights list``) or a checkpoint file;
 - ``"onnx:PATH"`` or a ``.onnx`` file: a p3m ONNX export run by ONNX Runtime (no torch);
-- an ``nn.Module`` following the P3M-Net output convention, or an engine (returned as is).
+- an ``nn.Module`` following the P3M-Net output convention, or an engine (returned as is);
+- :class:`p3m.options.EngineOptions`: its ``engine`` and its network options together.
 
 Network options (``arch``, ``method``, ``precision``, ``max_size``, ``sizing``, a CUDA
 ``device``) left as None take P3M-Net's defaults. Given for an engine that has no use
@@ -25,14 +26,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from p3m.errors import CheckpointError, EngineError, OptionError, choice_error
-from p3m.inference.engine import METHODS, PRECISIONS, MattingEngine
-from p3m.inference.sizing import SIZINGS
+from p3m.errors import CheckpointError, EngineError, InapplicableOptionError
+from p3m.inference.engine import MattingEngine
+from p3m.options import NETWORK_DEFAULTS, EngineOptions
 
 KEYWORDS = ("auto", "default", "p3m")
 ONNX_PREFIX = "onnx:"
-#: What P3M-Net takes when an option is left as None.
-NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
 TORCH_HINT = 'pip install "p3m[torch]"'
 INSTALL_HINT = "install P3M-Net weights once with: p3m weights install FILE (see the README, 'Getting P3M-Net')"
 
@@ -41,8 +40,13 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
                 device: str | None = None, precision: str | None = None, max_size: int | None = None,
                 sizing: str | None = None, batch_size: int = 1) -> MattingEngine:
     """The engine ``spec`` names, ready to predict; ``engine.summary()`` says what runs and why."""
-    options = _checked_options(arch=arch, method=method, precision=precision, max_size=max_size, sizing=sizing,
-                               batch_size=batch_size)
+    given = EngineOptions(arch=arch, method=method, device=device, precision=precision, max_size=max_size,
+                          sizing=sizing, batch_size=batch_size)  # every option checked before anything is loaded
+    if isinstance(spec, EngineOptions):
+        if given.given():
+            raise EngineError(f"{', '.join(given.given())}: give them in the EngineOptions, not beside it")
+        spec, given = spec.engine, spec
+    options, device = given.network(), given.device
     if isinstance(spec, MattingEngine):
         given = _given(options, device)
         if given:
@@ -72,31 +76,10 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
     return _network_engine(None, weights_file(text), options, device, reason="")
 
 
-def _checked_options(*, arch, method, precision, max_size, sizing, batch_size) -> dict[str, Any]:
-    """Validate every option before anything is loaded; returns them lower-cased."""
-    if method is not None:
-        method = method.lower()
-        if method not in METHODS:
-            raise choice_error("method", method, METHODS)
-    if precision is not None and precision not in PRECISIONS:
-        raise choice_error("precision", precision, PRECISIONS)
-    if sizing is not None and sizing not in SIZINGS:
-        raise choice_error("sizing", sizing, SIZINGS)
-    if max_size is not None and (not isinstance(max_size, int) or max_size < 32):
-        raise OptionError(f"max_size must be a whole number of pixels >= 32; got {max_size!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise OptionError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
-    if arch is not None:
-        from p3m.architectures import canonical_arch
-
-        arch = canonical_arch(arch)
-    return {"arch": arch, "method": method, "precision": precision, "max_size": max_size, "sizing": sizing,
-            "batch_size": batch_size}
-
-
 def _given(options: dict[str, Any], device: str | None) -> list[str]:
     """The network options that were set, as 'name value' for messages."""
-    given = [f"{name} {value!r}" for name, value in options.items() if value is not None and name != "batch_size"]
+    given = [f"{name} {value!r}" for name, value in options.items()
+             if value is not None and name not in ("batch_size", "device")]
     if device not in (None, "auto", "cpu"):
         given.append(f"device {device!r}")
     return given
@@ -105,7 +88,7 @@ def _given(options: dict[str, Any], device: str | None) -> list[str]:
 def _default_engine(options: dict[str, Any], device: str | None, *, why: str, reason: str) -> MattingEngine:
     given = _given(options, device)
     if given:
-        raise EngineError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to P3M-Net, but {why} "
+        raise InapplicableOptionError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to P3M-Net, but {why} "
                           f"and the default engine (segmentation + closed-form matting, CPU) takes none; "
                           f"{INSTALL_HINT}, or leave {'it' if len(given) == 1 else 'them'} out")
     from p3m.inference.default_engine import SegmentationMattingEngine

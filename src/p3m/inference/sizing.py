@@ -12,8 +12,8 @@ Two policies:
 from __future__ import annotations
 
 from p3m.errors import choice_error
+from p3m.options import SIZINGS
 
-SIZINGS = ("aspect", "published")
 MULTIPLE = 32
 
 

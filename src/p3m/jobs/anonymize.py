@@ -4,11 +4,10 @@ Outputs: OUT/blurred_image/<name> (JPEG keeps its quantisation tables unless a q
 is given; PNG stays PNG), OUT/facemask/<path>.png (the blurred region), OUT/mask/ (the
 mattes, with ``alpha_dir``), and OUT/report.csv / report.json with one row per image.
 
-Fail closed, twice: an image without a detected face is not written; and every
-anonymized image is audited before it is written (re-detection, and the identity
-descriptor at the original landmarks). While a blurred face is still detected or
-recognised, the blur is made stronger (x1.5, up to 0.40 x the face width); an image
-still identifiable then is held back. Each finished image is appended to
+Each image goes through the one fail-closed rule, :func:`p3m.privacy.anonymize.anonymize`:
+an image without a detected face is not written, and every anonymized image is audited
+(and blurred harder while a face is still found or recognised) before it is written;
+an image still identifiable is held back. Each finished image is appended to
 OUT/report.jsonl at once, so a killed run loses no row; the report accumulates over
 runs, and an image is skipped only when its row says it was written and its outputs
 exist.
@@ -26,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -39,32 +38,24 @@ from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
-from p3m.privacy.anonymize import DEFAULT_FOREHEAD, DEFAULT_STRENGTH, MAX_SIGMA_SCALE, STRENGTHEN, STRENGTHS, Outcome, anonymize
-from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, changed_transition_pixels
+from p3m.options import AnonymizeOptions, ClusterOptions
+from p3m.privacy.anonymize import Outcome, anonymize
+from p3m.privacy.audit import AuditResult, changed_transition_pixels
 from p3m.privacy.faces import resolve_detector
 from p3m.utils.files import atomic_path
-
-if TYPE_CHECKING:
-    from p3m.cluster.ray_pool import ClusterOptions
 
 REPORT_FIELDS = ("image", "status", "faces", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
                  "identity_matches", "changed_transition_pixels", "changed_outside_fraction", "message")
 JOURNAL = "report.jsonl"
 
 
-@dataclass
-class AnonymizeOptions:
-    strength: str = DEFAULT_STRENGTH
-    sigma_scale: float | None = None
-    forehead: float = DEFAULT_FOREHEAD
-    detector: str = "auto"  # resolved once per job (p3m.privacy.faces.resolve_detector)
-    protect_dilation: int = 0
-    alpha_dir: Path | None = None
-    facemask_dir: Path | None = None
-    allow_no_face: bool = False
-    overwrite: bool = False
-    workers: int = 1
-    jpeg_quality: int | None = None  # None: keep the input's quantisation tables
+def status_of(outcome: Outcome) -> Status:
+    """The job's status of an image's outcome."""
+    if outcome.written:
+        return Status.DONE
+    if outcome is Outcome.SKIPPED:
+        return Status.SKIPPED
+    return Status.HELD_BACK if outcome.held_back else Status.FAILED
 
 
 @dataclass
@@ -85,13 +76,10 @@ class AnonymizeRecord(ItemRecord):
                                "message": self.reason}
         if self.sigma_scale is not None:
             row["sigma_scale"] = round(self.sigma_scale, 4)
-        audit = self.audit
-        if audit is not None:
-            row.update(low_confidence=audit.low_confidence, redetected=audit.redetected,
-                       min_identity_distance=round(min(audit.distances), 4) if audit.distances else "",
-                       identity_matches=audit.identity_matches,
-                       changed_transition_pixels=audit.changed_transition_pixels,
-                       changed_outside_fraction=audit.changed_outside_fraction)
+        if self.audit is not None:
+            audit = self.audit.to_dict()
+            row.update({key: audit[key] for key in REPORT_FIELDS if key in audit and key != "faces"})
+            row["min_identity_distance"] = "" if audit["min_identity_distance"] is None else audit["min_identity_distance"]
         elif self.changed_transition_pixels is not None:
             row["changed_transition_pixels"] = self.changed_transition_pixels
         return row
@@ -170,7 +158,7 @@ def output_paths(plan: OutputPlan, item: InputItem, *, matte: bool) -> dict[str,
 
 def _record(item: InputItem, outcome: Outcome, reason: str = "", **fields) -> AnonymizeRecord:
     message = f"{outcome.value}: {reason}" if reason else ""
-    return AnonymizeRecord(str(item.path), outcome.status, message,
+    return AnonymizeRecord(str(item.path), status_of(outcome), message,
                            image=str(item.relative), outcome=outcome, **fields)
 
 
@@ -200,46 +188,14 @@ class MatteIndex:
         return candidates[0] if candidates else None
 
 
-#: The blur is made stronger while a face's identity distance is below the match
-#: threshold plus this margin; only a distance below the threshold itself holds the image back.
-IDENTITY_MARGIN = 0.05
-
-
-def blur_until_unidentifiable(image, alpha, facemask, options: AnonymizeOptions):
-    """Blur, audit, and blur more while a face is still detected, recognised, or
-    recognisable within ``IDENTITY_MARGIN`` of the threshold.
-
-    Returns (result, audit, sigma scale, identifiable): identifiable is True when the
-    strongest blur allowed still leaks (re-detected, or a distance below the threshold).
-    """
-    scale = options.sigma_scale if options.sigma_scale is not None else STRENGTHS[options.strength]
-    kwargs = dict(forehead=options.forehead, detector=options.detector, protect_dilation=options.protect_dilation)
-    faces = None
-    while True:
-        result = anonymize(image, alpha, sigma_scale=scale, facemask=facemask, faces=faces, **kwargs)
-        if result.status is Outcome.NO_FACE or not result.detected:
-            return result, None, scale, False
-        faces = result.detected  # detect once; only the blur changes
-        audit = audit_pair(image, result.image, faces=faces, alpha=alpha, face_mask=result.mask,
-                           detector=options.detector)
-        narrow = any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.distances + audit.reference_distances)
-        if not (audit.redetected or audit.identity_matches or narrow):
-            return result, audit, scale, False
-        if scale >= MAX_SIGMA_SCALE:
-            return result, audit, scale, bool(audit.redetected or audit.identity_matches)
-        scale = min(MAX_SIGMA_SCALE, scale * STRENGTHEN)
-
-
 def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOptions,
                          progress: Progress | None = None) -> AnonymizeRecord:
     """One video: every frame blurred, detections carried between frames, fail closed."""
     from p3m.video.anonymize import anonymize_video
 
-    scale = options.sigma_scale if options.sigma_scale is not None else STRENGTHS[options.strength]
+    scale = options.scale
     target = output_paths(plan, item, matte=False)["blurred_image"]
-    outcome, audit = anonymize_video(item.path, target, sigma_scale=scale, forehead=options.forehead,
-                                     detector=options.detector, allow_no_face=options.allow_no_face,
-                                     progress=progress)
+    outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress)
     if outcome is Outcome.IDENTIFIABLE:
         frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
         reason = (f"a face is still detected at the strongest blur in frame(s) {frames}: not written "
@@ -268,23 +224,12 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
         if alpha.shape != image.shape[:2]:
             return _record(item, Outcome.ERROR, f"matte {matte.name} is {alpha.shape[1]}x{alpha.shape[0]}, "
                                                 f"image is {image.shape[1]}x{image.shape[0]}")
-    result, audit, scale, identifiable = blur_until_unidentifiable(image, alpha, None, options)
-    if result.status is Outcome.NO_FACE and item.path.stem in hand_masks:
-        hand = read_image_file(hand_masks[item.path.stem])[..., 0]
-        result, audit, scale, identifiable = blur_until_unidentifiable(image, alpha, hand, options)
-    if identifiable:
-        return _record(item, Outcome.IDENTIFIABLE,
-                       f"a face is still {'re-detected' if audit.redetected else 'recognised'} at the strongest "
-                       f"blur (sigma {MAX_SIGMA_SCALE} x face width): not written, review it or supply --facemask",
-                       faces=len(result.faces), sigma_scale=scale, audit=audit)
-    outcome = result.status
-    if outcome is Outcome.NO_FACE:
-        if not options.allow_no_face:
-            return _record(item, Outcome.NO_FACE, "no face found: not written (review it, supply --facemask, "
-                                                  "or --allow-no-face for back views)")
-        outcome, anonymized = Outcome.NO_FACE_COPIED, image
-    else:
-        anonymized = result.image
+    hand = read_image_file(hand_masks[item.path.stem])[..., 0] if item.path.stem in hand_masks else None
+    result = anonymize(image, alpha, options, hand_mask=hand)
+    outcome, audit, scale = result.status, result.audit, result.sigma_scale
+    if outcome.held_back:
+        return _record(item, outcome, result.reason, faces=len(result.faces), sigma_scale=scale, audit=audit)
+    anonymized = result.image
     written = output_paths(plan, item, matte=matte is not None)
     _save_like_input(item.path, anonymized, written["blurred_image"], options.jpeg_quality)
     write_image(written["facemask"], result.mask)

@@ -4,7 +4,9 @@ Loading and writing (with foreground estimation, the slow part of a cut-out) run
 a thread pool while the engine works on the next images. An image whose outputs all
 exist is skipped, so an interrupted run resumes where it stopped. Videos among the
 inputs are matted after the images, one at a time, frames streamed
-(:mod:`p3m.video.matte`).
+(:mod:`p3m.video.matte`). Each image goes through the one per-image pipeline,
+:func:`p3m.pipeline.matte_image`, locally and in cluster actors alike; with
+``options.anonymize`` an image whose faces cannot be anonymized is held back.
 """
 
 from __future__ import annotations
@@ -17,38 +19,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from p3m.errors import ImageError, OutputError
-from p3m.inference.compose import Background, composite, cutout_rgba, estimate_foreground
+from p3m.errors import HeldBackError, OutputError
 from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem, collect_images, is_video
-from p3m.io.images import DEFAULT_MAX_PIXELS, read_image_file
+from p3m.io.images import read_image_file
 from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
+from p3m.options import OUTPUT_KINDS, ClusterOptions, MatteOptions  # noqa: F401  (OUTPUT_KINDS: for callers)
+from p3m.pipeline import ImageResult, matte_image
 from p3m.utils.files import atomic_path
-
-if TYPE_CHECKING:
-    from p3m.cluster.ray_pool import ClusterOptions
-
-OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")  # frames: a video's RGBA PNG sequence
 
 
 @dataclass
-class MatteOptions:
-    save: tuple[str, ...] = ("alpha",)
-    background: Background | None = None
-    premultiplied: bool = False
-    alpha_16bit: bool = False
-    overwrite: bool = False
-    workers: int = 2
-    batch_size: int = 1
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    stabilise: bool = True  # videos: steadier edges between frames (p3m.video.stabilise)
+class MatteRecord(ItemRecord):
+    privacy: dict | None = None  # with anonymize: the outcome and audit (AnonymizeResult.to_dict)
 
 
 #: OUT/<this file> records the settings the outputs were made with.
@@ -68,29 +58,19 @@ def output_paths(plan: OutputPlan, item: InputItem, save: tuple[str, ...]) -> di
     return {kind: plan.path(kind, item.key.with_suffix(".png")) for kind in save if kind != "frames"}
 
 
-def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds, options: MatteOptions) -> dict[str, np.ndarray]:
-    """The arrays of the asked outputs of one image: alpha (uint8, or uint16 with
-    ``alpha_16bit``), cutout (RGBA) and composite (RGB)."""
-    if not np.isfinite(alpha).all():
-        raise ImageError("the engine produced non-finite alpha values (NaN or infinity); are its weights damaged?")
-    needs_fg = "composite" in kinds or ("cutout" in kinds and not options.premultiplied)
-    fg = estimate_foreground(image, alpha) if needs_fg else None
-    arrays = {}
-    if "alpha" in kinds:
-        scale, dtype = (65535.0, np.uint16) if options.alpha_16bit else (255.0, np.uint8)
-        arrays["alpha"] = np.round(np.clip(alpha, 0, 1) * scale).astype(dtype)
-    if "cutout" in kinds:
-        arrays["cutout"] = cutout_rgba(image, alpha, foreground=fg, premultiplied=options.premultiplied)
-    if "composite" in kinds:
-        background = options.background.for_image(image) if options.background else np.full_like(image, 255)
-        arrays["composite"] = composite(image, alpha, background, foreground=fg)
-    return arrays
-
-
-def write_outputs(image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], options: MatteOptions) -> None:
-    """Every output of one image, computed first and then written: a failure leaves none."""
-    for kind, array in render_outputs(image, alpha, paths, options).items():
+def write_outputs(result: ImageResult, paths: dict[str, Path]) -> None:
+    """Every output of one image, computed already: written one by one, atomically."""
+    for kind, array in result.outputs.items():
         write_image(paths[kind], array)
+
+
+def image_record(name: str, result: ImageResult, paths: dict[str, Path]) -> MatteRecord:
+    """Write one image's outputs (or nothing, when it is held back) and say what happened."""
+    privacy = result.privacy.to_dict() if result.privacy is not None else None
+    if result.held_back:
+        return MatteRecord(name, Status.HELD_BACK, result.reason, privacy=privacy)
+    write_outputs(result, paths)
+    return MatteRecord(name, Status.DONE, outputs=_strings(paths), privacy=privacy)
 
 
 def engine_identity(engine: MattingEngine, _=None) -> tuple[str, str]:
@@ -100,8 +80,9 @@ def engine_identity(engine: MattingEngine, _=None) -> tuple[str, str]:
 
 def _settings(identity: tuple[str, str], options: MatteOptions) -> dict[str, str]:
     return {"engine": identity[0], "weights": identity[1],
-            "background": options.background.spec if options.background else "white",
-            "premultiplied": str(options.premultiplied), "alpha_bits": "16" if options.alpha_16bit else "8"}
+            "background": _spec(options.background),
+            "premultiplied": str(options.premultiplied), "alpha_bits": "16" if options.alpha_16bit else "8",
+            "anonymize": repr(options.anonymize.values()) if options.anonymize is not None else "no"}
 
 
 def _check_settings(out: Path, settings: dict[str, str], overwrite: bool) -> None:
@@ -129,6 +110,7 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
     With ``cluster``, ``engine`` is a spec (what :func:`p3m.open_engine` takes, opened
     with ``cluster.engine_options`` once in each Ray actor) and the items are spread
     over the actors; outputs, skips and records are those of a single-machine run.
+    With ``options.anonymize``, faces are blurred in every output, failing closed.
     """
     start = time.perf_counter()
     options, progress = options or MatteOptions(), progress or Progress()
@@ -140,7 +122,8 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
             from p3m.cluster.ray_pool import ActorPool
             from p3m.inference.factory import open_engine
 
-            pool = stack.enter_context(ActorPool(cluster, partial(open_engine, engine, **cluster.engine_options)))
+            setup = partial(open_engine, engine, **cluster.engine_options.network())
+            pool = stack.enter_context(ActorPool(cluster, setup))
             identity = pool.first(engine_identity)
         else:
             identity = engine_identity(engine)
@@ -191,28 +174,33 @@ def matte_item(engine: MattingEngine, job: tuple[InputItem, dict[str, Path], Mat
     item, paths, options = job
     if is_video(item.path):
         return _matte_one_video(engine, item, paths, options, None)
-    failed = partial(ItemRecord, str(item.path), Status.FAILED)  # the reasons of the single-machine run
     try:
         image = read_image_file(item.path, max_pixels=options.max_pixels)
     except Exception as exc:  # one bad image never stops the batch
-        return failed(failure_reason(exc))
+        return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
     try:
         alpha = engine.predict([image])[0]
     except Exception as exc:
-        return failed(f"matting failed: {failure_reason(exc)}")
+        return ItemRecord(str(item.path), Status.FAILED, f"matting failed: {failure_reason(exc)}")
+    return _finish(str(item.path), image, alpha, paths, options, engine)
+
+
+def _finish(name: str, image: np.ndarray, alpha: np.ndarray, paths: dict[str, Path], options: MatteOptions,
+            engine: MattingEngine) -> ItemRecord:
+    """Outputs of one image whose alpha is known, written; never raising."""
     try:
-        write_outputs(image, alpha, paths, options)
-    except Exception as exc:
-        return failed(failure_reason(exc))
-    return ItemRecord(str(item.path), Status.DONE, outputs=_strings(paths))
+        return image_record(name, matte_image(engine, image, options, paths, alpha=alpha), paths)
+    except Exception as exc:  # one bad output never stops the batch
+        return ItemRecord(name, Status.FAILED, failure_reason(exc))
 
 
 def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> None:
+    batch_size = max(1, getattr(engine, "batch_size", 1))
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         # Decode ahead of the engine, but only a few images: memory stays bounded.
-        window = max(2, 2 * options.workers, options.batch_size)
+        window = max(2, 2 * options.workers, batch_size)
         loads: deque[Future] = deque()
-        writes: deque[tuple[str, dict, Future]] = deque()
+        writes: deque[Future] = deque()
 
         def prefetch(start: int) -> None:
             while start + len(loads) < len(todo) and len(loads) < window:
@@ -220,18 +208,13 @@ def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> No
                 loads.append(pool.submit(read_image_file, item.path, max_pixels=options.max_pixels))
 
         def drain(limit: int) -> None:
-            while len(writes) > limit or (writes and writes[0][2].done()):
-                name, paths, future = writes.popleft()
-                try:
-                    future.result()
-                    report(ItemRecord(name, Status.DONE, outputs=_strings(paths)))
-                except Exception as exc:  # one bad output never stops the batch
-                    report(ItemRecord(name, Status.FAILED, failure_reason(exc)))
+            while len(writes) > limit or (writes and writes[0].done()):
+                report(writes.popleft().result())
 
         position = 0
         while position < len(todo):
             chunk = []
-            while position < len(todo) and len(chunk) < options.batch_size:
+            while position < len(todo) and len(chunk) < batch_size:
                 prefetch(position)
                 (item, paths), future = todo[position], loads.popleft()
                 position += 1
@@ -248,7 +231,7 @@ def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> No
                     report(ItemRecord(str(item.path), Status.FAILED, f"matting failed: {failure_reason(exc)}"))
                 continue
             for (item, paths, image), alpha in zip(chunk, alphas):
-                writes.append((str(item.path), paths, pool.submit(write_outputs, image, alpha, paths, options)))
+                writes.append(pool.submit(_finish, str(item.path), image, alpha, paths, options, engine))
             drain(limit=2 * max(1, options.workers))
         drain(limit=0)
 
@@ -259,10 +242,29 @@ def _matte_one_video(engine: MattingEngine, item: InputItem, paths: dict[str, Pa
 
     try:
         written = matte_video(engine, item.path, paths, options, progress=progress)
+    except HeldBackError as exc:  # faces that could not be anonymized in a frame: nothing published
+        return ItemRecord(str(item.path), Status.HELD_BACK, str(exc))
     except Exception as exc:  # one bad video never stops the batch; nothing of it is published
         return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
     return ItemRecord(str(item.path), Status.DONE, outputs=written)
 
 
+def privacy_line(records: Sequence[ItemRecord]) -> str:
+    """The privacy outcome of a run with anonymize, in one line."""
+    audited = [r.privacy for r in records if getattr(r, "privacy", None)]
+    audits = [p["audit"] for p in audited if p.get("audit")]
+    return (f"{sum(p['faces'] for p in audited if p['status'] != 'identifiable')} face(s) blurred in "
+            f"{sum(r.status is Status.DONE for r in records if getattr(r, 'privacy', None))} image(s); "
+            f"re-detected {sum(a['redetected'] for a in audits)}; identity matches "
+            f"{sum(a['identity_matches'] for a in audits)}; held back {sum(r.status is Status.HELD_BACK for r in records)}")
+
+
 def _strings(paths: dict[str, Path]) -> dict[str, str]:
     return {kind: str(path) for kind, path in paths.items()}
+
+
+def _spec(background) -> str:
+    if background is None:
+        return "white"
+    return background if isinstance(background, str) else \
+        ",".join(map(str, background)) if isinstance(background, tuple) else "<image>"

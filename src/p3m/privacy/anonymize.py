@@ -1,42 +1,45 @@
-"""The face blur of P3M-10k, as a tool.
+"""Anonymizing one image, failing closed: the one rule behind ``p3m anonymize``,
+private cut-outs (``p3m matte --anonymize``), the service and the Python API.
 
-1. Faces from two detector families (dlib and BlazeFace, :mod:`p3m.privacy.faces`),
-   with dlib's 68 landmarks where they fit.
-2. The face mask: the convex hull of the jaw/cheek contour (points 0-16) and of the
-   eyebrows (17-26), the brows lifted by ``forehead`` x the face height so the mask
-   reaches above them. A face without dlib's landmarks (profile, rotated, very small)
-   gets the hull of its 468-point face mesh, or a padded ellipse around its box.
-3. Transition pixels of the alpha matte (0 < alpha < 1, optionally dilated) are taken
-   out of the mask, so hair over the face and the cheek edge keep their exact values.
-4. A Gaussian blur, sigma = ``sigma_scale`` x face width, blended with a feathered
-   weight that stays inside the mask: no pixel outside the mask changes.
-
-Fails closed: an image with no face gets status ``Outcome.NO_FACE`` and no anonymized image,
-unless a hand-drawn mask is given.
+Faces are blurred (:func:`p3m.privacy.blur.blur_faces`), then the blurred image is
+searched again. A face found only now, away from every blurred region, is blurred too
+(the blur changed what a detector sees nearby). Then the result is audited
+(:func:`p3m.privacy.audit.audit_pair`: re-detection by both detector families, and the
+identity descriptor at the original landmarks). While a blurred face is still detected
+or recognised, or recognisable within ``IDENTITY_MARGIN`` of the threshold, the blur is
+made stronger (x ``STRENGTHEN``, up to ``MAX_SIGMA_SCALE`` x the face width). An image
+still identifiable then is held back: its result carries no image. So is an image in
+which no face is found (unless ``allow_no_face``; a hand-drawn mask is used where
+given). Video frames go through the same rule, with the faces carried from neighbouring
+frames as extra regions (:mod:`p3m.video.anonymize`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Callable
 
-import cv2
 import numpy as np
 
-from p3m.errors import ImageError, OptionError
-from p3m.io.images import load_image, matte_to_float
-from p3m.jobs.results import Status
-from p3m.privacy.faces import Face, detect_faces, turn_points, turned_shape
+from p3m.errors import OptionError
+from p3m.io.images import load_image
+from p3m.options import STRENGTHS, FaceBlurOptions
+from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, boxes_overlap
+from p3m.privacy.blur import FaceDetail, Region, blur_faces
+from p3m.privacy.faces import Face, detect_faces, resolve_detector
 
-#: sigma as a fraction of the face width. A few percent does not stop face
-#: recognition; around a tenth or more does (docs/privacy.md).
-STRENGTHS = {"low": 0.05, "medium": 0.12, "high": 0.20}
+__all__ = ["STRENGTHS", "AnonymizeResult", "Outcome", "anonymize"]
+
 #: When the audit still finds a blurred face or its identity, sigma grows by this factor
 #: and the image is blurred again, up to MAX_SIGMA_SCALE; beyond, it is held back.
 STRENGTHEN = 1.5
 MAX_SIGMA_SCALE = 0.40
-DEFAULT_STRENGTH = "medium"
-DEFAULT_FOREHEAD = 0.3
+#: The blur is made stronger while a face's identity distance is below the match
+#: threshold plus this margin; only a distance below the threshold itself holds the image back.
+IDENTITY_MARGIN = 0.05
+#: Blur-and-search rounds before an image still leaking counts as identifiable.
+MAX_PASSES = 8
 
 
 class Outcome(str, Enum):
@@ -45,7 +48,7 @@ class Outcome(str, Enum):
     OK = "ok"                          # faces detected and blurred
     HAND_MASK = "hand-mask"            # blurred inside a hand-drawn mask
     NO_FACE = "no-face"                # nothing found: held back (fail closed)
-    NO_FACE_COPIED = "no-face-copied"  # nothing found, copied through as asked (--allow-no-face)
+    NO_FACE_COPIED = "no-face-copied"  # nothing found, copied through as asked (allow_no_face)
     IDENTIFIABLE = "identifiable"      # still re-detected or recognised at the strongest blur: held back
     MISSING_MATTE = "missing-matte"    # --alpha given but no matte for this image
     ERROR = "error"                    # unreadable input, mismatched matte, ...
@@ -60,169 +63,115 @@ class Outcome(str, Enum):
         return self in (Outcome.OK, Outcome.HAND_MASK, Outcome.NO_FACE_COPIED)
 
     @property
-    def status(self) -> Status:
-        if self.written:
-            return Status.DONE
-        if self is Outcome.SKIPPED:
-            return Status.SKIPPED
-        return Status.HELD_BACK if self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE) else Status.FAILED
-
-
-@dataclass
-class FaceDetail:
-    box: tuple[int, int, int, int]
-    width: int
-    sigma: float
-    mask_pixels: int
-    score: float | None = None  # detector confidence; None for a hand-drawn mask
+    def held_back(self) -> bool:
+        """Deliberately not written (fail closed), for review."""
+        return self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE)
 
 
 @dataclass
 class AnonymizeResult:
-    status: Outcome                 # OK, HAND_MASK or NO_FACE
-    image: np.ndarray | None        # the anonymized copy (None when no face: fail closed)
+    status: Outcome                 # OK, HAND_MASK, NO_FACE_COPIED, or held back: NO_FACE, IDENTIFIABLE
+    image: np.ndarray | None        # the anonymized copy; None when held back (fail closed)
     mask: np.ndarray                # uint8 0/255: the pixels that changed (P3M-10k's facemask)
     faces: list[FaceDetail] = field(default_factory=list)
     detected: list[Face] = field(default_factory=list)
+    audit: AuditResult | None = None
+    sigma_scale: float | None = None  # the blur finally used, x face width
+    strengthened: int = 0             # rounds blurred again because a face was still found or recognised
+    found_after_blur: int = 0         # faces found only in a blurred round (blurred too)
+
+    @property
+    def written(self) -> bool:
+        return self.status.written
+
+    @property
+    def reason(self) -> str:
+        """Why the image was held back ("" when it was not), in the words every front end shows."""
+        if self.status is Outcome.NO_FACE:
+            return "no face found: not anonymized (fail closed; review it, supply a face mask, or allow_no_face " \
+                   "for back views)"
+        if self.status is Outcome.IDENTIFIABLE:
+            how = "re-detected" if self.audit is not None and self.audit.redetected else "recognised"
+            return f"a face is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width): " \
+                   "not anonymized (fail closed)"
+        return ""
+
+    def line(self) -> str:
+        """One line for people: what was blurred and how the check came out."""
+        if not self.written:
+            return self.reason
+        if self.audit is None:
+            return f"{self.status.value}: {len(self.faces)} region(s) blurred, not audited"
+        audit = self.audit
+        low = min(audit.distances) if audit.distances else None
+        return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width); re-detected "
+                f"{audit.redetected}; identity matches {audit.identity_matches}"
+                + (f"; closest identity distance {low:.3f}" if low is not None else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome and audit as plain values (the service's JSON, a record's fields)."""
+        return {"status": self.status.value, "faces": len(self.faces),
+                "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4),
+                "audit": None if self.audit is None else self.audit.to_dict()}
 
 
-def face_region(landmarks: np.ndarray, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD) -> np.ndarray:
-    """Boolean mask of one face: hull of the jaw contour and the (lifted) eyebrows."""
-    jaw, brows = landmarks[0:17].astype(np.float64), landmarks[17:27].astype(np.float64)
-    height = jaw[:, 1].max() - brows[:, 1].min()
-    lifted = brows.copy()
-    lifted[:, 1] -= forehead * height
-    hull = cv2.convexHull(np.round(np.concatenate([jaw, brows, lifted])).astype(np.int32))
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [hull], 1)
-    return mask.astype(bool)
+def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand_mask: np.ndarray | None = None,
+              faces: list[Face] | None = None, regions: list[Region] = (),
+              find_faces: Callable[[np.ndarray], list[Face]] | None = None, **face_options: Any) -> AnonymizeResult:
+    """Blur every face of ``image`` (path, PIL or array), keeping the transition pixels of
+    ``alpha``; search and audit; blur harder while a face is still found or recognised;
+    fail closed.
 
-
-#: A face-mesh outline is widened by this fraction of the face width.
-MESH_MARGIN = 0.05
-#: A face with neither landmarks nor mesh: an ellipse this many times its box, raised
-#: by ELLIPSE_RAISE of its height to take in the forehead.
-ELLIPSE_PAD = 1.3
-ELLIPSE_RAISE = 0.1
-
-
-def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD) -> np.ndarray:
-    """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an ellipse.
-
-    A face found in the photo turned (``face.rotation`` quarter turns) gets its landmark
-    region drawn in that turned frame, where it is upright, so the forehead lift goes up
-    the face, not up the photo.
+    ``options`` (or its fields as keywords: ``strength``, ``sigma_scale``, ``detector``,
+    ...) say how. ``hand_mask`` (H x W, non-zero = face) is blurred where no face is
+    found, as the authors' hand-drawn masks were. ``faces`` skips detection; ``regions``
+    are blurred beside them (faces carried from other frames); ``find_faces`` searches a
+    blurred image (default: both families at the turns the faces were found at).
     """
-    if face.landmarks is not None:
-        if face.rotation:
-            upright = np.round(turn_points(face.landmarks, face.rotation, shape)).astype(np.int32)
-            region = face_region(upright, turned_shape(shape, face.rotation), forehead)
-            return np.ascontiguousarray(np.rot90(region, -face.rotation))
-        return face_region(face.landmarks, shape, forehead)
-    mask = np.zeros(shape, np.uint8)
-    if face.mesh is not None:
-        cv2.fillPoly(mask, [cv2.convexHull(np.round(face.mesh).astype(np.int32))], 1)
-        return dilate(mask, max(1, round(MESH_MARGIN * face.width)))
-    left, top, right, bottom = face.box
-    centre = (round((left + right) / 2), round((top + bottom) / 2 - ELLIPSE_RAISE * (bottom - top)))
-    axes = (round(ELLIPSE_PAD * (right - left) / 2), round(ELLIPSE_PAD * (bottom - top) / 2))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
-    return mask.astype(bool)
-
-
-def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` grown by a disc of ``radius`` pixels (as booleans; unchanged for radius 0)."""
-    if radius <= 0:
-        return mask.astype(bool)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-
-
-def transition_pixels(alpha: np.ndarray, dilation: int = 0) -> np.ndarray:
-    """0 < alpha < 1, optionally dilated by ``dilation`` pixels."""
-    return dilate((alpha > 0) & (alpha < 1), dilation)
-
-
-def _as_alpha(alpha, shape) -> np.ndarray:
-    alpha = matte_to_float(alpha)
-    if alpha.shape != shape:
-        raise ImageError(f"alpha matte is {alpha.shape[1]}x{alpha.shape[0]}, image is {shape[1]}x{shape[0]}")
-    return alpha.astype(np.float32)
-
-
-def _blend(image: np.ndarray, mask: np.ndarray, sigma: float, keep: np.ndarray | None) -> np.ndarray:
-    blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
-    feather = max(1.0, sigma / 4)
-    weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=feather, sigmaY=feather)
-    weight = np.clip(weight * 2, 0, 1) * mask  # soft inside the edge, zero outside the mask
-    if keep is not None:
-        weight[keep] = 0
-    out = image.astype(np.float32) * (1 - weight[..., None]) + blurred.astype(np.float32) * weight[..., None]
-    out = np.round(out).astype(np.uint8)
-    out[weight == 0] = image[weight == 0]
-    return out
-
-
-def blur_inside(image: np.ndarray, mask: np.ndarray, sigma: float, keep: np.ndarray | None = None) -> np.ndarray:
-    """Gaussian-blur ``image`` inside ``mask`` with a feathered weight that never leaves
-    the mask; pixels in ``keep`` are left exactly as they are.
-
-    Only the mask's bounding box, padded by the kernels' reach (OpenCV's kernels span
-    4 sigma, 3 for uint8), is filtered: the same values as blurring the whole image,
-    at a fraction of the cost for a face in a large photo.
-    """
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if rows.size == 0:
-        return image.copy()
-    pad = int(np.ceil(4 * sigma)) + 2
-    top, bottom = max(0, rows[0] - pad), min(image.shape[0], rows[-1] + 1 + pad)
-    left, right = max(0, cols[0] - pad), min(image.shape[1], cols[-1] + 1 + pad)
-    box = (slice(top, bottom), slice(left, right))
-    out = image.copy()
-    out[box] = _blend(image[box], mask[box], sigma, None if keep is None else keep[box])
-    return out
-
-
-def anonymize(image, alpha=None, *, strength: str = DEFAULT_STRENGTH, sigma_scale: float | None = None,
-              forehead: float = DEFAULT_FOREHEAD, detector: str = "auto", protect_dilation: int = 0,
-              facemask: np.ndarray | None = None, faces: list[Face] | None = None) -> AnonymizeResult:
-    """Blur every face of ``image`` (path, PIL or array), keeping alpha's transition pixels.
-
-    ``facemask`` (H x W, non-zero = face) replaces detection, as the authors' hand-drawn
-    masks did; without faces and without it the result is ``no-face`` with no image.
-    """
+    if options is not None and face_options:
+        raise OptionError(f"give {', '.join(face_options)} in the options, not beside them")
+    options = options if options is not None else FaceBlurOptions(**face_options)
     rgb = load_image(image)
-    shape = rgb.shape[:2]
-    scale = sigma_scale if sigma_scale is not None else STRENGTHS.get(strength)
-    if scale is None:
-        raise OptionError(f"unknown strength {strength!r}; choose {', '.join(STRENGTHS)} or give sigma_scale")
-    keep = transition_pixels(_as_alpha(alpha, shape), protect_dilation) if alpha is not None else None
-    out = rgb.copy()
-    changed = np.zeros(shape, bool)
-    details = []
-    if facemask is not None:
-        region = np.asarray(facemask)
-        region = (region[..., 0] if region.ndim == 3 else region) > 0
-        if region.shape != shape:
-            raise ImageError(f"face mask is {region.shape[1]}x{region.shape[0]}, image is {shape[1]}x{shape[0]}")
-        ys, xs = np.nonzero(region)
-        width = int(xs.max() - xs.min() + 1) if xs.size else 0
-        if width:
-            out = blur_inside(out, region, scale * width, keep)
-            changed |= (out != rgb).any(axis=2)
-            details.append(FaceDetail((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
-                                      width, scale * width, int(region.sum())))
-        status, detected = Outcome.HAND_MASK, []
+    detector = resolve_detector(options.detector)
+    scale, strengthened, found_late = options.scale, 0, 0
+    kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)
+    for _ in range(MAX_PASSES):
+        blurred = blur_faces(rgb, alpha, sigma_scale=scale, faces=faces, regions=regions, **kwargs)
+        if blurred.image is None:
+            return _no_face(rgb, alpha, options, hand_mask, scale, kwargs)
+        faces = blurred.detected  # detect once; only the blur changes
+        turns = sorted({0} | {face.rotation for face in faces})
+        after = find_faces(blurred.image) if find_faces else detect_faces(blurred.image, detector=detector,
+                                                                            rotations=turns)
+        covered = [face.box for face in faces] + [region.box for region in regions]
+        new = [face for face in after if not any(boxes_overlap(face.box, box) for box in covered)]
+        if new:
+            faces, found_late = faces + new, found_late + len(new)
+            continue
+        audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
+                           after=after)
+        audit.redetected += sum(any(boxes_overlap(f.box, r.box) for f in after) for r in regions)
+        narrow = any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.distances + audit.reference_distances)
+        leaks = bool(audit.redetected or audit.identity_matches)
+        done = AnonymizeResult(Outcome.OK, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
+                               strengthened, found_late)
+        if not (leaks or narrow) or (scale >= MAX_SIGMA_SCALE and not leaks):
+            return done
+        if scale >= MAX_SIGMA_SCALE:
+            break
+        scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1
     else:
-        detected = faces if faces is not None else detect_faces(rgb, detector=detector)
-        if not detected:
-            return AnonymizeResult(Outcome.NO_FACE, None, np.zeros(shape, np.uint8))
-        for face in detected:
-            region = face_mask(face, shape, forehead)
-            sigma = scale * max(face.width, 1)
-            before = out
-            out = blur_inside(out, region, sigma, keep)
-            changed |= (out != before).any(axis=2)
-            details.append(FaceDetail(face.box, face.width, sigma, int(region.sum()), face.score))
-        status = Outcome.OK
-    return AnonymizeResult(status, out, (changed * 255).astype(np.uint8), details, detected)
+        audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
+                           after=after)
+    return AnonymizeResult(Outcome.IDENTIFIABLE, None, blurred.mask, blurred.faces, faces, audit, scale,
+                           strengthened, found_late)
+
+
+def _no_face(rgb, alpha, options: FaceBlurOptions, hand_mask, scale: float, kwargs) -> AnonymizeResult:
+    if hand_mask is not None:
+        drawn = blur_faces(rgb, alpha, sigma_scale=scale, facemask=hand_mask, **kwargs)
+        return AnonymizeResult(Outcome.HAND_MASK, drawn.image, drawn.mask, drawn.faces, [], None, scale)
+    nothing = np.zeros(rgb.shape[:2], np.uint8)
+    if options.allow_no_face:
+        return AnonymizeResult(Outcome.NO_FACE_COPIED, rgb, nothing)
+    return AnonymizeResult(Outcome.NO_FACE, None, nothing)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from p3m.io.images import matte_to_float
-from p3m.privacy.anonymize import transition_pixels
+from p3m.privacy.blur import transition_pixels
 from p3m.privacy.faces import CONFIDENT, Face, detect_faces, face_descriptor
 
 MATCH_THRESHOLD = 0.6
@@ -44,6 +44,15 @@ class AuditResult:
         return sum(d < MATCH_THRESHOLD for d in self.distances) + \
             sum(d < MATCH_THRESHOLD for d in self.reference_distances)
 
+    def to_dict(self) -> dict:
+        """The audit as plain values: the service's JSON and the report's columns."""
+        return {"faces": self.faces, "redetected": self.redetected, "identity_matches": self.identity_matches,
+                "low_confidence": self.low_confidence,
+                "min_identity_distance": round(min(self.distances), 4) if self.distances else None,
+                "distances": [round(d, 4) for d in self.distances],
+                "changed_transition_pixels": self.changed_transition_pixels,
+                "changed_outside_fraction": self.changed_outside_fraction}
+
 
 def boxes_overlap(a: tuple, b: tuple) -> bool:
     """Two (left, top, right, bottom) boxes share some area."""
@@ -52,10 +61,14 @@ def boxes_overlap(a: tuple, b: tuple) -> bool:
 
 def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face] | None = None,
                alpha: np.ndarray | None = None, face_mask: np.ndarray | None = None,
-               references: list[np.ndarray] | None = None, detector: str = "auto") -> AuditResult:
+               references: list[np.ndarray] | None = None, detector: str = "auto",
+               after: list[Face] | None = None) -> AuditResult:
+    """The audit of one anonymized image; ``after``: the faces found in it already (by
+    whoever searched it), else it is searched here at the turns the faces were found at."""
     faces = faces if faces is not None else detect_faces(original, detector=detector)
-    turns = sorted({0} | {face.rotation for face in faces})
-    after = detect_faces(anonymized, detector=detector, rotations=turns)
+    if after is None:
+        turns = sorted({0} | {face.rotation for face in faces})
+        after = detect_faces(anonymized, detector=detector, rotations=turns)
     result = AuditResult(len(faces), sum(any(boxes_overlap(f.box, g.box) for g in after) for f in faces))
     for face in faces:
         if not (face.confident and face.has_descriptor):

@@ -29,10 +29,10 @@ from typing import Sequence
 import numpy as np
 
 from p3m.errors import choice_error
+from p3m.options import DETECTORS  # noqa: E402,F401  (defined with the options)
 from p3m.privacy import dlib_models
 from p3m.privacy.blazeface import box_iou
 
-DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
 #: dlib's landmarks are used for a BlazeFace-only face at least this wide (pixels) ...
 MIN_LANDMARK_WIDTH = 40
 #: ... whose eye line is within this many degrees of level ...

@@ -2,9 +2,16 @@
 
 - ``POST /v1/matte``: an image (multipart field ``image``, or the raw body) gives a PNG:
   ``output=cutout`` (default, RGBA), ``alpha`` or ``composite`` (on ``background``: a
-  CSS colour or ``blur``, or an uploaded ``background_image``); ``method`` for P3M-Net.
+  CSS colour or ``blur``, or an uploaded ``background_image``); ``method`` for P3M-Net;
+  ``anonymize=true`` (with the face options) blurs every face, failing closed (422);
+  the privacy outcome comes in the ``X-P3M-Privacy`` header.
 - ``POST /v1/anonymize``: the anonymized image and its audit as JSON; 422 with the
   reason when the image is held back (no face, or still identifiable: fail closed).
+
+Parameters come from the options model (:func:`p3m.options.service_options`), as query
+parameters or form fields; the OpenAPI schema lists each with its type, default and
+allowed values, and an unknown one is refused with the accepted names. Each endpoint
+runs the one per-image pipeline (:mod:`p3m.pipeline`, :mod:`p3m.privacy.anonymize`).
 - ``GET /v1/engines``, ``GET /healthz``; OpenAPI at ``/docs``.
 
 The engine is opened once. Requests run one at a time on it (LiteRT's interpreter is
@@ -20,12 +27,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import numpy as np
 from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations here
+
+from p3m.errors import OptionError
+from p3m.options import METHODS
 
 
 @dataclass
@@ -35,6 +46,43 @@ class ServiceLimits:
     queue: int = 8                  # requests waiting beside the one running
     timeout: float = 120.0          # seconds for one request, queue included
     token: str | None = None        # required bearer token (off the loopback)
+
+
+#: The upload fields of each endpoint (files), beside the option parameters.
+UPLOADS = {"matte": ("image", "background_image"), "anonymize": ("image",)}
+
+
+def _schema(spec, default) -> dict[str, Any]:
+    """The JSON schema of one option's values."""
+    allowed = spec.allowed()
+    if allowed is not None:
+        schema: dict[str, Any] = {"type": "string", "enum": list(allowed)}
+    elif spec.switch or isinstance(default, bool):
+        schema = {"type": "boolean"}
+    elif spec.number is not None:
+        schema = {"type": "integer" if spec.number is int else "number"}
+        if spec.low is not None:
+            schema["exclusiveMinimum" if spec.open_low else "minimum"] = spec.low
+        if spec.high is not None:
+            schema["maximum"] = spec.high
+    else:
+        schema = {"type": "string"}
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+def openapi_extra(endpoint: str) -> dict[str, Any]:
+    """The endpoint's parameters and body for OpenAPI, from the options model."""
+    from p3m.options import service_options
+
+    parameters = [{"name": name, "in": "query", "required": False, "description": owner.spec(name).help,
+                   "schema": _schema(owner.spec(name), False if owner.spec(name).switch else owner.default(name))}
+                  for name, owner in service_options(endpoint)]
+    files = {name: {"type": "string", "format": "binary"} for name in UPLOADS[endpoint]}
+    return {"parameters": parameters, "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": files}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 class _Refusal(Exception):
@@ -92,8 +140,10 @@ def create_app(engine, limits: ServiceLimits | None = None):
     async def refused(request: Request, refusal: _Refusal):
         return JSONResponse({"error": refusal.reason}, refusal.status, headers=refusal.headers)
 
-    async def read_request(request: Request) -> tuple[bytes, dict[str, str], bytes | None]:
-        """(image bytes, parameters, background image bytes or None)."""
+    async def read_request(request: Request, endpoint: str) -> tuple[bytes, dict[str, str], bytes | None]:
+        """(image bytes, parameters, background image bytes or None); unknown fields refused."""
+        from p3m.options import service_options, unknown_options
+
         params = dict(request.query_params)
         background = None
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -105,6 +155,11 @@ def create_app(engine, limits: ServiceLimits | None = None):
             extra = form.get("background_image")
             if extra is not None and not isinstance(extra, str):
                 background = await extra.read()
+            uploads = [k for k, v in form.multi_items() if not isinstance(v, str)]
+            strange = [k for k in uploads if k not in (*UPLOADS[endpoint], "file")]
+            if strange:
+                raise _Refusal(400, f"unknown upload field {', '.join(map(repr, strange))}; accepted: "
+                                    f"{', '.join(UPLOADS[endpoint])}")
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         else:
             chunks, size = [], 0
@@ -116,6 +171,10 @@ def create_app(engine, limits: ServiceLimits | None = None):
             data = b"".join(chunks)
         if len(data) > limits.max_body:
             raise _Refusal(413, f"image exceeds the limit of {limits.max_body} bytes")
+        accepted = [name for name, _ in service_options(endpoint)]
+        unknown = [name for name in params if name not in accepted]
+        if unknown:
+            raise _Refusal(400, str(unknown_options(unknown, accepted)))
         return data, params, background
 
     def decode(data: bytes, name: str) -> np.ndarray:
@@ -155,76 +214,80 @@ def create_app(engine, limits: ServiceLimits | None = None):
         runner = getattr(engine, "runner", None)
         return {"engine": engine.description, "summary": engine.summary(),
                 "weights": str(engine.weights) if engine.weights else None,
-                "methods": ["hybrid", "resize"] if runner is not None else [],
+                "methods": list(METHODS) if runner is not None else [],
                 "method": getattr(runner, "method", None)}
 
-    @app.post("/v1/matte", responses={200: {"content": {"image/png": {}}}})
-    async def matte(request: Request):
-        """The image's cut-out (RGBA PNG), alpha matte or composite."""
-        from p3m.errors import P3MError
-        from p3m.inference.compose import Background, parse_colour
-        from p3m.io.writers import encode_image
-        from p3m.jobs.matte import MatteOptions, render_outputs
+    def options_of(params: dict[str, str], background: np.ndarray | None):
+        """(one output kind, MatteOptions, method) of a /v1/matte request, checked by the model."""
+        from p3m.options import EngineOptions, FaceBlurOptions, ImageRequest, MatteOptions, face_options_for
 
-        data, params, background_bytes = await read_request(request)
-        output = params.get("output", "cutout")
-        if output not in ("cutout", "alpha", "composite"):
-            raise _Refusal(400, f"output must be one of cutout, alpha, composite; got {output!r}")
-        spec = params.get("background") or "white"
-        if parse_colour(spec) is None and spec.lower() != "blur":
-            # never a path: a string naming a file would read it from the server's disk
-            raise _Refusal(400, f"background {spec!r}: not a CSS colour or 'blur'; upload an image as "
-                                "'background_image'")
+        def pick(owner) -> dict[str, str]:
+            return {name: value for name, value in params.items() if name in owner.names()}
+
+        output = ImageRequest.from_values(pick(ImageRequest), "service").output
+        method = EngineOptions.spec("method").parse("method", params.get("method"), "service")
+        looks = pick(MatteOptions)
+        anonymize = MatteOptions.spec("anonymize").parse("anonymize", looks.pop("anonymize", None), "service")
+        faces = face_options_for(anonymize is not None, pick(FaceBlurOptions), "service")
+        if background is not None:
+            if "background" in looks:
+                raise OptionError("background and background_image name two backgrounds; give one")
+            looks["background"] = background
+        return output, MatteOptions.from_values({**looks, "save": (output,)}, "service", anonymize=faces), method
+
+    @app.exception_handler(OptionError)
+    async def bad_option(request: Request, error: OptionError):
+        return JSONResponse({"error": str(error)}, 400)
+
+    @app.post("/v1/matte", responses={200: {"content": {"image/png": {}}}}, openapi_extra=openapi_extra("matte"))
+    async def matte(request: Request):
+        """The image's cut-out (RGBA PNG), alpha matte or composite; with ``anonymize``, every
+        face blurred (fail closed: 422 when a face stays identifiable or none is found)."""
+        from p3m.errors import P3MError
+        from p3m.io.writers import encode_image
+        from p3m.pipeline import matte_image
+
+        data, params, background_bytes = await read_request(request, "matte")
+        plate = await on_coder(decode, background_bytes, "background_image") if background_bytes else None
+        output, options, method = options_of(params, plate)
         try:
-            chosen = engine_for(params.get("method"))
+            chosen = engine_for(method)
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
         image = await on_coder(decode, data, "image")
-        plate = await on_coder(decode, background_bytes, "background_image") if background_bytes else spec
-        options = MatteOptions(background=Background(plate),
-                               premultiplied=params.get("premultiplied") in ("1", "true"))
-
-        def work():
-            return render_outputs(image, chosen.predict([image])[0], (output,), options)[output]
 
         try:
-            array = await queued(work)
+            result = await queued(matte_image, chosen, image, options)
+        except OptionError:
+            raise
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
-        return Response(await on_coder(encode_image, array, ".png"), media_type="image/png")
+        privacy = result.privacy.to_dict() if result.privacy is not None else None
+        if result.held_back:
+            return JSONResponse({"status": privacy["status"], "reason": result.reason, "privacy": privacy}, 422)
+        headers = {"X-P3M-Privacy": json.dumps(privacy, separators=(",", ":"))} if privacy else {}
+        return Response(await on_coder(encode_image, result.outputs[output], ".png"), media_type="image/png",
+                        headers=headers)
 
-    @app.post("/v1/anonymize")
+    @app.post("/v1/anonymize", openapi_extra=openapi_extra("anonymize"))
     async def anonymize(request: Request):
         """The anonymized image (base64 PNG) and its audit; 422 when it is held back."""
         from p3m.errors import P3MError
         from p3m.io.writers import encode_image
-        from p3m.jobs.anonymize import AnonymizeOptions, blur_until_unidentifiable
-        from p3m.privacy.anonymize import STRENGTHS, Outcome
+        from p3m.options import FaceBlurOptions
+        from p3m.privacy.anonymize import anonymize as anonymize_image
 
-        data, params, _ = await read_request(request)
-        strength = params.get("strength", "medium")
-        if strength not in STRENGTHS:
-            raise _Refusal(400, f"strength must be one of {', '.join(STRENGTHS)}; got {strength!r}")
+        data, params, _ = await read_request(request, "anonymize")
+        options = FaceBlurOptions.from_values(params, "service")
         image = await on_coder(decode, data, "image")
-
-        def work():
-            return blur_until_unidentifiable(image, None, None, AnonymizeOptions(strength=strength))
-
         try:
-            result, audit, scale, identifiable = await queued(work)
+            result = await queued(anonymize_image, image, None, options)
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
-        summary = None if audit is None else {
-            "faces": audit.faces, "redetected": audit.redetected, "identity_matches": audit.identity_matches,
-            "distances": [round(d, 4) for d in audit.distances], "low_confidence": audit.low_confidence}
-        if result.status is Outcome.NO_FACE:
-            return JSONResponse({"status": "no-face", "reason": "no face found: not anonymized (fail closed)"}, 422)
-        if identifiable:
-            return JSONResponse({"status": "identifiable", "audit": summary,
-                                 "reason": "a face is still detected or recognised at the strongest blur: "
-                                           "not anonymized (fail closed)"}, 422)
+        body = result.to_dict()
+        if not result.written:
+            return JSONResponse({**body, "reason": result.reason}, 422)
         png = base64.b64encode(await on_coder(encode_image, result.image, ".png")).decode()
-        return {"status": "ok", "faces": len(result.faces), "sigma_scale": round(scale, 4), "audit": summary,
-                "image": f"data:image/png;base64,{png}"}
+        return {**body, "image": f"data:image/png;base64,{png}"}
 
     return app

@@ -113,7 +113,7 @@ def paste_face(image: np.ndarray, facemask: np.ndarray, alpha: np.ndarray, donor
     (or uint8); pixels change only where the returned weight is above zero.
     """
     from p3m.io.images import matte_to_float
-    from p3m.privacy.anonymize import face_region
+    from p3m.privacy.blur import face_region
 
     h, w = image.shape[:2]
     opaque = matte_to_float(alpha) >= 1.0

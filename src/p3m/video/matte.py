@@ -18,15 +18,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from p3m.errors import VideoError
+from p3m.errors import HeldBackError, VideoError
 from p3m.inference.engine import MattingEngine
 from p3m.io.writers import write_image
+from p3m.options import MatteOptions
+from p3m.pipeline import image_kinds, matte_image
 from p3m.video.reader import VideoReader
 from p3m.video.stabilise import EdgeSmoother
 from p3m.video.writer import FORMATS, VideoWriter, output_suffix
-
-#: The output kinds of a video: the three video files and an RGBA PNG frame sequence.
-VIDEO_KINDS = ("alpha", "cutout", "composite", "frames")
 
 
 def video_output_path(folder: Path, kind: str) -> Path:
@@ -54,13 +53,16 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], options, *,
+def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], options: MatteOptions, *,
                 progress=None) -> dict[str, str]:
-    """Write the ``outputs`` (kind -> path from :func:`video_output_path`) of the video at ``path``."""
-    from p3m.jobs.matte import render_outputs
+    """Write the ``outputs`` (kind -> path from :func:`video_output_path`) of the video at ``path``.
 
+    Every frame goes through :func:`p3m.pipeline.matte_image`. With ``options.anonymize``
+    each frame is anonymized as a photo is; a frame that cannot be (no face found, or a
+    face still identifiable) fails the whole video, which is then not written.
+    """
     options = dataclasses.replace(options, alpha_16bit=False)  # video alpha is 8-bit
-    kinds = tuple(dict.fromkeys("cutout" if kind == "frames" else kind for kind in outputs))
+    kinds = image_kinds(outputs)
     start = time.perf_counter()
     with VideoReader(path) as reader:
         info = reader.info
@@ -73,12 +75,15 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
                 frames_dir = _partial_folder(outputs["frames"])
             # Two views of one stream: tee holds at most the batch matte_frames has read ahead.
             frames, for_engine = itertools.tee(reader.frames())
-            alphas = matte_frames(engine, (rgb for _, rgb in for_engine), batch_size=options.batch_size,
+            alphas = matte_frames(engine, (rgb for _, rgb in for_engine), batch_size=getattr(engine, "batch_size", 1),
                                   stabilise=options.stabilise)
             for done, ((pts, rgb), alpha) in enumerate(zip(frames, alphas)):
                 if not np.isfinite(alpha).all():
                     raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")
-                arrays = render_outputs(rgb, alpha, kinds, options)
+                result = matte_image(engine, rgb, options, kinds, alpha=alpha)
+                if result.held_back:
+                    raise HeldBackError(f"frame {done}: {result.reason}; the video is not written", result.privacy)
+                arrays = result.outputs
                 for kind, writer in writers.items():
                     writer.write(arrays[kind], pts)
                 if frames_dir is not None:

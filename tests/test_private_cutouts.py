@@ -1,0 +1,132 @@
+"""Private cut-outs: matting and face anonymization in one step, through every front end,
+by the one per-image pipeline and the one fail-closed blur."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+import p3m
+from p3m.cli.main import main
+from p3m.errors import HeldBackError, OutputError
+from p3m.inference.engine import MattingEngine
+from p3m.jobs.matte import matte_files
+from p3m.jobs.results import Status
+from p3m.options import FaceBlurOptions, MatteOptions
+from p3m.pipeline import matte_image
+from p3m.serve.app import create_app
+from serving import running
+
+pytest.importorskip("dlib")
+
+
+class PortraitEngine(MattingEngine):
+    """Opaque person everywhere, with a soft band (hair) running down through the face."""
+
+    description = "portrait (test)"
+
+    def predict(self, images):
+        alphas = []
+        for image in images:
+            alpha = np.ones(image.shape[:2], np.float32)
+            alpha[:, image.shape[1] // 2 - 60: image.shape[1] // 2 - 52] = 0.5
+            alphas.append(alpha)
+        return alphas
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return data.astronaut()
+
+
+def _save(array, path):
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_the_pipeline_blurs_faces_keeps_transition_pixels_and_reports_the_audit(astronaut):
+    engine = PortraitEngine()
+    plain = matte_image(engine, astronaut, MatteOptions(save=("cutout",)))
+    private = matte_image(engine, astronaut, MatteOptions(save=("cutout",), anonymize=True))
+    assert plain.privacy is None and not private.held_back
+    audit = private.privacy.audit
+    assert audit.identity_matches == 0 and audit.redetected == 0 and audit.changed_transition_pixels == 0
+    assert np.array_equal(private.alpha, plain.alpha)  # the alpha comes from the original photo
+    changed = (private.outputs["cutout"] != plain.outputs["cutout"]).any(axis=2)
+    assert changed.sum() > 1000  # the face is blurred in the cut-out
+    outside = np.ones(changed.shape, bool)
+    for face in private.privacy.detected:  # (HOG alone here: the patch on the suit is a weak face too)
+        left, top, right, bottom = face.box
+        outside[max(0, top - 80): bottom + 40, max(0, left - 40): right + 40] = False
+    assert not (changed & outside).any()  # nothing away from the faces changes
+
+
+def test_remove_with_anonymize_and_its_held_back_error(astronaut):
+    engine = PortraitEngine()
+    cut = p3m.remove(astronaut, engine=engine, anonymize=True, strength="high")
+    assert cut.mode == "RGBA" and cut.size == (512, 512)
+    assert not np.array_equal(np.asarray(cut), np.asarray(p3m.remove(astronaut, engine=engine)))
+    with pytest.raises(HeldBackError, match="no face found") as held:
+        p3m.remove(data.coffee(), engine=engine, anonymize=True)
+    assert held.value.privacy.status == "no-face"
+    back_view = p3m.remove(data.coffee(), engine=engine, anonymize=True, allow_no_face=True)
+    assert back_view.size == (600, 400)
+
+
+def test_command_line_single_file_and_folder(tmp_path, astronaut, monkeypatch, capsys):
+    import p3m.inference.factory as factory
+
+    monkeypatch.setattr(factory, "open_engine", lambda *a, **k: PortraitEngine())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _save(astronaut, photos / "astro.png")
+    _save(data.coffee(), photos / "coffee.png")
+    assert main(["matte", str(photos / "astro.png"), "-o", str(tmp_path / "one.png"), "--anonymize"]) == 0
+    assert "identity matches 0" in capsys.readouterr().err
+    assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png"), "--anonymize"]) == 1
+    assert "held back" in capsys.readouterr().err and not (tmp_path / "two.png").exists()
+    out = tmp_path / "out"
+    assert main(["matte", str(photos), "-o", str(out), "--save", "cutout,composite", "--background", "navy",
+                 "--anonymize", "--strength", "high"]) == 1  # the coffee is held back
+    err = capsys.readouterr().err
+    assert "1 done" in err and "1 held back" in err and "identity matches 0" in err
+    assert sorted(p.name for p in out.rglob("*.png")) == ["astro.png", "astro.png"]
+
+
+def test_jobs_record_the_audit_and_never_reuse_outputs_made_without_it(tmp_path, astronaut):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _save(astronaut, photos / "astro.png")
+    out = tmp_path / "out"
+    assert matte_files(PortraitEngine(), [photos], out, MatteOptions(save=("cutout",))).done == 1
+    private = MatteOptions(save=("cutout",), anonymize=FaceBlurOptions(strength="high"))
+    with pytest.raises(OutputError, match="anonymize"):  # the plain cut-out must not count as done
+        matte_files(PortraitEngine(), [photos], out, private)
+    result = matte_files(PortraitEngine(), [photos], out, MatteOptions(save=("cutout",), anonymize=True,
+                                                                        overwrite=True))
+    (record,) = result.records
+    assert record.status is Status.DONE and record.privacy["audit"]["identity_matches"] == 0
+    assert record.to_dict()["privacy"]["status"] == "ok"
+
+
+def test_the_service_takes_anonymize_and_fails_closed(astronaut):
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    with running(create_app(PortraitEngine())) as url:
+        ok = httpx.post(f"{url}/v1/matte", files={"image": ("a.png", png(astronaut))},
+                        data={"anonymize": "true", "output": "composite", "background": "navy"}, timeout=120)
+        held = httpx.post(f"{url}/v1/matte?anonymize=true", content=png(data.coffee()), timeout=120)
+    assert ok.status_code == 200 and Image.open(io.BytesIO(ok.content)).mode == "RGB"
+    privacy = json.loads(ok.headers["x-p3m-privacy"])
+    assert privacy["status"] == "ok" and privacy["audit"]["identity_matches"] == 0
+    assert held.status_code == 422 and held.json()["status"] == "no-face"
+    assert "no face found" in held.json()["reason"]
