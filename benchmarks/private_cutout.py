@@ -1,23 +1,31 @@
-"""What a private cut-out costs: one 1620 x 1080 portrait through the per-image pipeline
-(p3m.pipeline.matte_image) as a plain cut-out and with anonymize, and the two steps
-done apart (a cut-out, then p3m.privacy.anonymize on the photo), best of N, in one run.
+"""What privacy costs per image and per video frame, in one run.
 
-The photo is scikit-image's astronaut scaled to cover 1080 x 1620 (one real face); the
-engine is the default engine (p3m weights fetch default), or --checkpoint FILE.
+- Photo: one 1620 x 1080 portrait through the per-image pipeline (p3m.pipeline.matte_image)
+  as a plain cut-out and with anonymize, and the two steps done apart (a cut-out, then
+  p3m.privacy.anonymize on the photo), best of N.
+- Video: a 720 x 720 clip of the portrait with sensor noise, anonymized (p3m anonymize's
+  video path: every frame through the fail-closed rule, faces carried), and matted as a
+  cut-out with and without anonymize; frames per second.
 
-    python benchmarks/private_cutout.py [--repeat 3] [--checkpoint FILE]
+The photo is scikit-image's astronaut (one real face); the engine is the default
+engine (p3m weights fetch default), or --checkpoint FILE.
+
+    python benchmarks/private_cutout.py [--repeat 3] [--frames 12] [--checkpoint FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 from skimage import data
 
 import p3m
 from p3m.inference.compose import cover
+from p3m.jobs.matte import matte_files
 from p3m.options import FaceBlurOptions, MatteOptions
 from p3m.pipeline import matte_image
 from p3m.privacy.anonymize import anonymize
@@ -37,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--frames", type=int, default=12, help="frames of the video clip (0: no video figures)")
     args = parser.parse_args()
     engine = p3m.open_engine(args.checkpoint)
     image = cover(data.astronaut(), 1080, 1620)
@@ -55,6 +64,31 @@ def main() -> None:
     print(f"cut-out alone:              {cut:.2f} s")
     print(f"private cut-out (one step): {both:.2f} s  ({both / cut:.2f}x the cut-out)")
     print(f"cut-out, then anonymize:    {apart:.2f} s  ({apart / both:.2f}x the one step)")
+    if args.frames:
+        video(engine, args.frames)
+
+
+def video(engine, frames: int) -> None:
+    from p3m.video.anonymize import anonymize_video
+    from p3m.video.synthetic import noisy_still, write_clip
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        clip = tmp / "clip.mp4"
+        write_clip(clip, noisy_still(cover(data.astronaut(), 720, 720), frames, sigma=4.0, seed=0))
+        start = time.perf_counter()
+        outcome, audit = anonymize_video(clip, tmp / "anon.mp4", FaceBlurOptions())
+        seconds = time.perf_counter() - start
+        print(f"video 720 x 720, {frames} frames: p3m anonymize {frames / seconds:.2f} frames/s ({outcome.value}: "
+              f"{audit.line()})")
+        rates = {}
+        for name, options in (("cut-out", MatteOptions(save=("cutout",))),
+                              ("private cut-out", MatteOptions(save=("cutout",), anonymize=True))):
+            start = time.perf_counter()
+            result = matte_files(engine, [clip], tmp / name.replace(" ", "-"), options)
+            rates[name] = frames / (time.perf_counter() - start)
+            print(f"video 720 x 720, {frames} frames: {name} {rates[name]:.2f} frames/s ({result.line()})")
+        print(f"private cut-out video: {rates['cut-out'] / rates['private cut-out']:.2f}x the time of the cut-out")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def run_demo(out: str | Path, *, minutes: float = 4.0, quick: bool = False) -> P
 
     from p3m.architectures import build_model
     from p3m.data.synthetic import write_synthetic_dataset
-    from p3m.inference.compose import Background, cover
+    from p3m.inference.compose import cover
     from p3m.inference.factory import open_engine
     from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
     from p3m.jobs.benchmark import BenchmarkModel, run_benchmark
@@ -65,7 +65,7 @@ def run_demo(out: str | Path, *, minutes: float = 4.0, quick: bool = False) -> P
     _say("1/4 matting a real portrait with the default engine")
     engine = open_engine("default")
     matte_files(engine, [photos], out / "matte", MatteOptions(save=("alpha", "cutout", "composite"),
-                                                               background=Background("blur"), overwrite=True),
+                                                               background="blur", overwrite=True),
                 progress=TerminalProgress())
 
     _say("2/4 anonymizing the face (matting-aware) and auditing the result")

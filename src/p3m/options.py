@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -263,7 +264,12 @@ def _background(value: Any, source: str) -> Any:
     """A colour, 'blur', or (not from the service: a string there naming a file would read
     the server's disk) an image file; in Python also an (r, g, b) tuple or an image."""
     if not isinstance(value, str):
-        return value  # a tuple, PIL image or array: p3m.inference.compose.Background checks it
+        colour = isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, numbers.Integral) and 0 <= v <= 255
+                                                                       for v in value)
+        if colour or hasattr(value, "shape") or hasattr(value, "getbands") or hasattr(value, "for_image"):
+            return value  # an (r, g, b) colour, an image array or PIL image, or a Background
+        raise OptionError(f"background must be a colour, 'blur', an image file, an (r, g, b) tuple or an image; "
+                          f"got {value!r}")
     from p3m.colours import parse_colour
 
     if parse_colour(value) is not None or value.strip().lower() == "blur":

@@ -91,6 +91,8 @@ def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds: Iterable[str],
 
 def background_of(spec) -> Background:
     """The Background of a spec; a text spec is read once (a file is not loaded per frame)."""
+    if isinstance(spec, Background):
+        return spec
     return _background_from_text(spec) if isinstance(spec, str) else Background(spec)
 
 

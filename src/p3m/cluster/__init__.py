@@ -2,7 +2,7 @@
 
 from p3m.utils.lazy import lazy_attributes
 
-_EXPORTS = {"ClusterOptions": "p3m.cluster.ray_pool", "ActorPool": "p3m.cluster.ray_pool"}
+_EXPORTS = {"ClusterOptions": "p3m.options", "ActorPool": "p3m.cluster.ray_pool"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -22,12 +22,7 @@ class AuditRecord(ItemRecord):
     audit: AuditResult | None = None
 
     def row(self) -> dict[str, Any]:
-        a = self.audit
-        return {"faces": a.faces, "low_confidence": a.low_confidence, "redetected": a.redetected,
-                "distances": [round(d, 4) for d in a.distances],
-                "reference_distances": [round(d, 4) for d in a.reference_distances],
-                "identity_matches": a.identity_matches,
-                "changed_transition_pixels": a.changed_transition_pixels}
+        return self.audit.to_dict()
 
 
 @dataclass

@@ -50,6 +50,7 @@ class AuditResult:
                 "low_confidence": self.low_confidence,
                 "min_identity_distance": round(min(self.distances), 4) if self.distances else None,
                 "distances": [round(d, 4) for d in self.distances],
+                "reference_distances": [round(d, 4) for d in self.reference_distances],
                 "changed_transition_pixels": self.changed_transition_pixels,
                 "changed_outside_fraction": self.changed_outside_fraction}
 
