@@ -1,13 +1,13 @@
 """What privacy costs per image and per video frame, in one run.
 
-- Photo: one 1620 x 1080 portrait through the per-image pipeline (p3m.pipeline.matte_image)
+- Photo: one 1080 x 1620 portrait through the per-image pipeline (p3m.pipeline.matte_image)
   as a plain cut-out and with anonymize, and the two steps done apart (a cut-out, then
   p3m.privacy.anonymize on the photo), best of N.
 - Video: a 720 x 720 clip of the portrait with sensor noise, anonymized (p3m anonymize's
   video path: every frame through the fail-closed rule, faces carried), and matted as a
   cut-out with and without anonymize; frames per second.
 
-The photo is scikit-image's astronaut (one real face); the engine is the default
+The photo is scikit-image's astronaut scaled to cover 1080 x 1620 (one real face); the engine is the default
 engine (p3m weights fetch default), or --checkpoint FILE.
 
     python benchmarks/private_cutout.py [--repeat 3] [--frames 12] [--checkpoint FILE]
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=12, help="frames of the video clip (0: no video figures)")
     args = parser.parse_args()
     engine = p3m.open_engine(args.checkpoint)
-    image = cover(data.astronaut(), 1080, 1620)
+    image = cover(data.astronaut(), 1620, 1080)  # height, width: a portrait
     faces = FaceBlurOptions()
     plain, private = MatteOptions(save=("cutout",)), MatteOptions(save=("cutout",), anonymize=faces)
     matte_image(engine, image, private)  # warm-up: kernels compiled, models loaded

@@ -334,3 +334,32 @@ def test_reports_accumulate_over_runs_and_unfinished_items_are_redone(tmp_path, 
     third = anonymize_files([tmp_path / "two.png"], out)
     assert [r.outcome for r in third.records] == [Outcome.OK] and (out / "facemask" / "two.png").is_file()
     assert json.loads((out / "report.json").read_text())["total"]["faces"] == 2 * faces
+
+
+def test_stderr_survives_two_threads_loading_models_at_once():
+    """Worker threads each load their own LiteRT interpreters, silencing fd 2 meanwhile;
+    the process's stderr must point where it did before, whatever the interleaving."""
+    import threading
+
+    from p3m.utils.litert import native_stderr_silenced
+
+    before = os.fstat(2)
+    inside = threading.Event()
+
+    def first():
+        with native_stderr_silenced():
+            inside.set()
+            threading.Event().wait(0.3)
+
+    def second():  # enters while the first is inside, and leaves after it
+        inside.wait()
+        with native_stderr_silenced():
+            threading.Event().wait(0.5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -188,3 +188,36 @@ def test_every_allowed_value_list_is_defined_once():
     assert sizing.SIZINGS is options.SIZINGS and faces.DETECTORS is options.DETECTORS
     assert privacy.STRENGTHS is options.STRENGTHS and jobs.OUTPUT_KINDS is options.OUTPUT_KINDS
     assert jobs.MatteOptions is options.MatteOptions
+
+
+def test_values_the_probe_found_slipping_through(tmp_path, capsys):
+    with pytest.raises(OptionError, match="strength 'high' and sigma_scale 0.3 both set the blur"):
+        FaceBlurOptions(strength="high", sigma_scale=0.3)
+    assert EngineOptions(engine=" DEFAULT ").engine == "default"
+    for bad in ("", "  ", "onnx:"):
+        with pytest.raises(OptionError, match="engine must name an engine"):
+            EngineOptions(engine=bad)
+    for bad in ("", "ray://", "host:99999", "host"):
+        with pytest.raises(OptionError, match="address must be auto, HOST:PORT"):
+            ClusterOptions(address=bad)
+    assert ClusterOptions(address="ray://10.0.0.1:10001").address == "ray://10.0.0.1:10001"
+    with pytest.raises(OptionError, match="batch_size 4 applies to P3M-Net"):
+        p3m.open_engine("default", batch_size=4)
+    with pytest.raises(p3m.EngineError, match="batch_size 4"):
+        p3m.open_engine(ConstantEngine(), batch_size=4)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "out.tiff")]) == 2
+    assert "p3m writes .png, .webp or .jpg images" in capsys.readouterr().err
+
+
+def test_remove_reads_anonymize_as_the_model_does():
+    image = np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)  # no face
+    off = p3m.remove(image, engine=ConstantEngine(), anonymize="false")  # a word for off is off
+    assert off.size == (30, 40)
+    with pytest.raises(p3m.errors.HeldBackError):  # the options given are the ones used
+        p3m.remove(image, engine=ConstantEngine(), anonymize=FaceBlurOptions(allow_no_face=False))
+    assert p3m.remove(image, engine=ConstantEngine(), anonymize=FaceBlurOptions(allow_no_face=True)).size == (30, 40)
+    with pytest.raises(OptionError, match="in the FaceBlurOptions, not beside them"):
+        p3m.remove(image, engine=ConstantEngine(), anonymize=FaceBlurOptions(), strength="high")
+    with pytest.raises(OptionError, match="anonymize must be true or false"):
+        p3m.remove(image, engine=ConstantEngine(), anonymize="maybe")

@@ -67,6 +67,36 @@ def test_the_pipeline_blurs_faces_keeps_transition_pixels_and_reports_the_audit(
     assert not (changed & outside).any()  # nothing away from the faces changes
 
 
+class NearlyOpaqueEngine(MattingEngine):
+    """Everything 0.999: opaque once written as 8 bits, so nothing is a transition pixel."""
+
+    def predict(self, images):
+        return [np.full(image.shape[:2], 0.999, np.float32) for image in images]
+
+
+def test_transition_pixels_are_those_of_the_alpha_as_written(astronaut):
+    result = matte_image(NearlyOpaqueEngine(), astronaut, MatteOptions(save=("alpha", "cutout"), anonymize=True))
+    assert not result.held_back and (result.outputs["alpha"] == 255).all()
+    assert result.privacy.audit.identity_matches == 0  # the face was blurred, not kept as "transition"
+
+
+def test_a_private_composite_blurs_faces_on_its_background_image_too(astronaut, tmp_path):
+    from serving import ConstantEngine
+
+    backdrop = np.ascontiguousarray(astronaut[:, ::-1])  # another face, on the background
+    shown = matte_image(ConstantEngine(0.0), astronaut, MatteOptions(save=("composite",), background=backdrop))
+    private = matte_image(ConstantEngine(0.0), astronaut, MatteOptions(save=("composite",), background=backdrop,
+                                                                       anonymize=True))
+    assert np.array_equal(shown.outputs["composite"], backdrop)  # alpha 0: the composite is the backdrop
+    assert private.plate.status == "ok" and private.plate.audit.identity_matches == 0
+    assert (private.outputs["composite"] != backdrop).any(axis=2).sum() > 1000
+    assert private.privacy_dict()["background"]["status"] == "ok"
+    _save(data.coffee(), tmp_path / "coffee.png")  # a backdrop without a face passes through unchanged
+    plain = matte_image(ConstantEngine(0.0), astronaut, MatteOptions(save=("composite",), anonymize=True,
+                                                                     background=str(tmp_path / "coffee.png")))
+    assert plain.plate.status == "no-face-copied" and not plain.held_back
+
+
 def test_remove_with_anonymize_and_its_held_back_error(astronaut):
     engine = PortraitEngine()
     cut = p3m.remove(astronaut, engine=engine, anonymize=True, strength="high")
@@ -91,6 +121,10 @@ def test_command_line_single_file_and_folder(tmp_path, astronaut, monkeypatch, c
     assert "identity matches 0" in capsys.readouterr().err
     assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png"), "--anonymize"]) == 1
     assert "held back" in capsys.readouterr().err and not (tmp_path / "two.png").exists()
+    assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png")]) == 0  # a plain cut-out
+    assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png"), "--anonymize",
+                 "--overwrite"]) == 1
+    assert not (tmp_path / "two.png").exists()  # replaced by nothing, not left unblurred
     out = tmp_path / "out"
     assert main(["matte", str(photos), "-o", str(out), "--save", "cutout,composite", "--background", "navy",
                  "--anonymize", "--strength", "high"]) == 1  # the coffee is held back
@@ -113,6 +147,24 @@ def test_jobs_record_the_audit_and_never_reuse_outputs_made_without_it(tmp_path,
     (record,) = result.records
     assert record.status is Status.DONE and record.privacy["audit"]["identity_matches"] == 0
     assert record.to_dict()["privacy"]["status"] == "ok"
+
+
+def test_outputs_made_without_the_blur_never_stay_beside_private_ones(tmp_path, astronaut):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _save(astronaut, photos / "astro.png")
+    _save(data.coffee(), photos / "coffee.png")
+    out = tmp_path / "out"
+    plain = MatteOptions(save=("cutout", "composite"))
+    assert matte_files(PortraitEngine(), [photos], out, plain).done == 2
+    (out / ".p3m-matte.json").unlink()  # settings unknown (lost, or written by an older p3m)
+    private = MatteOptions(save=("cutout", "composite"), anonymize=True)
+    with pytest.raises(OutputError, match="anonymize unknown"):
+        matte_files(PortraitEngine(), [photos], out, private)
+    again = matte_files(PortraitEngine(), [photos], out, MatteOptions(save=("cutout", "composite"), anonymize=True,
+                                                                       overwrite=True))
+    assert [r.status for r in again.records] == [Status.DONE, Status.HELD_BACK]
+    assert sorted(p.name for p in out.rglob("*.png")) == ["astro.png", "astro.png"]  # coffee's plain outputs gone
 
 
 def test_the_service_takes_anonymize_and_fails_closed(astronaut):

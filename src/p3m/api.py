@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from p3m.options import EngineOptions, FaceBlurOptions, MatteOptions, face_options_for, unknown_options
+from p3m.options import EngineOptions, FaceBlurOptions, MatteOptions, boolean, face_options_for, unknown_options
 
 #: Engines opened by earlier calls, by their spec and options.
 _ENGINES: dict[tuple, Any] = {}
@@ -43,7 +43,7 @@ def _rgb(image: Any, bgr: bool) -> np.ndarray:
 
     if isinstance(image, (bytes, bytearray, memoryview)):
         return read_image_bytes(bytes(image), name="<bytes>")
-    if bgr:
+    if boolean("bgr", bgr):
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
             raise ImageError("bgr=True is for H x W x 3 (or 4) arrays from OpenCV")
         image = image[..., [2, 1, 0, *([3] if image.shape[2] == 4 else [])]]
@@ -87,7 +87,7 @@ def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: boo
     """
     from PIL import Image
 
-    from p3m.errors import HeldBackError
+    from p3m.errors import HeldBackError, OptionError
     from p3m.pipeline import matte_image
 
     network, looks, faces = _split(options, remove=True)
@@ -95,9 +95,13 @@ def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: boo
     if background is not None and not isinstance(background, (str, tuple)):
         background = _rgb(background, False)
     kind, mode = ("cutout", "RGBA") if background is None else ("composite", "RGB")
-    settings = MatteOptions(save=(kind,), background=background, anonymize=face_options_for(anonymize, faces, "python"),
-                            **looks)
+    private = MatteOptions.spec("anonymize").parse("anonymize", anonymize)  # None, or FaceBlurOptions
+    if private is not None and isinstance(anonymize, FaceBlurOptions) and faces:
+        raise OptionError(f"give {', '.join(faces)} in the FaceBlurOptions, not beside them")
+    if not isinstance(anonymize, FaceBlurOptions):
+        private = face_options_for(private is not None, faces, "python")
+    settings = MatteOptions(save=(kind,), background=background, anonymize=private, **looks)
     result = matte_image(_engine(engine, network), rgb, settings)
     if result.held_back:
-        raise HeldBackError(result.reason, result.privacy)
+        raise HeldBackError(result.reason, result.privacy if not result.privacy.written else result.plate)
     return Image.fromarray(result.outputs[kind], mode)

@@ -19,6 +19,7 @@ def parse_colour(spec: str) -> tuple[int, int, int] | None:
     if len(parts) == 3 and all(p.strip().isdigit() and 0 <= int(p) <= 255 for p in parts):
         return tuple(int(p) for p in parts)  # type: ignore[return-value]
     try:
-        return ImageColor.getrgb(text)[:3]
+        rgb = ImageColor.getrgb(text)[:3]
     except ValueError:
         return None
+    return rgb if all(0 <= v <= 255 for v in rgb) else None  # Pillow lets rgb(300, 0, 0) through

@@ -65,6 +65,7 @@ class Option:
     service: bool = False                # the service takes it as a parameter
     metavar: str | None = None
     switch: bool = False                 # an on/off flag on the command line and in the service, whatever its type
+    shown_default: str | None = None     # what a None default means, for the help (P3M-Net's defaults)
 
     def allowed(self) -> tuple[str, ...] | None:
         if self.choices is None:
@@ -77,7 +78,7 @@ class Option:
         if value is None:
             return None
         if kind is bool or kind == "bool":
-            value = _boolean(name, value)
+            value = boolean(name, value)
         elif self.number is not None:
             value = self._number(name, value)
         elif self.choices is not None:
@@ -128,7 +129,8 @@ class Option:
         return f"{kind} {' and '.join(parts)}".strip()
 
 
-def _boolean(name: str, value: Any) -> bool:
+def boolean(name: str, value: Any) -> bool:
+    """``value`` as a switch: True/False, or their words (true/false, yes/no, on/off, 1/0)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
@@ -223,41 +225,64 @@ def _arch(value: str, source: str) -> str:
     return canonical_arch(value)
 
 
+def _engine(value: Any, source: str) -> Any:
+    """An engine spec: a keyword (any case), a name, a file or onnx:FILE; never empty."""
+    if not isinstance(value, str):
+        return value  # a network or an engine object, in Python: open_engine checks it
+    text = value.strip()
+    if not text or text.lower() == "onnx:":
+        raise OptionError(f"engine must name an engine (auto, default, p3m), installed weights, a checkpoint file or "
+                          f"onnx:FILE; got {value!r}")
+    return text.lower() if text.lower() in ("auto", "default", "p3m") else text
+
+
+def _address(value: str, source: str) -> str:
+    """'auto', HOST:PORT or ray://HOST:PORT, with a port from 1 to 65535."""
+    text = value.strip() if isinstance(value, str) else ""
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    if text != "auto" and not (host and port.isdigit() and 1 <= int(port) <= 65535):
+        raise OptionError(f"address must be auto, HOST:PORT or ray://HOST:PORT (port 1 to 65535); got {value!r}")
+    return text
+
+
 def _device(value: str, source: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise OptionError(f"device must be auto, cpu, cuda or cuda:N; got {value!r}")
     return value.strip().lower()
 
 
+#: What P3M-Net takes when a network option is left as None.
+NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
+
+
 @dataclass(frozen=True)
 class EngineOptions(OptionSet):
     """What runs (``engine``) and how. Network options left as None take P3M-Net's
-    defaults (in brackets); given for an engine that has no use for them, they are
-    an error (:func:`p3m.inference.factory.open_engine`)."""
-
+    defaults (:data:`NETWORK_DEFAULTS`); given for an engine that has no use for them,
+    they are an error (:func:`p3m.inference.factory.open_engine`)."""
 
     engine: str = option("auto", "what runs: auto (installed P3M-Net weights, else the default engine), default "
                          "(segmentation + closed-form matting, no P3M-Net needed), p3m (installed P3M-Net weights), "
                          "an installed weights name (p3m weights list), a checkpoint file or onnx:FILE",
-                         metavar="ENGINE")
+                         check=_engine, metavar="ENGINE")
     arch: str | None = option(None, "network architecture (default: recognised from the weights)",
                               choices=_architectures, check=_arch, aliases=("--model",))
-    method: str | None = option(None, "P3M-Net test strategy (default hybrid)", choices=METHODS, service=True)
-    device: str | None = option(None, "auto, cpu, cuda, cuda:1, ... (default auto)", check=_device)
-    precision: str | None = option(None, "autocast precision of P3M-Net (default fp32)", choices=PRECISIONS)
-    max_size: int | None = option(None, "longest P3M-Net input side (default 1600)", number=int, low=32, high=100_000)
+    method: str | None = option(None, "P3M-Net test strategy", choices=METHODS, service=True,
+                                shown_default=NETWORK_DEFAULTS["method"])
+    device: str | None = option(None, "auto, cpu, cuda, cuda:1, ...", check=_device, shown_default="auto")
+    precision: str | None = option(None, "autocast precision of P3M-Net", choices=PRECISIONS,
+                                   shown_default=NETWORK_DEFAULTS["precision"])
+    max_size: int | None = option(None, "longest P3M-Net input side", number=int, low=32, high=100_000,
+                                  shown_default=str(NETWORK_DEFAULTS["max_size"]))
     sizing: str | None = option(None, "aspect keeps the picture's proportions; published clips height and width to "
-                                "max_size separately, as the authors' code (squashes large images) (default aspect)",
-                                choices=SIZINGS)
+                                "max_size separately, as the authors' code (squashes large images)",
+                                choices=SIZINGS, shown_default=NETWORK_DEFAULTS["sizing"])
     batch_size: int = option(1, "same-size images per forward pass", number=int, low=1, high=4096)
 
     def network(self) -> dict[str, Any]:
         """The keyword arguments of ``open_engine`` besides the spec."""
         return {name: getattr(self, name) for name in self.names() if name != "engine"}
 
-
-#: What P3M-Net takes when a network option is left as None.
-NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
 
 
 def _background(value: Any, source: str) -> Any:
@@ -273,7 +298,7 @@ def _background(value: Any, source: str) -> Any:
     from p3m.colours import parse_colour
 
     if parse_colour(value) is not None or value.strip().lower() == "blur":
-        return value
+        return value.strip().lower()
     if source != "service" and Path(value).is_file():
         return value
     # One message wherever it came from; the service never says whether a file exists on its disk.
@@ -285,7 +310,6 @@ def _background(value: Any, source: str) -> Any:
 class FaceBlurOptions(OptionSet):
     """How faces are blurred and checked: the fail-closed blur of
     :func:`p3m.privacy.anonymize.anonymize`, for ``p3m anonymize`` and private cut-outs."""
-
 
     strength: str = option("medium", "blur sigma 0.05 / 0.12 / 0.20 x face width", choices=tuple(STRENGTHS),
                            service=True)
@@ -301,6 +325,11 @@ class FaceBlurOptions(OptionSet):
     allow_no_face: bool = option(False, "pass images without a face through unchanged (back views) instead of "
                                  "holding them back", service=True)
 
+    def check(self) -> None:
+        if self.sigma_scale is not None and self.strength != FaceBlurOptions.default("strength"):
+            raise OptionError(f"strength {self.strength!r} and sigma_scale {self.sigma_scale:g} both set the blur; "
+                              "give one")
+
     @property
     def scale(self) -> float:
         """The starting blur: sigma as a fraction of the face width."""
@@ -315,7 +344,6 @@ class FaceBlurOptions(OptionSet):
 class RunOptions(OptionSet):
     """How a job over many inputs runs."""
 
-
     overwrite: bool = option(False, "redo inputs whose outputs exist (otherwise a rerun resumes)")
     workers: int = option(2, "threads for decoding, writing and (anonymize) images in parallel", number=int,
                           low=1, high=256)
@@ -324,7 +352,7 @@ class RunOptions(OptionSet):
 
 def _anonymize(value: Any, source: str) -> FaceBlurOptions | None:
     if isinstance(value, str):
-        value = _boolean("anonymize", value)
+        value = boolean("anonymize", value)
     if value is True:
         return FaceBlurOptions()
     if value is False or value is None:
@@ -338,7 +366,6 @@ def _anonymize(value: Any, source: str) -> FaceBlurOptions | None:
 class MatteOptions(RunOptions):
     """What is made of each image: the outputs, their background and bits, and
     (``anonymize``) faces blurred in them by the fail-closed blur of ``p3m anonymize``."""
-
 
     save: tuple[str, ...] = option(("alpha",), "comma list of alpha, cutout, composite, frames. For a video: alpha "
                                    "and composite are MP4 (H.264), cutout a transparent WebM (VP9), frames a folder "
@@ -388,7 +415,6 @@ def face_options_for(anonymize: bool, values: Mapping[str, Any], source: str) ->
 class AnonymizeOptions(FaceBlurOptions, RunOptions):
     """``p3m anonymize``: the face options, the run options, and the folders it reads."""
 
-
     workers: int = restate(RunOptions, "workers", 1)
     alpha_dir: Path | None = option(None, "folder of mattes (same relative paths or stems): their transition pixels "
                                     "stay exact", flag="--alpha", check=lambda v, s: Path(v), metavar="FOLDER")
@@ -404,10 +430,9 @@ class ClusterOptions(OptionSet):
     machine belongs to, or ``RAY_ADDRESS``), ``HOST:PORT`` of a head node, or
     ``ray://HOST:PORT``. Each actor opens the engine of ``engine_options`` once."""
 
-
     address: str = option("auto", "spread the items over Ray actors: 'auto' (this machine's cluster or $RAY_ADDRESS), "
                           "HOST:PORT of a head node, or ray://HOST:PORT; inputs and -o must be on paths every node "
-                          "reads", flag="--cluster", metavar="ADDRESS")
+                          "reads", flag="--cluster", check=_address, metavar="ADDRESS")
     actors: int = option(0, "actors (default 0: one per CPU, or per GPU)", number=int, low=0, high=100_000)
     cpus_per_actor: float = option(1.0, "CPUs per actor", number=float, low=0.01, high=1024, flag="--actor-cpus")
     gpus_per_actor: float = option(0.0, "GPUs per actor", number=float, low=0, high=64, flag="--actor-gpus")
@@ -426,7 +451,6 @@ class ClusterOptions(OptionSet):
 @dataclass(frozen=True)
 class ImageRequest(OptionSet):
     """The service's answer to ``/v1/matte``: one image."""
-
 
     output: str = option("cutout", "what comes back: cutout (RGBA PNG), alpha (gray PNG) or composite (RGB PNG on "
                          "background)", choices=IMAGE_KINDS, service=True, cli=False)

@@ -10,6 +10,7 @@ folder), the Python API, the service, cluster actors and video frames all call
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
@@ -19,7 +20,7 @@ import numpy as np
 from p3m.errors import ImageError
 from p3m.inference.compose import Background, composite, cutout_rgba, estimate_foreground
 from p3m.inference.engine import MattingEngine
-from p3m.options import MatteOptions
+from p3m.options import FaceBlurOptions, MatteOptions
 from p3m.privacy.anonymize import AnonymizeResult, anonymize
 
 
@@ -30,15 +31,29 @@ class ImageResult:
     alpha: np.ndarray                  # float32 H x W in [0, 1], from the original photo
     outputs: dict[str, np.ndarray]     # kind -> array; empty when the image is held back
     privacy: AnonymizeResult | None = None  # with options.anonymize: the blur's outcome and audit
+    plate: AnonymizeResult | None = None    # with options.anonymize and an image background: its faces' outcome
 
     @property
     def held_back(self) -> bool:
         """Faces were asked to be anonymized and could not be: nothing may be written."""
-        return self.privacy is not None and not self.privacy.written
+        return any(result is not None and not result.written for result in (self.privacy, self.plate))
+
+    def privacy_dict(self) -> dict | None:
+        """The privacy outcome as plain values (records, the service), or None without anonymize."""
+        if self.privacy is None:
+            return None
+        outcome = self.privacy.to_dict()
+        if self.plate is not None:
+            outcome["background"] = self.plate.to_dict()
+        return outcome
 
     @property
     def reason(self) -> str:
-        return self.privacy.reason if self.privacy is not None else ""
+        if self.privacy is not None and not self.privacy.written:
+            return self.privacy.reason
+        if self.plate is not None and not self.plate.written:
+            return f"the background image: {self.plate.reason}"
+        return ""
 
 
 def image_kinds(save: Iterable[str]) -> tuple[str, ...]:
@@ -62,11 +77,39 @@ def matte_image(engine: MattingEngine, image: np.ndarray, options: MatteOptions 
         raise ImageError("the engine produced non-finite alpha values (NaN or infinity); are its weights damaged?")
     privacy = None
     if options.anonymize is not None:
-        privacy = anonymize(image, alpha, options.anonymize)
+        # The transition pixels kept are those of the alpha as it is written (8 or 16 bits),
+        # as when p3m anonymize --alpha reads the mattes p3m matte wrote: 0.999 is opaque.
+        privacy = anonymize(image, written_alpha(alpha, options.alpha_16bit), options.anonymize)
         if not privacy.written:
             return ImageResult(alpha, {}, privacy)
         image = privacy.image
-    return ImageResult(alpha, render_outputs(image, alpha, kinds, options), privacy)
+        plate = private_background(options) if "composite" in kinds else None
+        if plate is not None:
+            if not plate.written:
+                return ImageResult(alpha, {}, privacy, plate)
+            options = dataclasses.replace(options, background=plate.image)
+        return ImageResult(alpha, render_outputs(image, alpha, kinds, options), privacy, plate)
+    return ImageResult(alpha, render_outputs(image, alpha, kinds, options))
+
+
+def private_background(options: MatteOptions) -> AnonymizeResult | None:
+    """A background image's faces anonymized too (a private composite must not show one
+    on its backdrop); None for a colour or 'blur' (the anonymized photo, blurred). A
+    backdrop without faces passes through; one with a face that stays identifiable is
+    held back like the photo."""
+    spec = options.background
+    if isinstance(spec, str):
+        return _private_background_file(spec, options.anonymize)
+    plate = background_of(spec).image if spec is not None else None
+    if plate is None:
+        return None
+    return anonymize(plate, None, dataclasses.replace(options.anonymize, allow_no_face=True))
+
+
+@lru_cache(maxsize=4)
+def _private_background_file(spec: str, faces: FaceBlurOptions) -> AnonymizeResult | None:
+    plate = background_of(spec).image  # None for a colour or 'blur'
+    return None if plate is None else anonymize(plate, None, dataclasses.replace(faces, allow_no_face=True))
 
 
 def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds: Iterable[str],
@@ -78,8 +121,7 @@ def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds: Iterable[str],
     fg = estimate_foreground(image, alpha) if needs_fg else None
     arrays = {}
     if "alpha" in kinds:
-        scale, dtype = (65535.0, np.uint16) if options.alpha_16bit else (255.0, np.uint8)
-        arrays["alpha"] = np.round(np.clip(alpha, 0, 1) * scale).astype(dtype)
+        arrays["alpha"] = written_alpha(alpha, options.alpha_16bit)
     if "cutout" in kinds:
         arrays["cutout"] = cutout_rgba(image, alpha, foreground=fg, premultiplied=options.premultiplied)
     if "composite" in kinds:
@@ -87,6 +129,12 @@ def render_outputs(image: np.ndarray, alpha: np.ndarray, kinds: Iterable[str],
             else np.full_like(image, 255)
         arrays["composite"] = composite(image, alpha, plate, foreground=fg)
     return arrays
+
+
+def written_alpha(alpha: np.ndarray, bits16: bool = False) -> np.ndarray:
+    """The alpha as it is written: uint8, or uint16 with ``bits16``."""
+    scale, dtype = (65535.0, np.uint16) if bits16 else (255.0, np.uint8)
+    return np.round(np.clip(alpha, 0, 1) * scale).astype(dtype)
 
 
 def background_of(spec) -> Background:

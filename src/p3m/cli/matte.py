@@ -87,9 +87,12 @@ def _single_output(args: argparse.Namespace, values: dict) -> tuple[str, str] | 
     --background is given (on it, in any format), else a cut-out.
     """
     from p3m.errors import OptionError
+    from p3m.io.discovery import IMAGE_SUFFIXES
 
     out, stdin = str(args.out), args.inputs == ["-"]
     suffix = Path(out).suffix.lower()
+    if suffix in IMAGE_SUFFIXES - set(OUTPUT_SUFFIXES) and not Path(out).is_dir():
+        raise OptionError(f"-o {out}: p3m writes .png, .webp or .jpg images; use one of those (or a folder)")
     if out != "-" and (suffix not in OUTPUT_SUFFIXES or Path(out).is_dir()):
         if stdin:
             raise OptionError("input - (stdin) needs -o FILE.png/.jpg/.webp or -o - (stdout)")
@@ -126,11 +129,13 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     else:
         image = read_image_file(source, max_pixels=options.max_pixels)
     result = matte_image(engine, image, options)
-    if result.privacy is not None:
-        print(f"p3m: privacy: {result.privacy.line()}", file=sys.stderr)
     if result.held_back:
+        if target is not None and target.exists():  # --overwrite asked to replace it: nothing unblurred stays
+            target.unlink()
         print(f"p3m: held back: {source}: {result.reason}", file=sys.stderr)
         return 1
+    if result.privacy is not None:
+        print(f"p3m: privacy: {result.privacy.line()}", file=sys.stderr)
     data = encode_image(result.outputs[kind], suffix)
     if target is None:
         sys.stdout.buffer.write(data)

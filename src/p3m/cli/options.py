@@ -34,7 +34,7 @@ def add_options(parser, options: type[OptionSet], *, skip: tuple[str, ...] = (),
     for f, spec in options.options():
         if not spec.cli or f.name in skip or (only is not None and f.name not in only):
             continue
-        shown = (defaults or {}).get(f.name, _shown_default(options.default(f.name)))
+        shown = (defaults or {}).get(f.name, spec.shown_default or _shown_default(options.default(f.name)))
         help_text = spec.help + (f" (default {shown})" if shown else "")
         if f.type in ("bool", bool) or spec.switch:
             flag = spec.negative or flag_of(f.name, spec)

@@ -80,6 +80,8 @@ def _given(options: dict[str, Any], device: str | None) -> list[str]:
     """The network options that were set, as 'name value' for messages."""
     given = [f"{name} {value!r}" for name, value in options.items()
              if value is not None and name not in ("batch_size", "device")]
+    if options.get("batch_size", 1) != 1:
+        given.append(f"batch_size {options['batch_size']!r}")
     if device not in (None, "auto", "cpu"):
         given.append(f"device {device!r}")
     return given

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,10 +65,21 @@ def write_outputs(result: ImageResult, paths: dict[str, Path]) -> None:
         write_image(paths[kind], array)
 
 
+def withdraw(paths: dict[str, Path]) -> None:
+    """Remove what an earlier run wrote for an item that is now held back (an --overwrite
+    run): outputs made before, without the blur, must not stay beside private ones."""
+    for path in paths.values():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def image_record(name: str, result: ImageResult, paths: dict[str, Path]) -> MatteRecord:
     """Write one image's outputs (or nothing, when it is held back) and say what happened."""
-    privacy = result.privacy.to_dict() if result.privacy is not None else None
+    privacy = result.privacy_dict()
     if result.held_back:
+        withdraw(paths)
         return MatteRecord(name, Status.HELD_BACK, result.reason, privacy=privacy)
     write_outputs(result, paths)
     return MatteRecord(name, Status.DONE, outputs=_strings(paths), privacy=privacy)
@@ -87,13 +99,18 @@ def _settings(identity: tuple[str, str], options: MatteOptions) -> dict[str, str
 
 def _check_settings(out: Path, settings: dict[str, str], overwrite: bool) -> None:
     """Existing outputs made with other settings are not silently kept: refuse, or (with
-    overwrite) take the new settings."""
+    overwrite) take the new settings. With anonymize, outputs whose settings are not
+    known to match (no settings file, an unreadable one, or one from before anonymize
+    was recorded) are never taken as private."""
     path = out / SETTINGS_FILE
     try:
         before = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         before = {}
     changed = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
+    private = settings["anonymize"] != "no"
+    if private and "anonymize" not in before and any((out / kind).exists() for kind in OUTPUT_KINDS):
+        changed.append(f"anonymize unknown -> {settings['anonymize']!r}")
     if changed and not overwrite:
         raise OutputError(f"{out}: its outputs were made with other settings ({'; '.join(changed)}); "
                           "pass --overwrite to remake them, or choose another -o")
@@ -243,6 +260,7 @@ def _matte_one_video(engine: MattingEngine, item: InputItem, paths: dict[str, Pa
     try:
         written = matte_video(engine, item.path, paths, options, progress=progress)
     except HeldBackError as exc:  # faces that could not be anonymized in a frame: nothing published
+        withdraw(paths)
         return ItemRecord(str(item.path), Status.HELD_BACK, str(exc))
     except Exception as exc:  # one bad video never stops the batch; nothing of it is published
         return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
@@ -256,7 +274,8 @@ def privacy_line(records: Sequence[ItemRecord]) -> str:
     return (f"{sum(p['faces'] for p in audited if p['status'] != 'identifiable')} face(s) blurred in "
             f"{sum(r.status is Status.DONE for r in records if getattr(r, 'privacy', None))} image(s); "
             f"re-detected {sum(a['redetected'] for a in audits)}; identity matches "
-            f"{sum(a['identity_matches'] for a in audits)}; held back {sum(r.status is Status.HELD_BACK for r in records)}")
+            f"{sum(a['identity_matches'] for a in audits)}; not identity-checked (weak detections) "
+            f"{sum(a['low_confidence'] for a in audits)}; held back {sum(r.status is Status.HELD_BACK for r in records)}")
 
 
 def _strings(paths: dict[str, Path]) -> dict[str, str]:

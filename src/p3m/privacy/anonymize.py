@@ -106,7 +106,8 @@ class AnonymizeResult:
         low = min(audit.distances) if audit.distances else None
         return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width); re-detected "
                 f"{audit.redetected}; identity matches {audit.identity_matches}"
-                + (f"; closest identity distance {low:.3f}" if low is not None else ""))
+                + (f"; closest identity distance {low:.3f}" if low is not None else "")
+                + (f"; not identity-checked (weak detections) {audit.low_confidence}" if audit.low_confidence else ""))
 
     def to_dict(self) -> dict[str, Any]:
         """The outcome and audit as plain values (the service's JSON, a record's fields)."""

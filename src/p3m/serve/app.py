@@ -52,6 +52,16 @@ class ServiceLimits:
 UPLOADS = {"matte": ("image", "background_image"), "anonymize": ("image",)}
 
 
+#: The answers besides 200, for OpenAPI: each error is {"error": one line}.
+REFUSALS = {400: {"description": "a bad image, option or field: {\"error\": the one-line reason}"},
+            401: {"description": "the bearer token is missing or wrong"},
+            413: {"description": "the body or the image is over the limit"},
+            422: {"description": "held back (fail closed): no face found, or a face still identifiable; "
+                                 "{\"status\", \"reason\", \"privacy\"}"},
+            503: {"description": "the queue is full; retry after Retry-After seconds"},
+            504: {"description": "the request took longer than the time limit"}}
+
+
 def _schema(spec, default) -> dict[str, Any]:
     """The JSON schema of one option's values."""
     allowed = spec.allowed()
@@ -141,26 +151,38 @@ def create_app(engine, limits: ServiceLimits | None = None):
         return JSONResponse({"error": refusal.reason}, refusal.status, headers=refusal.headers)
 
     async def read_request(request: Request, endpoint: str) -> tuple[bytes, dict[str, str], bytes | None]:
-        """(image bytes, parameters, background image bytes or None); unknown fields refused."""
+        """(image bytes, parameters, background image bytes or None). Unknown fields, a field
+        given twice (in the query, the form, or both) and unexpected uploads are refused:
+        nothing a client sends is silently dropped or overridden."""
         from p3m.options import service_options, unknown_options
 
-        params = dict(request.query_params)
+        given = list(request.query_params.multi_items())
         background = None
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             form = await request.form(max_files=2, max_fields=20)
-            upload = form.get("image") or form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise _Refusal(400, "no image: send it as the multipart field 'image' or as the body")
-            data = await upload.read()
-            extra = form.get("background_image")
-            if extra is not None and not isinstance(extra, str):
-                background = await extra.read()
-            uploads = [k for k, v in form.multi_items() if not isinstance(v, str)]
-            strange = [k for k in uploads if k not in (*UPLOADS[endpoint], "file")]
+            uploads: dict[str, Any] = {}
+            for name, value in form.multi_items():
+                if isinstance(value, str):
+                    given.append((name, value))
+                elif name in uploads:
+                    raise _Refusal(400, f"upload field {name!r} given more than once")
+                else:
+                    uploads[name] = value
+            accepted = (*UPLOADS[endpoint], "file")
+            strange = [name for name in uploads if name not in accepted]
             if strange:
                 raise _Refusal(400, f"unknown upload field {', '.join(map(repr, strange))}; accepted: "
                                     f"{', '.join(UPLOADS[endpoint])}")
-            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+            if "image" in uploads and "file" in uploads:
+                raise _Refusal(400, "two images: send one, as the multipart field 'image'")
+            upload = uploads.get("image") or uploads.get("file")
+            if upload is None:
+                raise _Refusal(400, "no image: send it as the multipart field 'image' or as the body")
+            data = await upload.read()
+            if "background_image" in uploads:
+                background = await uploads["background_image"].read()
+                if not background:
+                    raise _Refusal(400, "background_image: the upload is empty")
         else:
             chunks, size = [], 0
             async for chunk in request.stream():
@@ -171,11 +193,16 @@ def create_app(engine, limits: ServiceLimits | None = None):
             data = b"".join(chunks)
         if len(data) > limits.max_body:
             raise _Refusal(413, f"image exceeds the limit of {limits.max_body} bytes")
+        names = [name for name, _ in given]
         accepted = [name for name, _ in service_options(endpoint)]
-        unknown = [name for name in params if name not in accepted]
+        unknown = [name for name in dict.fromkeys(names) if name not in accepted]
         if unknown:
             raise _Refusal(400, str(unknown_options(unknown, accepted)))
-        return data, params, background
+        twice = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+        if twice:
+            raise _Refusal(400, f"{', '.join(map(repr, twice))} given more than once (query and form count alike); "
+                                "give each once")
+        return data, dict(given), background
 
     def decode(data: bytes, name: str) -> np.ndarray:
         from p3m.errors import ImageError, ImageTooLargeError
@@ -239,7 +266,9 @@ def create_app(engine, limits: ServiceLimits | None = None):
     async def bad_option(request: Request, error: OptionError):
         return JSONResponse({"error": str(error)}, 400)
 
-    @app.post("/v1/matte", responses={200: {"content": {"image/png": {}}}}, openapi_extra=openapi_extra("matte"))
+    @app.post("/v1/matte", openapi_extra=openapi_extra("matte"), responses={
+        200: {"content": {"image/png": {}}, "description": "the PNG; with anonymize, the outcome and audit in the "
+              "X-P3M-Privacy header (JSON)"}, **REFUSALS})
     async def matte(request: Request):
         """The image's cut-out (RGBA PNG), alpha matte or composite; with ``anonymize``, every
         face blurred (fail closed: 422 when a face stays identifiable or none is found)."""
@@ -262,14 +291,15 @@ def create_app(engine, limits: ServiceLimits | None = None):
             raise
         except P3MError as exc:
             raise _Refusal(400, str(exc)) from None
-        privacy = result.privacy.to_dict() if result.privacy is not None else None
+        privacy = result.privacy_dict()
         if result.held_back:
-            return JSONResponse({"status": privacy["status"], "reason": result.reason, "privacy": privacy}, 422)
+            status = privacy["status"] if privacy["status"] != "ok" else privacy["background"]["status"]
+            return JSONResponse({"status": status, "reason": result.reason, "privacy": privacy}, 422)
         headers = {"X-P3M-Privacy": json.dumps(privacy, separators=(",", ":"))} if privacy else {}
         return Response(await on_coder(encode_image, result.outputs[output], ".png"), media_type="image/png",
                         headers=headers)
 
-    @app.post("/v1/anonymize", openapi_extra=openapi_extra("anonymize"))
+    @app.post("/v1/anonymize", openapi_extra=openapi_extra("anonymize"), responses=REFUSALS)
     async def anonymize(request: Request):
         """The anonymized image (base64 PNG) and its audit; 422 when it is held back."""
         from p3m.errors import P3MError

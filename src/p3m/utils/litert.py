@@ -10,20 +10,26 @@ from pathlib import Path
 
 import numpy as np
 
+#: One thread at a time swaps file descriptor 2: two threads loading models at once
+#: (worker threads, each with its own interpreter) would otherwise save each other's
+#: /dev/null and leave the process's stderr pointing there for good.
+_STDERR_SWAP = threading.Lock()
+
 
 @contextlib.contextmanager
 def native_stderr_silenced():
     """Send what native code writes to file descriptor 2 to /dev/null for the block
     (Python's own sys.stderr is untouched). Only for a short call made at start-up."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with _STDERR_SWAP:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def load_interpreter(path: Path, threads: int | None = None):
