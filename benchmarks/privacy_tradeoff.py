@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 from skimage import data
 
-from p3m.privacy import audit_pair, blur_faces
+from p3m.privacy import audit_pair
 from p3m.privacy.anonymize import STRENGTHS
+from p3m.privacy.blur import blur_faces
 
 #: The table in docs/privacy.md was measured with dlib's HOG alone: it is about blur
 #: strength, not recall (recall: benchmarks/privacy_recall.py).

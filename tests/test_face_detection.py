@@ -13,9 +13,9 @@ from skimage import data
 
 from p3m.cli.main import main
 from p3m.errors import CheckpointError
-from p3m.privacy import anonymize, audit_pair, blur_faces
+from p3m.privacy import anonymize, audit_pair
 from p3m.privacy.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, anchors, tiles, weighted_nms
-from p3m.privacy.blur import face_mask
+from p3m.privacy.blur import blur_faces, face_mask
 from p3m.privacy.faces import Face, detect_faces, detector_note, resolve_detector, same_face, unturn_points
 
 pytest.importorskip("dlib")

@@ -11,10 +11,10 @@ from PIL import Image
 from skimage import data
 
 from p3m.cli.main import main
-from p3m.privacy import anonymize, audit_pair, blur_faces
+from p3m.privacy import anonymize, audit_pair
 from p3m.privacy.anonymize import STRENGTHS
 from p3m.privacy.audit import MATCH_THRESHOLD, changed_transition_pixels
-from p3m.privacy.blur import face_region
+from p3m.privacy.blur import blur_faces, face_region
 from p3m.privacy.faces import detect_faces, face_descriptor
 
 pytest.importorskip("dlib")

@@ -167,6 +167,25 @@ def test_outputs_made_without_the_blur_never_stay_beside_private_ones(tmp_path, 
     assert sorted(p.name for p in out.rglob("*.png")) == ["astro.png", "astro.png"]  # coffee's plain outputs gone
 
 
+def test_making_a_folder_private_removes_every_earlier_output_first(tmp_path, astronaut):
+    """Outputs of kinds the private run does not make, and of inputs it does not reach (or
+    an interrupted run), must not be skipped later as if they were private."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _save(astronaut, photos / "a.png")
+    _save(astronaut[:, ::-1], photos / "b.png")
+    out = tmp_path / "out"
+    assert matte_files(PortraitEngine(), [photos], out, MatteOptions(save=("cutout", "composite"))).done == 2
+    plain_composite = (out / "composite" / "a.png").read_bytes()
+    only_a = matte_files(PortraitEngine(), [photos / "a.png"], out,
+                         MatteOptions(save=("cutout",), anonymize=True, overwrite=True))
+    assert only_a.done == 1 and sorted(p.name for p in out.rglob("*.png")) == ["a.png"]
+    later = matte_files(PortraitEngine(), [photos], out, MatteOptions(save=("cutout", "composite"), anonymize=True))
+    assert [(r.status, r.reason) for r in later.records] == [(Status.DONE, ""), (Status.DONE, "")]
+    assert all(r.privacy["audit"]["identity_matches"] == 0 for r in later.records)
+    assert (out / "composite" / "a.png").read_bytes() != plain_composite
+
+
 def test_the_service_takes_anonymize_and_fails_closed(astronaut):
     def png(array):
         buffer = io.BytesIO()

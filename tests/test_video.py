@@ -291,3 +291,40 @@ def test_full_range_input_stays_full_range_with_the_right_levels(tmp_path):
     _, frames, info = frames_of(tmp_path / "out" / "alpha" / "phone.mp4")
     assert info.color_range == 2
     assert frames[0][:, 4:28, 0].min() >= 250 and frames[0][:, 36:60, 0].max() <= 5  # not squeezed to 16-235
+
+
+class OpaqueEngine(MattingEngine):
+    """The whole frame is the person: a cut-out shows every pixel as it was, or blurred."""
+
+    def predict(self, images):
+        return [np.ones(image.shape[:2], np.float32) for image in images]
+
+
+def test_a_private_video_cutout_carries_a_face_the_detector_misses(tmp_path, monkeypatch):
+    pytest.importorskip("dlib")
+    import p3m.video.anonymize as video_anonymize
+    from p3m.privacy.faces import detect_faces
+
+    clip = tmp_path / "in" / "face.mp4"
+    clip.parent.mkdir()
+    frames = _face_clip(clip, marked=4)
+    finder = video_anonymize.upright_finder
+
+    def missing_frame_4(options):
+        find = finder(options)
+        return lambda rgb: [] if _marked(rgb) else find(rgb)
+
+    monkeypatch.setattr(video_anonymize, "upright_finder", missing_frame_4)
+    result = matte_files(OpaqueEngine(), [clip.parent], tmp_path / "out",
+                         MatteOptions(save=("cutout",), anonymize=True, stabilise=False))
+    (record,) = result.records
+    assert record.status == Status.DONE, record.reason
+    assert record.privacy["status"] == "ok" and "8 frames" in record.privacy["video"]
+    assert "0 uncovered" in record.privacy["video"] and record.privacy["audit"]["identity_matches"] == 0
+    cutouts = decode_rgba_webm(tmp_path / "out" / "cutout" / "face.webm")
+    box = detect_faces(frames[3])[0].box
+    face = (slice(box[1], box[3]), slice(box[0], box[2]))
+    assert np.abs(cutouts[4][face][..., :3].astype(int) - frames[4][face]).mean() > 5  # carried into frame 4
+    from p3m.privacy.audit import boxes_overlap
+
+    assert not any(boxes_overlap(f.box, box) for f in detect_faces(np.ascontiguousarray(cutouts[4][..., :3])))

@@ -50,8 +50,9 @@ def _rgb(image: Any, bgr: bool) -> np.ndarray:
     return load_image(image)
 
 
-#: The keywords of p3m.remove beside the engine's: what each image becomes.
-_REMOVE = ("premultiplied",)
+#: The keywords of p3m.remove beside the engine's and the face options: what each image
+#: becomes (the options the service takes too, but background and anonymize, which are its own).
+_REMOVE = tuple(n for n in MatteOptions.names() if MatteOptions.spec(n).service and n not in ("background", "anonymize"))
 
 
 def _split(options: dict[str, Any], *, remove: bool) -> tuple[dict, dict, dict]:
@@ -87,7 +88,7 @@ def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: boo
     """
     from PIL import Image
 
-    from p3m.errors import HeldBackError, OptionError
+    from p3m.errors import HeldBackError
     from p3m.pipeline import matte_image
 
     network, looks, faces = _split(options, remove=True)
@@ -95,13 +96,9 @@ def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: boo
     if background is not None and not isinstance(background, (str, tuple)):
         background = _rgb(background, False)
     kind, mode = ("cutout", "RGBA") if background is None else ("composite", "RGB")
-    private = MatteOptions.spec("anonymize").parse("anonymize", anonymize)  # None, or FaceBlurOptions
-    if private is not None and isinstance(anonymize, FaceBlurOptions) and faces:
-        raise OptionError(f"give {', '.join(faces)} in the FaceBlurOptions, not beside them")
-    if not isinstance(anonymize, FaceBlurOptions):
-        private = face_options_for(private is not None, faces, "python")
-    settings = MatteOptions(save=(kind,), background=background, anonymize=private, **looks)
+    settings = MatteOptions(save=(kind,), background=background, anonymize=face_options_for(anonymize, faces, "python"),
+                            **looks)
     result = matte_image(_engine(engine, network), rgb, settings)
     if result.held_back:
-        raise HeldBackError(result.reason, result.privacy if not result.privacy.written else result.plate)
+        raise HeldBackError(result.reason, result.cause)
     return Image.fromarray(result.outputs[kind], mode)

@@ -399,10 +399,16 @@ def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, (str, tuple)) else "(an image)"
 
 
-def face_options_for(anonymize: bool, values: Mapping[str, Any], source: str) -> FaceBlurOptions | None:
-    """The face options of a private cut-out: ``values`` (the face options given) apply
-    only with ``anonymize``; given without it they are an error, never silently dropped."""
-    if not anonymize:
+def face_options_for(anonymize: Any, values: Mapping[str, Any], source: str) -> FaceBlurOptions | None:
+    """The face options of a private cut-out, from the ``anonymize`` switch as given (a
+    boolean, its word, None, or FaceBlurOptions) and the face options given beside it:
+    those apply only with anonymize, and never beside a FaceBlurOptions; given without
+    it they are an error, never silently dropped."""
+    if isinstance(anonymize, FaceBlurOptions):
+        if values:
+            raise OptionError(f"give {', '.join(values)} in the FaceBlurOptions, not beside them")
+        return anonymize.face_options()
+    if _anonymize(anonymize, source) is None:
         if values:
             names = ", ".join(values)
             raise OptionError(f"{names} appl{'ies' if len(values) == 1 else 'y'} to face anonymization: add "

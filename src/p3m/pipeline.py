@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -36,7 +36,12 @@ class ImageResult:
     @property
     def held_back(self) -> bool:
         """Faces were asked to be anonymized and could not be: nothing may be written."""
-        return any(result is not None and not result.written for result in (self.privacy, self.plate))
+        return self.cause is not None
+
+    @property
+    def cause(self) -> AnonymizeResult | None:
+        """The outcome that held the image back (the photo's, or its background's); None if none did."""
+        return next((r for r in (self.privacy, self.plate) if r is not None and not r.written), None)
 
     def privacy_dict(self) -> dict | None:
         """The privacy outcome as plain values (records, the service), or None without anonymize."""
@@ -49,11 +54,10 @@ class ImageResult:
 
     @property
     def reason(self) -> str:
-        if self.privacy is not None and not self.privacy.written:
-            return self.privacy.reason
-        if self.plate is not None and not self.plate.written:
-            return f"the background image: {self.plate.reason}"
-        return ""
+        cause = self.cause
+        if cause is None:
+            return ""
+        return cause.reason if cause is self.privacy else f"the background image: {cause.reason}"
 
 
 def image_kinds(save: Iterable[str]) -> tuple[str, ...]:
@@ -62,12 +66,16 @@ def image_kinds(save: Iterable[str]) -> tuple[str, ...]:
 
 
 def matte_image(engine: MattingEngine, image: np.ndarray, options: MatteOptions | None = None,
-                kinds: Iterable[str] | None = None, *, alpha: np.ndarray | None = None) -> ImageResult:
+                kinds: Iterable[str] | None = None, *, alpha: np.ndarray | None = None,
+                **faces: Any) -> ImageResult:
     """The outputs (``kinds``, default ``options.save``) of one RGB uint8 image.
 
     ``alpha`` is the engine's matte when the caller ran the engine already (a batch, a
     video's frames); otherwise the engine runs here. With ``options.anonymize`` the
-    outputs show the image with every face blurred, or the result is held back.
+    outputs show the image with every face blurred, or the result is held back;
+    ``faces`` passes ``faces``, ``regions`` and ``find_faces`` on to
+    :func:`p3m.privacy.anonymize.anonymize` (a video's frames: faces found upright, and
+    carried from the neighbouring frames).
     """
     options = options or MatteOptions()
     kinds = image_kinds(kinds if kinds is not None else options.save)
@@ -79,7 +87,7 @@ def matte_image(engine: MattingEngine, image: np.ndarray, options: MatteOptions 
     if options.anonymize is not None:
         # The transition pixels kept are those of the alpha as it is written (8 or 16 bits),
         # as when p3m anonymize --alpha reads the mattes p3m matte wrote: 0.999 is opaque.
-        privacy = anonymize(image, written_alpha(alpha, options.alpha_16bit), options.anonymize)
+        privacy = anonymize(image, written_alpha(alpha, options.alpha_16bit), options.anonymize, **faces)
         if not privacy.written:
             return ImageResult(alpha, {}, privacy)
         image = privacy.image

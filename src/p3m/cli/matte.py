@@ -114,6 +114,7 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     from p3m.io.images import read_image_bytes, read_image_file
     from p3m.io.outputs import OutputPlan, output_file
     from p3m.io.writers import encode_image
+    from p3m.jobs.matte import withdraw
     from p3m.pipeline import matte_image
     from p3m.utils.files import atomic_path
 
@@ -130,8 +131,8 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
         image = read_image_file(source, max_pixels=options.max_pixels)
     result = matte_image(engine, image, options)
     if result.held_back:
-        if target is not None and target.exists():  # --overwrite asked to replace it: nothing unblurred stays
-            target.unlink()
+        if target is not None:  # --overwrite asked to replace it: nothing unblurred stays
+            withdraw({kind: target})
         print(f"p3m: held back: {source}: {result.reason}", file=sys.stderr)
         return 1
     if result.privacy is not None:

@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from p3m.errors import EngineError, OptionError
-from p3m.options import ClusterOptions, EngineOptions, Option, OptionSet, face_options_for
+from p3m.options import ClusterOptions, EngineOptions, FaceBlurOptions, Option, OptionSet, face_options_for
 
 
 def flag_of(name: str, spec: Option) -> str:
@@ -97,15 +97,11 @@ def open_engine_from(args: argparse.Namespace):
 
 
 def add_face_options(parser, *, title: str | None = None) -> None:
-    from p3m.options import FaceBlurOptions
-
     add_options(parser, FaceBlurOptions, title=title)
 
 
 def face_options(args: argparse.Namespace, anonymize: bool):
     """FaceBlurOptions for a private cut-out, or None; face flags without --anonymize are an error."""
-    from p3m.options import FaceBlurOptions
-
     return face_options_for(anonymize, given(args, FaceBlurOptions), "cli")
 
 

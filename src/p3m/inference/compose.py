@@ -81,7 +81,7 @@ class Background:
         self.colour = parse_colour(spec)
         if self.colour is None and spec.lower() != "blur":
             if not Path(spec).is_file():
-                raise OptionError(f"--background {spec!r}: not a CSS colour (navy, #0f0, rgb(0,255,0)), 'r,g,b', "
+                raise OptionError(f"background {spec!r}: not a CSS colour (navy, #0f0, rgb(0,255,0)), 'r,g,b', "
                                   "'blur' or an image file")
             self.image = load_image(spec)
 

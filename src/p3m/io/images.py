@@ -17,9 +17,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from p3m.errors import ImageError, ImageTooLargeError
+from p3m.options import RunOptions
 
 #: Default pixel limit: above this an image is refused instead of exhausting memory.
-DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_PIXELS = RunOptions.default("max_pixels")  # one definition, with the options
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 

@@ -41,6 +41,7 @@ from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.options import AnonymizeOptions, ClusterOptions
 from p3m.privacy.anonymize import Outcome, anonymize
 from p3m.privacy.audit import AuditResult, changed_transition_pixels
+from p3m.privacy.dlib_models import check_installed
 from p3m.privacy.faces import resolve_detector
 from p3m.utils.files import atomic_path
 
@@ -198,8 +199,8 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
     outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress)
     if outcome is Outcome.IDENTIFIABLE:
         frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
-        reason = (f"a face is still detected at the strongest blur in frame(s) {frames}: not written "
-                  f"({audit.line()})")
+        reason = (f"a face is still detected or recognised at the strongest blur in frame(s) {frames}: not "
+                  f"written ({audit.line()})")
     elif outcome is Outcome.NO_FACE:
         reason = f"no face in any of {audit.frames} frames: not written (review it, or --allow-no-face)"
     else:
@@ -214,7 +215,7 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
                   hand_masks: dict, progress: Progress | None = None) -> AnonymizeRecord:
     if is_video(item.path):
         return anonymize_video_item(item, plan, options, progress)
-    image = read_image_file(item.path)
+    image = read_image_file(item.path, max_pixels=options.max_pixels)
     alpha, matte = None, None
     if mattes is not None:
         matte = mattes.find(item)
@@ -224,8 +225,7 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
         if alpha.shape != image.shape[:2]:
             return _record(item, Outcome.ERROR, f"matte {matte.name} is {alpha.shape[1]}x{alpha.shape[0]}, "
                                                 f"image is {image.shape[1]}x{image.shape[0]}")
-    hand = read_image_file(hand_masks[item.path.stem])[..., 0] if item.path.stem in hand_masks else None
-    result = anonymize(image, alpha, options, hand_mask=hand)
+    result = anonymize(image, alpha, options, hand_mask=hand_masks.get(item.path.stem))
     outcome, audit, scale = result.status, result.audit, result.sigma_scale
     if outcome.held_back:
         return _record(item, outcome, result.reason, faces=len(result.faces), sigma_scale=scale, audit=audit)
@@ -281,6 +281,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     the images are spread over Ray actors; the report is the single-machine one."""
     start = time.perf_counter()
     options, progress = options or AnonymizeOptions(), progress or Progress()
+    check_installed()  # before any work: dlib and its models
     options = replace(options, detector=resolve_detector(options.detector))  # once, not per image
     out = output_folder(out)
     items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)

@@ -12,6 +12,7 @@ inputs are matted after the images, one at a time, frames streamed
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -24,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from p3m.errors import HeldBackError, OutputError
+from p3m.errors import HeldBackError, OptionError, OutputError
 from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem, collect_images, is_video
 from p3m.io.images import read_image_file
@@ -32,7 +33,7 @@ from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
-from p3m.options import OUTPUT_KINDS, ClusterOptions, MatteOptions  # noqa: F401  (OUTPUT_KINDS: for callers)
+from p3m.options import OUTPUT_KINDS, ClusterOptions, MatteOptions
 from p3m.pipeline import ImageResult, matte_image
 from p3m.utils.files import atomic_path
 
@@ -101,19 +102,25 @@ def _check_settings(out: Path, settings: dict[str, str], overwrite: bool) -> Non
     """Existing outputs made with other settings are not silently kept: refuse, or (with
     overwrite) take the new settings. With anonymize, outputs whose settings are not
     known to match (no settings file, an unreadable one, or one from before anonymize
-    was recorded) are never taken as private."""
+    was recorded) are never taken as private; and when overwrite makes a folder private
+    (or private in another way), every earlier output in it is removed first, so none
+    made without the blur stays beside the new ones (of kinds this run does not make,
+    of inputs it does not reach, or after it is interrupted)."""
     path = out / SETTINGS_FILE
     try:
         before = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         before = {}
     changed = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
-    private = settings["anonymize"] != "no"
-    if private and "anonymize" not in before and any((out / kind).exists() for kind in OUTPUT_KINDS):
+    earlier = [out / kind for kind in OUTPUT_KINDS if (out / kind).exists()]
+    relabelled = settings["anonymize"] != "no" and before.get("anonymize") != settings["anonymize"] and earlier
+    if relabelled and "anonymize" not in before:
         changed.append(f"anonymize unknown -> {settings['anonymize']!r}")
     if changed and not overwrite:
         raise OutputError(f"{out}: its outputs were made with other settings ({'; '.join(changed)}); "
                           "pass --overwrite to remake them, or choose another -o")
+    if relabelled:
+        withdraw({kind.name: kind for kind in earlier})
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(settings, indent=2) + "\n")
 
@@ -131,6 +138,14 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
     """
     start = time.perf_counter()
     options, progress = options or MatteOptions(), progress or Progress()
+    if options.anonymize is not None:  # before any work: dlib and its models; the detector once, not per image
+        from p3m.privacy.dlib_models import check_installed
+        from p3m.privacy.faces import resolve_detector
+
+        check_installed()
+        faces = options.anonymize
+        options = dataclasses.replace(options, anonymize=dataclasses.replace(faces, detector=resolve_detector(
+            faces.detector)))
     out = output_folder(out)
     items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
     with contextlib.ExitStack() as stack:  # actors, if any, are stopped however this ends
@@ -139,6 +154,9 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
             from p3m.cluster.ray_pool import ActorPool
             from p3m.inference.factory import open_engine
 
+            named = cluster.engine_options.engine
+            if named != "auto" and named != str(engine):
+                raise OptionError(f"two engines: {engine!r} and cluster engine_options' {named!r}; give one")
             setup = partial(open_engine, engine, **cluster.engine_options.network())
             pool = stack.enter_context(ActorPool(cluster, setup))
             identity = pool.first(engine_identity)
@@ -255,16 +273,28 @@ def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> No
 
 def _matte_one_video(engine: MattingEngine, item: InputItem, paths: dict[str, Path], options: MatteOptions,
                      progress: Progress) -> ItemRecord:
+    from p3m.video.anonymize import VideoAudit
     from p3m.video.matte import matte_video
 
+    audit = VideoAudit() if options.anonymize is not None else None
     try:
-        written = matte_video(engine, item.path, paths, options, progress=progress)
+        written = matte_video(engine, item.path, paths, options, progress=progress, audit=audit)
     except HeldBackError as exc:  # faces that could not be anonymized in a frame: nothing published
         withdraw(paths)
-        return ItemRecord(str(item.path), Status.HELD_BACK, str(exc))
+        return MatteRecord(str(item.path), Status.HELD_BACK, str(exc), privacy=_video_privacy(audit, exc.privacy))
     except Exception as exc:  # one bad video never stops the batch; nothing of it is published
         return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
-    return ItemRecord(str(item.path), Status.DONE, outputs=written)
+    return MatteRecord(str(item.path), Status.DONE, outputs=written, privacy=_video_privacy(audit, None))
+
+
+def _video_privacy(audit, cause) -> dict | None:
+    """A private video's outcome, in the keys of a photo's (AnonymizeResult.to_dict)."""
+    if audit is None:
+        return None
+    return {"status": cause.status.value if cause is not None else "ok", "faces": audit.faces,
+            "sigma_scale": None, "video": audit.line(),
+            "audit": {"redetected": 0, "identity_matches": audit.identity_matches, "low_confidence": 0,
+                      "min_identity_distance": audit.min_identity_distance}}
 
 
 def privacy_line(records: Sequence[ItemRecord]) -> str:

@@ -38,8 +38,9 @@ MAX_SIGMA_SCALE = 0.40
 #: The blur is made stronger while a face's identity distance is below the match
 #: threshold plus this margin; only a distance below the threshold itself holds the image back.
 IDENTITY_MARGIN = 0.05
-#: Blur-and-search rounds before an image still leaking counts as identifiable.
-MAX_PASSES = 8
+#: Rounds that blur faces found only after blurring; faces still found new after them
+#: count as leaks (the blur is then made stronger, up to MAX_SIGMA_SCALE, as for any leak).
+MAX_NEW_FACE_ROUNDS = 8
 
 
 class Outcome(str, Enum):
@@ -124,8 +125,8 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     fail closed.
 
     ``options`` (or its fields as keywords: ``strength``, ``sigma_scale``, ``detector``,
-    ...) say how. ``hand_mask`` (H x W, non-zero = face) is blurred where no face is
-    found, as the authors' hand-drawn masks were. ``faces`` skips detection; ``regions``
+    ...) say how. ``hand_mask`` (H x W, non-zero = face, or its file) is blurred where no
+    face is found, as the authors' hand-drawn masks were. ``faces`` skips detection; ``regions``
     are blurred beside them (faces carried from other frames); ``find_faces`` searches a
     blurred image (default: both families at the turns the faces were found at).
     """
@@ -136,7 +137,8 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     detector = resolve_detector(options.detector)
     scale, strengthened, found_late = options.scale, 0, 0
     kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)
-    for _ in range(MAX_PASSES):
+    rounds = 0
+    while True:  # ends: new-face rounds are bounded, and the blur grows to MAX_SIGMA_SCALE
         blurred = blur_faces(rgb, alpha, sigma_scale=scale, faces=faces, regions=regions, **kwargs)
         if blurred.image is None:
             return _no_face(rgb, alpha, options, hand_mask, scale, kwargs)
@@ -146,30 +148,27 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
                                                                             rotations=turns)
         covered = [face.box for face in faces] + [region.box for region in regions]
         new = [face for face in after if not any(boxes_overlap(face.box, box) for box in covered)]
-        if new:
-            faces, found_late = faces + new, found_late + len(new)
+        if new and rounds < MAX_NEW_FACE_ROUNDS:
+            faces, found_late, rounds = faces + new, found_late + len(new), rounds + 1
             continue
         audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
                            after=after)
-        audit.redetected += sum(any(boxes_overlap(f.box, r.box) for f in after) for r in regions)
+        audit.redetected += len(new) + sum(any(boxes_overlap(f.box, r.box) for f in after) for r in regions)
         narrow = any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.distances + audit.reference_distances)
         leaks = bool(audit.redetected or audit.identity_matches)
-        done = AnonymizeResult(Outcome.OK, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
-                               strengthened, found_late)
         if not (leaks or narrow) or (scale >= MAX_SIGMA_SCALE and not leaks):
-            return done
+            return AnonymizeResult(Outcome.OK, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
+                                   strengthened, found_late)
         if scale >= MAX_SIGMA_SCALE:
-            break
+            return AnonymizeResult(Outcome.IDENTIFIABLE, None, blurred.mask, blurred.faces, faces, audit, scale,
+                                   strengthened, found_late)
         scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1
-    else:
-        audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
-                           after=after)
-    return AnonymizeResult(Outcome.IDENTIFIABLE, None, blurred.mask, blurred.faces, faces, audit, scale,
-                           strengthened, found_late)
 
 
 def _no_face(rgb, alpha, options: FaceBlurOptions, hand_mask, scale: float, kwargs) -> AnonymizeResult:
     if hand_mask is not None:
+        if not isinstance(hand_mask, np.ndarray):  # a file: read only now that it is needed
+            hand_mask = load_image(hand_mask)[..., 0]
         drawn = blur_faces(rgb, alpha, sigma_scale=scale, facemask=hand_mask, **kwargs)
         return AnonymizeResult(Outcome.HAND_MASK, drawn.image, drawn.mask, drawn.faces, [], None, scale)
     nothing = np.zeros(rgb.shape[:2], np.uint8)

@@ -70,3 +70,10 @@ def shape_predictor():
 @per_thread
 def face_recognizer():
     return _dlib().face_recognition_model_v1(str(model_path("dlib_face_recognition_resnet_model_v1.dat")))
+
+
+def check_installed() -> None:
+    """Fail early, before any work, if dlib or its model files are missing (loads nothing)."""
+    _dlib()
+    for name in ("shape_predictor_68_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"):
+        model_path(name)

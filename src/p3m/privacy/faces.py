@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from p3m.errors import choice_error
-from p3m.options import DETECTORS  # noqa: E402,F401  (defined with the options)
+from p3m.options import DETECTORS  # noqa: F401  (defined with the options; re-exported)
 from p3m.privacy import dlib_models
 from p3m.privacy.blazeface import box_iou
 

@@ -254,8 +254,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
         output = ImageRequest.from_values(pick(ImageRequest), "service").output
         method = EngineOptions.spec("method").parse("method", params.get("method"), "service")
         looks = pick(MatteOptions)
-        anonymize = MatteOptions.spec("anonymize").parse("anonymize", looks.pop("anonymize", None), "service")
-        faces = face_options_for(anonymize is not None, pick(FaceBlurOptions), "service")
+        faces = face_options_for(looks.pop("anonymize", None), pick(FaceBlurOptions), "service")
         if background is not None:
             if "background" in looks:
                 raise OptionError("background and background_image name two backgrounds; give one")
@@ -293,8 +292,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
             raise _Refusal(400, str(exc)) from None
         privacy = result.privacy_dict()
         if result.held_back:
-            status = privacy["status"] if privacy["status"] != "ok" else privacy["background"]["status"]
-            return JSONResponse({"status": status, "reason": result.reason, "privacy": privacy}, 422)
+            return JSONResponse({"status": result.cause.status.value, "reason": result.reason, "privacy": privacy}, 422)
         headers = {"X-P3M-Privacy": json.dumps(privacy, separators=(",", ":"))} if privacy else {}
         return Response(await on_coder(encode_image, result.outputs[output], ".png"), media_type="image/png",
                         headers=headers)

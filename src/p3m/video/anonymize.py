@@ -19,12 +19,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from p3m.options import FaceBlurOptions
-from p3m.privacy.anonymize import Outcome, anonymize
+from p3m.privacy.anonymize import AnonymizeResult, Outcome, anonymize
 from p3m.privacy.audit import boxes_overlap
 from p3m.privacy.blur import Region, face_region_of
 from p3m.privacy.faces import Face, detect_faces, resolve_detector
@@ -45,11 +45,23 @@ class VideoAudit:
     faces: int = 0                 # detections over all frames
     frames_with_faces: int = 0     # frames with at least one region blurred (detected or carried)
     carried: int = 0               # regions blurred in a frame whose detector missed them, from neighbours
-    strengthened: int = 0          # frames blurred again because a face was still found
+    strengthened: int = 0          # rounds of stronger blur, over all frames, because a face was still found
     found_after_blur: int = 0      # faces the detector found only in a blurred frame (blurred too)
-    identity_matches: int = 0      # faces still recognised (in uncovered frames only: others were blurred more)
+    identity_matches: int = 0      # faces still recognised at the strongest blur (in uncovered frames)
     min_identity_distance: float | None = None  # over every audited face of every frame
-    uncovered: list[int] = field(default_factory=list)  # frames with a face found even at the strongest blur
+    uncovered: list[int] = field(default_factory=list)  # frames still identifiable at the strongest blur
+
+    def add(self, index: int, result: AnonymizeResult) -> None:
+        """Count one frame's anonymization (``result`` of :func:`p3m.privacy.anonymize.anonymize`)."""
+        self.frames_with_faces += 1
+        self.strengthened += result.strengthened
+        self.found_after_blur += result.found_after_blur
+        if result.audit is not None and result.audit.distances:
+            low = min(result.audit.distances)
+            self.min_identity_distance = low if self.min_identity_distance is None else min(low, self.min_identity_distance)
+        if result.status is Outcome.IDENTIFIABLE:
+            self.uncovered.append(index)
+            self.identity_matches += result.audit.identity_matches if result.audit else 0
 
     def line(self) -> str:
         return (f"{self.frames} frames, {self.faces} face detections, {self.frames_with_faces} frames blurred, "
@@ -57,44 +69,61 @@ class VideoAudit:
                 f"{self.strengthened} blurred again, "
                 + (f"closest identity distance {self.min_identity_distance:.3f}, "
                    if self.min_identity_distance is not None else "")
-                + f"{len(self.uncovered)} uncovered")
+                + f"{len(self.uncovered)} uncovered"
+                + (f" ({self.identity_matches} still recognised)" if self.identity_matches else ""))
 
 
-class _FrameBlur:
-    """Blurs one frame given its own faces and its neighbours' (distance, faces)."""
+def upright_finder(options: FaceBlurOptions) -> Callable[[np.ndarray], list[Face]]:
+    """How a video's frames are searched: upright only. The reader turns frames upright
+    from the display matrix already, and three more searches of every frame without a
+    face would triple the cost."""
+    detector = resolve_detector(options.detector)
+    return lambda rgb: detect_faces(rgb, detector=detector, rotations=(0,))
 
-    def __init__(self, options: FaceBlurOptions, find_faces, audit: VideoAudit) -> None:
-        self.options, self.find_faces, self.audit = options, find_faces, audit
 
-    def carried(self, shape, own: list[Face], neighbours: list[tuple[int, list[Face]]]) -> list[Region]:
+class FaceCarrier:
+    """Each frame's own faces, and the faces of up to ``carry`` frames before and after
+    it that no face of the frame overlaps, as regions widened for movement. Frames come
+    out ``carry`` frames late, so memory holds ``carry`` frames ahead."""
+
+    def __init__(self, options: FaceBlurOptions, find_faces, audit: VideoAudit, carry: int = CARRY_FRAMES) -> None:
+        self.forehead, self.find_faces, self.audit, self.carry = options.forehead, find_faces, audit, carry
+
+    def __call__(self, frames: Iterable[tuple[int | None, np.ndarray]]
+                 ) -> Iterator[tuple[int, int | None, np.ndarray, list[Face], list[Region]]]:
+        """(index, pts, rgb, own faces, carried regions) for every (pts, rgb) frame, in order."""
+        past: deque[list[Face]] = deque(maxlen=self.carry)
+        pending: deque[tuple[int, int | None, np.ndarray, list[Face]]] = deque()
+
+        def first():
+            index, pts, rgb, own = pending.popleft()
+            neighbours = [(d + 1, faces) for d, faces in enumerate(reversed(past))]
+            neighbours += [(d + 1, entry[3]) for d, entry in enumerate(list(pending)[:self.carry])]
+            past.append(own)
+            return index, pts, rgb, own, self.regions(rgb.shape[:2], own, neighbours)
+
+        for index, (pts, rgb) in enumerate(frames):
+            faces = self.find_faces(rgb)
+            self.audit.frames += 1
+            self.audit.faces += len(faces)
+            pending.append((index, pts, rgb, faces))
+            if len(pending) > self.carry:
+                yield first()
+        while pending:
+            yield first()
+
+    def regions(self, shape, own: list[Face], neighbours: list[tuple[int, list[Face]]]) -> list[Region]:
         """The faces of neighbouring frames that no face of this frame overlaps, widened."""
         boxes, regions = [face.box for face in own], []
         for distance, faces in sorted(neighbours, key=lambda item: item[0]):
             for face in faces:
                 if any(boxes_overlap(face.box, box) for box in boxes):
                     continue  # detected here, or already carried from a nearer frame
-                region = face_region_of(face, shape, self.options.forehead,
-                                        int(round(CARRY_MARGIN * face.width * distance)))
+                region = face_region_of(face, shape, self.forehead, int(round(CARRY_MARGIN * face.width * distance)))
                 regions.append(region)
                 boxes.append(region.box)
                 self.audit.carried += 1
         return regions
-
-    def __call__(self, index: int, rgb: np.ndarray, own: list[Face], carried: list[Region]) -> np.ndarray:
-        if not own and not carried:
-            return rgb
-        self.audit.frames_with_faces += 1
-        result = anonymize(rgb, None, self.options, faces=own, regions=carried, find_faces=self.find_faces)
-        self.audit.strengthened += result.strengthened
-        self.audit.found_after_blur += result.found_after_blur
-        if result.audit is not None and result.audit.distances:
-            low = min(result.audit.distances)
-            self.audit.min_identity_distance = min(low, self.audit.min_identity_distance or low)
-        if result.written:
-            return result.image
-        self.audit.uncovered.append(index)
-        self.audit.identity_matches += result.audit.identity_matches if result.audit else 0
-        return np.zeros_like(rgb)  # never published: the video is abandoned
 
 
 def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = None, *, carry: int = CARRY_FRAMES,
@@ -104,41 +133,24 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
 
     Returns the outcome (``OK``, ``NO_FACE``, ``NO_FACE_COPIED`` or ``IDENTIFIABLE``) and
     the audit. Only ``OK`` and ``NO_FACE_COPIED`` publish ``target``. ``find_faces``
-    (default: ``detect_faces`` with ``detector``) finds faces before and after blurring.
+    (default: :func:`upright_finder`) finds faces before and after blurring.
     """
     options = options if options is not None else FaceBlurOptions(**face_options)
-    detector = resolve_detector(options.detector)
-    # Upright only: a video's frames are turned upright from its display matrix already,
-    # and three more searches of every frame without a face would triple the cost.
-    find_faces = find_faces or (lambda rgb: detect_faces(rgb, detector=detector, rotations=(0,)))
+    find_faces = find_faces or upright_finder(options)
     audit = VideoAudit()
     start = time.perf_counter()
     with VideoReader(path) as reader:
         info = reader.info
         writer = VideoWriter(target, "composite", info)
-        blur = _FrameBlur(options, find_faces, audit)
-        past: deque[list[Face]] = deque(maxlen=carry)
-        pending: deque[tuple[int, int | None, np.ndarray, list[Face]]] = deque()
-
-        def process_first() -> None:
-            index, pts, rgb, own = pending.popleft()
-            neighbours = [(d + 1, faces) for d, faces in enumerate(reversed(past))]
-            neighbours += [(d + 1, entry[3]) for d, entry in enumerate(list(pending)[:carry])]
-            writer.write(blur(index, rgb, own, blur.carried(rgb.shape[:2], own, neighbours)), pts)
-            past.append(own)
-            if progress is not None and index % 10 == 9:
-                progress.frames(str(path), index + 1, info.frames, time.perf_counter() - start)
-
         try:
-            for index, (pts, rgb) in enumerate(reader.frames()):
-                faces = find_faces(rgb)
-                audit.frames += 1
-                audit.faces += len(faces)
-                pending.append((index, pts, rgb, faces))
-                if len(pending) > carry:
-                    process_first()
-            while pending:
-                process_first()
+            for index, pts, rgb, own, carried in FaceCarrier(options, find_faces, audit, carry)(reader.frames()):
+                if own or carried:
+                    result = anonymize(rgb, None, options, faces=own, regions=carried, find_faces=find_faces)
+                    audit.add(index, result)
+                    rgb = result.image if result.written else np.zeros_like(rgb)  # (never published: abandoned)
+                writer.write(rgb, pts)
+                if progress is not None and index % 10 == 9:
+                    progress.frames(str(path), index + 1, info.frames, time.perf_counter() - start)
         except BaseException:
             writer.abandon()
             raise

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from p3m.pipeline import image_kinds, matte_image
 from p3m.video.reader import VideoReader
 from p3m.video.stabilise import EdgeSmoother
 from p3m.video.writer import FORMATS, VideoWriter, output_suffix
+
+if TYPE_CHECKING:
+    from p3m.video.anonymize import VideoAudit
 
 
 def video_output_path(folder: Path, kind: str) -> Path:
@@ -54,12 +57,15 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], options: MatteOptions, *,
-                progress=None) -> dict[str, str]:
+                progress=None, audit: VideoAudit | None = None) -> dict[str, str]:
     """Write the ``outputs`` (kind -> path from :func:`video_output_path`) of the video at ``path``.
 
     Every frame goes through :func:`p3m.pipeline.matte_image`. With ``options.anonymize``
-    each frame is anonymized as a photo is; a frame that cannot be (no face found, or a
-    face still identifiable) fails the whole video, which is then not written.
+    each frame is anonymized by the photo rule with the faces of its neighbouring frames
+    carried in (:class:`p3m.video.anonymize.FaceCarrier`, as ``p3m anonymize`` does for a
+    video), counted in ``audit``; a frame that cannot be anonymized (no face found in it
+    or its neighbours, or a face still identifiable) raises HeldBackError, and nothing
+    of the video is published.
     """
     options = dataclasses.replace(options, alpha_16bit=False)  # video alpha is 8-bit
     kinds = image_kinds(outputs)
@@ -73,16 +79,19 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
                     writers[kind] = VideoWriter(target, kind, info)
             if "frames" in outputs:
                 frames_dir = _partial_folder(outputs["frames"])
+            stream, faces = _frames_with_faces(reader.frames(), options, audit)
             # Two views of one stream: tee holds at most the batch matte_frames has read ahead.
-            frames, for_engine = itertools.tee(reader.frames())
-            alphas = matte_frames(engine, (rgb for _, rgb in for_engine), batch_size=getattr(engine, "batch_size", 1),
-                                  stabilise=options.stabilise)
-            for done, ((pts, rgb), alpha) in enumerate(zip(frames, alphas)):
+            frames, for_engine = itertools.tee(stream)
+            alphas = matte_frames(engine, (entry[1] for entry in for_engine),
+                                  batch_size=getattr(engine, "batch_size", 1), stabilise=options.stabilise)
+            for done, ((pts, rgb, *found), alpha) in enumerate(zip(frames, alphas)):
                 if not np.isfinite(alpha).all():
                     raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")
-                result = matte_image(engine, rgb, options, kinds, alpha=alpha)
+                result = matte_image(engine, rgb, options, kinds, alpha=alpha, **faces(*found))
+                if result.privacy is not None and audit is not None:
+                    audit.add(done, result.privacy)
                 if result.held_back:
-                    raise HeldBackError(f"frame {done}: {result.reason}; the video is not written", result.privacy)
+                    raise HeldBackError(f"frame {done}: {result.reason}; the video is not written", result.cause)
                 arrays = result.outputs
                 for kind, writer in writers.items():
                     writer.write(arrays[kind], pts)
@@ -100,6 +109,19 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
                 shutil.rmtree(frames_dir, ignore_errors=True)
             raise
     return written
+
+
+def _frames_with_faces(frames, options: MatteOptions, audit: VideoAudit | None):
+    """(stream of (pts, rgb, *found), found -> matte_image's face keywords): with
+    anonymize, each frame's own faces and those carried from its neighbours."""
+    if options.anonymize is None:
+        return frames, lambda: {}
+    from p3m.video.anonymize import FaceCarrier, VideoAudit, upright_finder
+
+    finder = upright_finder(options.anonymize)
+    carrier = FaceCarrier(options.anonymize, finder, audit if audit is not None else VideoAudit())
+    stream = ((pts, rgb, own, carried) for _, pts, rgb, own, carried in carrier(frames))
+    return stream, lambda own, carried: {"faces": own, "regions": carried, "find_faces": finder}
 
 
 def _partial_folder(target: Path) -> Path:
