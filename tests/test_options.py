@@ -101,7 +101,7 @@ def test_every_service_parameter_is_an_option_of_the_model_and_in_the_schema(ser
         for name, owner in service_options(endpoint):
             spec = owner.spec(name)
             assert listed[name]["schema"]["type"] in ("string", "boolean", "integer", "number")
-            assert listed[name]["description"] == spec.help
+            assert listed[name]["description"].startswith(spec.help)
             if spec.allowed() is not None:
                 assert listed[name]["schema"]["enum"] == list(spec.allowed())
         body = schema[f"/v1/{endpoint}"]["post"]["requestBody"]["content"]

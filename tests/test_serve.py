@@ -85,6 +85,14 @@ def test_bad_requests_get_their_status_and_a_one_line_reason(transparent, send, 
     assert "\n" not in response.json()["error"]
 
 
+def test_a_file_input_left_empty_is_no_upload(transparent):
+    """Browsers send an unchosen file input as a part with no name and no bytes; /docs as an empty field."""
+    for files, data in (({"image": ("a.png", _png(_photo())), "background_image": ("", b"")}, {}),
+                        ({"image": ("a.png", _png(_photo()))}, {"background_image": ""})):
+        answer = httpx.post(f"{transparent}/v1/matte", files=files, data=data)
+        assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).mode == "RGBA"
+
+
 def test_a_background_parameter_never_reads_a_file_of_the_server(transparent, tmp_path):
     secret = tmp_path / "server_side.png"
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(secret)

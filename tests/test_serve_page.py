@@ -74,3 +74,40 @@ def test_a_person_uploads_a_photo_and_downloads_the_cutout(page_url, tmp_path):
     if target:
         for path in (shot, private_shot, anon_shot):
             shutil.copy(path, Path(target) / path.name)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (make test installs it)")
+def test_docs_try_it_out_uploads_with_the_parameters_of_the_model(tmp_path):
+    """/docs is Swagger UI served by p3m itself (nothing loaded from elsewhere); "Try it
+    out" on /v1/matte offers every parameter of the options model and its upload works."""
+    from playwright.sync_api import sync_playwright
+
+    from p3m.options import service_options
+    from p3m.serve.app import create_app
+    from serving import ConstantEngine
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photo)
+    with running(create_app(ConstantEngine(0.0))) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{url}/docs")
+        op = "#operations-default-matte_v1_matte_post"
+        page.click(f"{op} .opblock-summary")
+        page.click(f"{op} .try-out__btn")
+        offered = page.eval_on_selector_all(f"{op} tr[data-param-name]", "rows => rows.map(r => r.dataset.paramName)")
+        page.select_option(f"{op} tr[data-param-name=output] select", "composite")
+        page.fill(f"{op} tr[data-param-name=background] input", "navy")
+        page.set_input_files(f"{op} .opblock-section-request-body input[type=file] >> nth=0", str(photo))
+        page.click(f"{op} .execute")
+        page.wait_for_selector(f"{op} .live-responses-table .response-col_status", timeout=30_000)
+        answer = page.inner_text(f"{op} .live-responses-table")
+        sent = page.inner_text(f"{op} .request-url")
+        browser.close()
+    assert offered == [name for name, _ in service_options("matte")]
+    assert "200" in answer and "image/png" in answer, answer
+    assert "output=composite" in sent and "background=navy" in sent
+    elsewhere = [r for r in requested if not r.removeprefix("blob:").startswith(url)]  # blob: the response image
+    assert requested and not elsewhere, elsewhere

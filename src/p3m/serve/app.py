@@ -84,15 +84,55 @@ def _schema(spec, default) -> dict[str, Any]:
 
 def openapi_extra(endpoint: str) -> dict[str, Any]:
     """The endpoint's parameters and body for OpenAPI, from the options model."""
-    from p3m.options import service_options
+    from p3m.options import FaceBlurOptions, service_options
 
-    parameters = [{"name": name, "in": "query", "required": False, "description": owner.spec(name).help,
-                   "schema": _schema(owner.spec(name), False if owner.spec(name).switch else owner.default(name))}
+    def default(name: str, owner) -> Any:
+        # Face options apply only with anonymize=true on /v1/matte: no default there, so that
+        # /docs "Try it out" does not send them unasked (which is refused without anonymize).
+        if endpoint == "matte" and owner is FaceBlurOptions:
+            return None
+        return False if owner.spec(name).switch else owner.default(name)
+
+    def described(name: str, owner) -> str:
+        text, value = owner.spec(name).help, owner.default(name)
+        if default(name, owner) is None and value is not None:
+            text += f" (default {value}; only with anonymize=true)"
+        return text
+
+    parameters = [{"name": name, "in": "query", "required": False, "description": described(name, owner),
+                   "schema": _schema(owner.spec(name), default(name, owner))}
                   for name, owner in service_options(endpoint)]
     files = {name: {"type": "string", "format": "binary"} for name in UPLOADS[endpoint]}
     return {"parameters": parameters, "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": files}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _no_upload(name: str, value: Any) -> bool:
+    """A form's file input with nothing chosen: browsers send a part with an empty file
+    name and no bytes, and /docs an empty text field. Neither is an upload."""
+    if name not in ("image", "background_image", "file"):
+        return False
+    if isinstance(value, str):
+        return value == ""
+    return not value.filename and value.size == 0
+
+
+def _serve_docs(app) -> None:
+    """/docs: Swagger UI from the swagger-ui-bundle-v2 package, served by this service
+    (FastAPI's own /docs loads its script from a CDN into the service's origin)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="p3m: API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
 
 
 class _Refusal(Exception):
@@ -119,8 +159,9 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
     async def on_coder(function, *args):
         return await asyncio.get_running_loop().run_in_executor(coder, function, *args)
-    app = FastAPI(title="p3m", version=p3m.__version__,
+    app = FastAPI(title="p3m", version=p3m.__version__, docs_url=None, redoc_url=None,
                   description="Privacy-preserving portrait matting: cut-outs, backgrounds, face anonymization.")
+    _serve_docs(app)
     state = {"waiting": 0}
     variants: dict[str, Any] = {}
 
@@ -162,6 +203,8 @@ def create_app(engine, limits: ServiceLimits | None = None):
             form = await request.form(max_files=2, max_fields=20)
             uploads: dict[str, Any] = {}
             for name, value in form.multi_items():
+                if _no_upload(name, value):
+                    continue  # a file input left empty, as browsers and /docs send it
                 if isinstance(value, str):
                     given.append((name, value))
                 elif name in uploads:
