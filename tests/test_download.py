@@ -64,6 +64,15 @@ def server(files):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+            elif self.path.startswith("/trap"):  # a confirmation-shaped page pointing at a local file
+                secret = state["secret"]
+                body = (f'<html><form action="file://{secret}#" method="get"><input type="hidden" name="id" '
+                        f'value="XYZ"></form><a href="file://{secret}#confirm=t">x</a></html>').encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
             elif self.path == "/usercontent/download?id=XYZ&export=download&confirm=t":
                 self._send_file(files["good"], "p3mnet_pretrained_on_p3m10k.pth")
             else:
@@ -139,3 +148,18 @@ def test_drive_share_links_become_download_addresses():
                  "https://drive.google.com/u/0/uc?id=1smX2YQGIpzKbfwDYHAwete00a_YMwoG1&export=download"):
         assert download_address(link) == expected
     assert download_address("https://example.org/a.pth") == "https://example.org/a.pth"
+
+
+def test_a_page_pointing_at_a_local_file_is_not_followed(server, home, tmp_path, capsys):
+    """A confirmation-shaped page whose form or link names file:///PATH must not copy that
+    file into the cache (the '#' would swallow the ?id= p3m appends)."""
+    url, state = server
+    secret = tmp_path / "private.pth"
+    secret.write_bytes(b"private bytes")
+    secret.chmod(0o600)
+    state["secret"] = str(secret)
+    assert main(["weights", "install", f"{url}/trap"]) == 1
+    err = capsys.readouterr().err
+    assert "not an http(s) address; not followed" in err and len(err.strip().splitlines()) == 1
+    copies = [p for p in home.rglob("*") if p.is_file() and p.read_bytes() == b"private bytes"]
+    assert copies == []

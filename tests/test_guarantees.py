@@ -363,3 +363,33 @@ def test_stderr_survives_two_threads_loading_models_at_once():
         thread.join()
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_only_the_formats_p3m_means_to_read_reach_a_decoder(tmp_path, monkeypatch):
+    """EPS bytes (which Pillow would hand to Ghostscript) are refused however they are named
+    or sent: one decoder allow-list in p3m.io.images, for files, bytes, mattes and trimaps."""
+    from PIL import EpsImagePlugin
+
+    from p3m.errors import ImageError
+    from p3m.io.images import read_image_bytes, read_image_file, read_matte
+
+    ran = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: ran.append(a))
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
+    (tmp_path / "photo.jpg").write_bytes(eps)
+    for read in (lambda: read_image_file(tmp_path / "photo.jpg"), lambda: read_image_bytes(eps, name="upload"),
+                 lambda: read_matte(tmp_path / "photo.jpg")):
+        with pytest.raises(ImageError) as refused:
+            read()
+        assert "not an image file" in str(refused.value) or "cannot read matte" in str(refused.value)
+    assert ran == []
+
+
+def test_png_bytes_named_jpg_are_anonymized_and_saved_as_jpeg(tmp_path, astronaut):
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+
+    Image.fromarray(astronaut).save(tmp_path / "astro.jpg", format="PNG")  # a PNG under a .jpg name
+    report = anonymize_files([tmp_path / "astro.jpg"], tmp_path / "out", AnonymizeOptions())
+    assert report.records[0].status.value == "done", report.records[0].reason
+    with Image.open(tmp_path / "out" / "blurred_image" / "astro.jpg") as written:
+        assert written.format == "JPEG"

@@ -87,9 +87,9 @@ def test_bad_requests_get_their_status_and_a_one_line_reason(transparent, send, 
 
 def test_a_file_input_left_empty_is_no_upload(transparent):
     """Browsers send an unchosen file input as a part with no name and no bytes; /docs as an empty field."""
-    for files, data in (({"image": ("a.png", _png(_photo())), "background_image": ("", b"")}, {}),
-                        ({"image": ("a.png", _png(_photo()))}, {"background_image": ""})):
-        answer = httpx.post(f"{transparent}/v1/matte", files=files, data=data)
+    for files, fields in (({"image": ("a.png", _png(_photo())), "background_image": ("", b"")}, {}),
+                          ({"image": ("a.png", _png(_photo()))}, {"background_image": ""})):
+        answer = httpx.post(f"{transparent}/v1/matte", files=files, data=fields)
         assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).mode == "RGBA"
 
 

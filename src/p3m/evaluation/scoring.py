@@ -8,15 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from p3m.errors import MetricInputError
 from p3m.evaluation.metrics import ALL_KEYS, evaluate
-from p3m.io.images import read_matte
+from p3m.io.images import open_image, read_matte
 
 
 def read_trimap(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
+    with open_image(path) as img:
         array = np.asarray(img)
     return array[..., 0] if array.ndim == 3 else array
 

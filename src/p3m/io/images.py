@@ -64,12 +64,22 @@ def read_image_bytes(data: bytes, *, name: str = "<stdin>", max_pixels: int | No
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
+#: The formats p3m decodes (its image suffixes); no other decoder ever sees an input:
+#: no EPS handed to Ghostscript, whatever a file is named or a client uploads.
+DECODED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")  # JPEG opens MPO (phone photos) too
+
+
+def open_image(source) -> Image.Image:
+    """Pillow's open, limited to :data:`DECODED_FORMATS` (the one place p3m opens images)."""
+    return Image.open(source, formats=DECODED_FORMATS)
+
+
 def _decode(source, path: str, max_pixels: int | None) -> np.ndarray:
     """Decode a file or buffer to RGB uint8, honouring EXIF orientation; ``path`` names it in errors."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with open_image(source) as img:
                 w, h = img.size
                 if w == 0 or h == 0:
                     raise ImageError(f"{path}: image has zero size ({w}x{h})")
@@ -129,7 +139,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
 def read_matte(path: str | os.PathLike) -> np.ndarray:
     """An 8- or 16-bit alpha matte (first channel if colour) -> float64 in [0, 1]."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             array = np.asarray(img)
     except Exception as exc:
         raise ImageError(f"{path}: cannot read matte ({exc})") from None

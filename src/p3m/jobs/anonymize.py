@@ -33,7 +33,7 @@ from PIL import Image
 from p3m.data.layout import images_by_stem
 from p3m.errors import DatasetError, ImageError
 from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images, is_video
-from p3m.io.images import read_image_file, read_matte
+from p3m.io.images import open_image, read_image_file, read_matte
 from p3m.io.outputs import OutputPlan, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
@@ -130,10 +130,10 @@ def _save_like_input(source: Path, array: np.ndarray, target: Path, quality: int
         return
     with atomic_path(target) as tmp:
         image = Image.fromarray(array)
-        if quality is not None:
-            image.save(tmp, format="JPEG", quality=quality)
-        else:
-            with Image.open(source) as original:
+        with open_image(source) as original:
+            if quality is not None or original.format not in ("JPEG", "MPO"):  # a PNG named .jpg has no tables
+                image.save(tmp, format="JPEG", quality=quality or 95)
+            else:
                 from PIL import JpegImagePlugin
 
                 image.save(tmp, format="JPEG", qtables=original.quantization,

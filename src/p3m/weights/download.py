@@ -107,6 +107,9 @@ def download(url: str, folder: Path, *, name: str | None = None, timeout: float 
     folder.mkdir(parents=True, exist_ok=True)
     address, followed = download_address(url), False
     while True:
+        if not is_url(address):  # a page may point anywhere (file:///..., ftp:); only the web is fetched
+            raise CheckpointError(f"{url}: the page points to {address.split('#')[0][:200]!r}, which is not an "
+                                  "http(s) address; not followed")
         part = folder / f"{name or 'download'}.part"
         offset = part.stat().st_size if part.is_file() else 0
         request = urllib.request.Request(address, headers={"User-Agent": "p3m"})
