@@ -64,6 +64,26 @@ def server(files):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+            elif self.path in ("/badlength", "/nul", "/long", "/samezip"):
+                import io
+                import zipfile
+
+                data, name = files["good"], {"/nul": "a%00b.pth", "/long": "w" * 300 + ".pth"}.get(self.path, "x.pth")
+                if self.path == "/samezip":
+                    buffer = io.BytesIO()
+                    with zipfile.ZipFile(buffer, "w") as archive:
+                        archive.writestr("same.pth", files["good"])
+                    data, name = buffer.getvalue(), "same.pth"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Disposition", f'attachment; filename="{name}"')
+                if self.path == "/badlength":
+                    self.send_header("Content-Length", "abc")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
             elif self.path.startswith("/trap"):  # a confirmation-shaped page pointing at a local file
                 secret = state["secret"]
                 body = (f'<html><form action="file://{secret}#" method="get"><input type="hidden" name="id" '
@@ -163,3 +183,19 @@ def test_a_page_pointing_at_a_local_file_is_not_followed(server, home, tmp_path,
     assert "not an http(s) address; not followed" in err and len(err.strip().splitlines()) == 1
     copies = [p for p in home.rglob("*") if p.is_file() and p.read_bytes() == b"private bytes"]
     assert copies == []
+
+
+@pytest.mark.parametrize("path", ["/badlength", "/nul", "/long", "/samezip"])
+def test_odd_servers_and_names_still_install_or_say_why(server, home, capsys, path):
+    """A nonsense Content-Length, a name with %00 or of 300 characters, a zip named like the
+    checkpoint it holds: installed, with no traceback and nothing left in downloads."""
+    url, _ = server
+    assert main(["weights", "install", f"{url}{path}", "--name", "odd"]) == 0, capsys.readouterr().err
+    assert [w.name for w in installed()] == ["odd"]
+    assert not [p for p in (home / "downloads").rglob("*") if p.is_file()]
+
+
+def test_a_failed_install_leaves_nothing_in_downloads(server, home, capsys):
+    url, _ = server
+    assert main(["weights", "install", f"{url}/wrong.pth"]) == 1
+    assert not [p for p in (home / "downloads").rglob("*") if p.is_file()]

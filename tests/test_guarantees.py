@@ -393,3 +393,27 @@ def test_png_bytes_named_jpg_are_anonymized_and_saved_as_jpeg(tmp_path, astronau
     assert report.records[0].status.value == "done", report.records[0].reason
     with Image.open(tmp_path / "out" / "blurred_image" / "astro.jpg") as written:
         assert written.format == "JPEG"
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_records_of_one(tmp_path, astronaut):
+    """dlib's models are per thread: --workers 2 crashed or lost faces when two threads shared one detector."""
+    import cv2
+
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    for index, image in enumerate((astronaut, astronaut[:, ::-1], small, np.concatenate([small, small[:, ::-1]], 1),
+                                   data.coffee())):
+        Image.fromarray(np.ascontiguousarray(image)).save(folder / f"p{index}.png")
+
+    def rows(out, workers):
+        report = anonymize_files([folder], tmp_path / out, AnonymizeOptions(workers=workers, detector="hog"))
+        return [(r["image"], r["status"], r["faces"], r.get("min_identity_distance")) for r in report.rows()]
+
+    one = rows("one", 1)
+    assert [status for _, status, _, _ in one] == ["ok", "ok", "ok", "ok", "no-face"]
+    for run in range(3):
+        assert rows(f"two{run}", 2) == one

@@ -208,3 +208,30 @@ def test_without_torch_pytorch_weights_say_which_extra_to_install(published_chec
                             f"{str(published_checkpoint)!r}, '-o', {str(tmp_path / 'out')!r}]))")
     assert result.returncode == 1
     assert 'pip install "p3m[torch]"' in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("mean, std, problem", [
+    (None, "[1, 1, 1]", "p3m.mean metadata is missing or not three numbers"),
+    ("[0.5, 0.5", "[1, 1, 1]", "p3m.mean metadata is missing or not three numbers"),
+    ("[0.5, 0.5]", "[1, 1, 1]", "p3m.mean metadata is missing or not three numbers"),
+    ("[0.5, 0.5, 0.5]", "[1, 0, 1]", "p3m.std metadata [1.0, 0.0, 1.0] is not usable"),
+])
+def test_damaged_export_metadata_is_one_line(tmp_path, mean, std, problem):
+    """A p3m-tagged model whose normalisation metadata is missing or damaged: one line, not a traceback."""
+    from onnx import TensorProto, helper
+
+    import p3m
+    from p3m.errors import CheckpointError
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    meta = {"p3m.graph": "full", "p3m.std": std, **({"p3m.mean": mean} if mean is not None else {})}
+    helper.set_model_props(model, meta)
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(CheckpointError, match=problem.replace("[", r"\[").replace("]", r"\]")) as refused:
+        p3m.open_engine(f"onnx:{path}")
+    assert "\n" not in str(refused.value)

@@ -169,3 +169,21 @@ def test_serve_refuses_other_addresses_without_a_token(capsys, monkeypatch):
     assert main(["serve", "--host", "0.0.0.0"]) == 2  # a usage error
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs" not in err[0] and "give a token with --token or P3M_TOKEN" in err[0]
+
+
+def test_images_too_small_to_hold_a_face_are_held_back_not_an_error():
+    pytest.importorskip("dlib")
+    with running(create_app(ConstantEngine())) as url:
+        for size in ((1, 1), (1, 2), (1, 4000), (7, 7)):
+            answer = httpx.post(f"{url}/v1/anonymize", content=_png(np.full((*size, 3), 90, np.uint8)))
+            assert answer.status_code == 422 and answer.json()["status"] == "no-face", (size, answer.text)
+
+
+def test_a_multipart_content_type_in_another_case_is_still_a_form(transparent):
+    with httpx.Client() as client:
+        request = client.build_request("POST", f"{transparent}/v1/matte", files={"image": ("a.png", _png(_photo()))},
+                                       data={"output": "alpha"})
+        request.headers["content-type"] = request.headers["content-type"].replace("multipart/form-data",
+                                                                                  "Multipart/Form-Data")
+        answer = client.send(request)
+    assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).mode == "L"

@@ -111,3 +111,39 @@ def test_docs_try_it_out_uploads_with_the_parameters_of_the_model(tmp_path):
     assert "output=composite" in sent and "background=navy" in sent
     elsewhere = [r for r in requested if not r.removeprefix("blob:").startswith(url)]  # blob: the response image
     assert requested and not elsewhere, elsewhere
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (make test installs it)")
+def test_the_page_says_what_went_wrong_whatever_the_answer(tmp_path):
+    """A plain-text 500, FastAPI's {"detail": ...} and a server gone away each give one line, never "Working…"."""
+    from playwright.sync_api import sync_playwright
+
+    from p3m.serve.app import create_app
+    from serving import ConstantEngine
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photo)
+    answers = {"/v1/anonymize": dict(status=500, body="Internal Server Error", content_type="text/plain"),
+               "/v1/matte": dict(status=400, body='{"detail": "There was an error parsing the body"}',
+                                 content_type="application/json")}
+    with running(create_app(ConstantEngine(0.0))) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.route("**/v1/*", lambda route: route.fulfill(**answers[route.request.url.replace(url, "")])
+                   if route.request.url.replace(url, "") in answers else route.continue_())
+        page.goto(url)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("document.querySelector('#status').textContent !== 'Working…'")
+        matte_status = page.inner_text("#status")
+        page.click("#tab-anon")
+        page.set_input_files("#anon-file", str(photo))
+        page.wait_for_function("document.querySelector('#anon-status').textContent !== 'Working…'")
+        anon_status = page.inner_text("#anon-status")
+        page.unroute("**/v1/*")
+        page.route("**/v1/matte", lambda route: route.abort())
+        page.click("#tab-matte")
+        page.check("#private")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('cannot be reached')")
+        browser.close()
+    assert matte_status == "There was an error parsing the body"
+    assert anon_status == "Internal Server Error"

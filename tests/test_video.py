@@ -328,3 +328,16 @@ def test_a_private_video_cutout_carries_a_face_the_detector_misses(tmp_path, mon
     from p3m.privacy.audit import boxes_overlap
 
     assert not any(boxes_overlap(f.box, box) for f in detect_faces(np.ascontiguousarray(cutouts[4][..., :3])))
+
+
+def test_videos_have_the_pixel_limit_of_images(tmp_path):
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+
+    (tmp_path / "in").mkdir()
+    write_clip(tmp_path / "in" / "big.mp4", [portrait(96, 128)] * 2)
+    result = matte_files(BrightnessEngine(), [tmp_path / "in"], tmp_path / "out", MatteOptions(max_pixels=5000))
+    assert result.failed == 1 and "96 = 0.0123 megapixels exceed the limit of 0.005" in result.failures[0].reason
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+    pytest.importorskip("dlib")
+    report = anonymize_files([tmp_path / "in"], tmp_path / "anon", AnonymizeOptions(max_pixels=5000))
+    assert "exceed the limit" in report.records[0].reason

@@ -63,13 +63,25 @@ class _Graph:
         if "p3m.graph" not in meta:
             raise CheckpointError(f"{path}: not exported by p3m (no p3m.graph metadata); export with: p3m export onnx")
         self.path, self.graph, self.arch = path, meta["p3m.graph"], meta.get("p3m.arch", "?")
-        self.mean = np.asarray(json.loads(meta["p3m.mean"]), np.float32).reshape(1, 3, 1, 1)
-        self.std = np.asarray(json.loads(meta["p3m.std"]), np.float32).reshape(1, 3, 1, 1)
+        self.mean, self.std = (_channels(path, meta, key) for key in ("p3m.mean", "p3m.std"))
         self.input = self.session.get_inputs()[0].name
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def run(self, x: np.ndarray, output: str) -> np.ndarray:
         return self.session.run([output], {self.input: x})[0]
+
+
+def _channels(path: Path, meta: dict[str, str], key: str) -> np.ndarray:
+    """Three finite, per-channel numbers from the export's metadata (a damaged or edited
+    file gets one line, not a traceback)."""
+    try:
+        values = np.asarray(json.loads(meta[key]), np.float64).reshape(1, 3, 1, 1)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its {key} metadata is missing or not three numbers ({exc!s:.80}); "
+                              "export it again with: p3m export onnx") from None
+    if not np.isfinite(values).all() or (key == "p3m.std" and (values <= 0).any()):
+        raise CheckpointError(f"{path}: its {key} metadata {values.ravel().tolist()} is not usable; export it again")
+    return values.astype(np.float32)
 
 
 class OnnxEngine(BatchingEngine):

@@ -196,7 +196,8 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
 
     scale = options.scale
     target = output_paths(plan, item, matte=False)["blurred_image"]
-    outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress)
+    outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress,
+                                     max_pixels=options.max_pixels)
     if outcome is Outcome.IDENTIFIABLE:
         frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
         reason = (f"a face is still detected or recognised at the strongest blur in frame(s) {frames}: not "

@@ -95,6 +95,8 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     """Faces of an RGB uint8 image. ``rotations``: the quarter turns to search (default:
     upright, and the other three only when nothing is found upright)."""
     families = resolve_detector(detector).split("+")
+    if min(image.shape[:2]) < MIN_SEARCHED_SIDE:
+        return []  # no face fits (and dlib raises on a one-pixel-high image)
     faces: list[Face] = []
     for turns in rotations if rotations is not None else (0,):
         faces = _merge(faces, _detect_turned(image, turns % 4, families, upsample))
@@ -104,6 +106,8 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     return faces
 
 
+#: Images with a side shorter than this hold no face to find.
+MIN_SEARCHED_SIDE = 8
 #: A face whose eye line is further than this from level hints that the photo is turned.
 TURNED_ROLL = 45.0
 

@@ -128,7 +128,7 @@ class FaceCarrier:
 
 def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = None, *, carry: int = CARRY_FRAMES,
                     progress=None, find_faces: Callable[[np.ndarray], list[Face]] | None = None,
-                    **face_options) -> tuple[Outcome, VideoAudit]:
+                    max_pixels: int | None = None, **face_options) -> tuple[Outcome, VideoAudit]:
     """Blur every frame's faces of the video at ``path`` into ``target`` (MP4, with the audio).
 
     Returns the outcome (``OK``, ``NO_FACE``, ``NO_FACE_COPIED`` or ``IDENTIFIABLE``) and
@@ -139,7 +139,7 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
     find_faces = find_faces or upright_finder(options)
     audit = VideoAudit()
     start = time.perf_counter()
-    with VideoReader(path) as reader:
+    with VideoReader(path, max_pixels=max_pixels) as reader:
         info = reader.info
         writer = VideoWriter(target, "composite", info)
         try:

@@ -70,7 +70,7 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
     options = dataclasses.replace(options, alpha_16bit=False)  # video alpha is 8-bit
     kinds = image_kinds(outputs)
     start = time.perf_counter()
-    with VideoReader(path) as reader:
+    with VideoReader(path, max_pixels=options.max_pixels) as reader:
         info = reader.info
         writers, frames_dir = {}, None
         try:

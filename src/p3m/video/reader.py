@@ -49,7 +49,8 @@ class VideoInfo:
 class VideoReader:
     """An open video file: ``info`` and ``frames()``; use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, max_pixels: int | None = None) -> None:
+        """``max_pixels``: refuse frames larger than this, as an image of that size is refused."""
         av = import_av()
         self.path = Path(path)
         if not self.path.is_file():
@@ -63,6 +64,11 @@ class VideoReader:
             raise VideoError(f"{self.path}: has no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        width, height = self.stream.codec_context.width or 0, self.stream.codec_context.height or 0
+        if max_pixels is not None and width * height > max_pixels:
+            self.container.close()
+            raise VideoError(f"{self.path}: frames of {width}x{height} = {width * height / 1e6:.3g} megapixels exceed "
+                             f"the limit of {max_pixels / 1e6:g} (raise it with --max-pixels)")
         self.info = self._probe()
 
     def _probe(self) -> VideoInfo:

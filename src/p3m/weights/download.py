@@ -96,8 +96,8 @@ def _file_name(response, url: str) -> str:
     disposition = response.headers.get("Content-Disposition", "")
     found = re.search(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)", disposition)
     name = urllib.parse.unquote(found.group(1)) if found else Path(urllib.parse.urlparse(url).path).name
-    name = Path(name).name  # never a path from the server
-    return name if name and name not in (".", "..", "uc", "download") else "weights.pth"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name.replace("\0", "")).name)[-120:]  # never a path from the server
+    return name if name.strip("._") and name not in ("uc", "download") else "weights.pth"
 
 
 def download(url: str, folder: Path, *, name: str | None = None, timeout: float = 60.0) -> Path:
@@ -143,7 +143,8 @@ def download(url: str, folder: Path, *, name: str | None = None, timeout: float 
                 if offset:
                     continue  # ask again, for the rest only
             resumed = response.status == 206
-            length = int(response.headers.get("Content-Length", 0)) or None
+            declared = response.headers.get("Content-Length", "")
+            length = int(declared) if declared.isdigit() else None  # absent or nonsense: read to the end
             total = (offset + length) if (resumed and length) else length
             mode = "ab" if resumed else "wb"
             written = offset if resumed else 0

@@ -58,11 +58,13 @@ def install(source: str | os.PathLike, name: str | None = None, *, arch: str | N
         published = PUBLISHED.get(text)
         url = published.url if published else text
         downloaded = download(url, p3m_home() / "downloads", name=published.file if published else None)
-        checkpoint = _unwrapped_zip(downloaded)
-        result = install(checkpoint, name or (published.name if published else None), arch=arch)
-        for path in {downloaded, checkpoint}:
-            path.unlink(missing_ok=True)
-        return result
+        checkpoint = downloaded
+        try:  # a whole download is removed whether it installs or not (an interrupted one stays, to resume)
+            checkpoint = _unwrapped_zip(downloaded)
+            return install(checkpoint, name or (published.name if published else None), arch=arch)
+        finally:
+            for path in {downloaded, checkpoint}:
+                path.unlink(missing_ok=True)
     from p3m.weights.io import load_model, save_model
 
     model = load_model(source, arch=arch, device="cpu")
@@ -88,6 +90,8 @@ def _unwrapped_zip(path: Path) -> Path:
         if len(inner) != 1:
             raise CheckpointError(f"{path}: a zip archive without exactly one checkpoint inside ({len(inner)} found)")
         target = path.with_name(Path(inner[0]).name)
+        if target == path:  # a zip named like the checkpoint it holds: never extract onto the archive
+            target = path.with_name(f"unzipped-{target.name}")
         with archive.open(inner[0]) as src, open(target, "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
