@@ -417,3 +417,34 @@ def test_two_workers_give_the_records_of_one(tmp_path, astronaut):
     assert [status for _, status, _, _ in one] == ["ok", "ok", "ok", "ok", "no-face"]
     for run in range(3):
         assert rows(f"two{run}", 2) == one
+
+
+def test_a_second_run_into_the_same_folder_is_one_line_not_a_race(tmp_path, constant_engine, capsys):
+    """Two runs into one -o deleted each other's temporary files and left reports with half
+    the images; now the folder is locked while a job writes into it (another process too)."""
+    import subprocess
+    import sys
+
+    from p3m.cli.main import main
+    from p3m.errors import OutputError
+    from p3m.io.outputs import exclusive
+    from p3m.jobs.matte import MatteOptions, matte_files
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    with exclusive(out), pytest.raises(OutputError, match="another p3m run is writing into this folder"):
+        matte_files(constant_engine, [tmp_path / "in"], out, MatteOptions())
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from p3m.io.outputs import exclusive\nwith exclusive(Path(sys.argv[1])):\n"
+                               "    print('held', flush=True); time.sleep(30)", str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["anonymize", str(tmp_path / "in"), "-o", str(out)]) == 1
+        assert "another p3m run is writing into this folder" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert matte_files(constant_engine, [tmp_path / "in"], out, MatteOptions()).done == 1  # free again

@@ -7,9 +7,10 @@ symlink can send an output elsewhere or replace an input.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from p3m.errors import OutputError
 
@@ -26,6 +27,32 @@ def output_folder(out: str | os.PathLike, what: str = "output folder") -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: the {what} is not writable")
     return out
+
+
+#: OUT/<this file> is locked while a job writes into OUT.
+LOCK_FILE = ".p3m.lock"
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One job at a time writes into an output folder: a second run into it (another
+    process, or another job here) is one line instead of two runs deleting each other's
+    temporary files and reports. The lock goes with the process, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    with open(out / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{out}: another p3m run is writing into this folder; wait for it to finish, or "
+                              "choose another -o") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def output_file(path: str | os.PathLike, what: str = "output file") -> Path:

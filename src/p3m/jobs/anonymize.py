@@ -34,7 +34,7 @@ from p3m.data.layout import images_by_stem
 from p3m.errors import DatasetError, ImageError
 from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images, is_video
 from p3m.io.images import open_image, read_image_file, read_matte
-from p3m.io.outputs import OutputPlan, output_folder
+from p3m.io.outputs import OutputPlan, exclusive, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
@@ -285,6 +285,13 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     check_installed()  # before any work: dlib and its models
     options = replace(options, detector=resolve_detector(options.detector))  # once, not per image
     out = output_folder(out)
+    with exclusive(out):
+        return _anonymize_into(out, inputs, options, progress, cluster, start)
+
+
+def _anonymize_into(out: Path, inputs: Sequence[str | Path], options: AnonymizeOptions, progress: Progress,
+                    cluster: ClusterOptions | None, start: float) -> AnonymizeReport:
+    """anonymize_files once the output folder is this run's alone."""
     items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
     plan = OutputPlan(out, [item.path for item in items])
     if options.alpha_dir is not None and not Path(options.alpha_dir).is_dir():

@@ -29,7 +29,7 @@ from p3m.errors import HeldBackError, OptionError, OutputError
 from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem, collect_images, is_video
 from p3m.io.images import read_image_file
-from p3m.io.outputs import OutputPlan, output_folder
+from p3m.io.outputs import OutputPlan, exclusive, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
@@ -147,8 +147,9 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
         options = dataclasses.replace(options, anonymize=dataclasses.replace(faces, detector=resolve_detector(
             faces.detector)))
     out = output_folder(out)
-    items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
-    with contextlib.ExitStack() as stack:  # actors, if any, are stopped however this ends
+    with contextlib.ExitStack() as stack:  # the folder's lock is let go, and actors stopped, however this ends
+        stack.enter_context(exclusive(out))
+        items, problems = collect_images([str(i) for i in inputs], exclude=out, videos=True)
         pool = None
         if cluster is not None:
             from p3m.cluster.ray_pool import ActorPool
