@@ -187,3 +187,31 @@ def test_a_multipart_content_type_in_another_case_is_still_a_form(transparent):
                                                                                   "Multipart/Form-Data")
         answer = client.send(request)
     assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).mode == "L"
+
+
+def test_dns_rebinding_and_cross_origin_posts_are_refused():
+    """A page of another site that renames itself to 127.0.0.1 (DNS rebinding) sends its own
+    Host; a cross-origin form or fetch sends its Origin. Neither reaches the engine."""
+    photo = _png(_photo())
+    with running(create_app(ConstantEngine(), ServiceLimits(hosts=("127.0.0.1", "localhost", "::1")))) as url:
+        rebound = httpx.post(f"{url}/v1/matte", content=photo, headers={"Host": "evil.example:8000"})
+        crossed = httpx.post(f"{url}/v1/matte", content=photo, headers={"Origin": "https://evil.example"})
+        same = httpx.post(f"{url}/v1/matte", content=photo, headers={"Origin": url})
+        plain = httpx.post(f"{url}/v1/matte", content=photo)  # curl, scripts: no Origin
+        page = httpx.get(f"{url}/", headers={"Host": f"localhost:{url.rsplit(':', 1)[1]}"})
+    assert rebound.status_code == 421 and "is not this service's name" in rebound.json()["error"]
+    assert crossed.status_code == 403 and "cross-origin requests are refused" in crossed.json()["error"]
+    assert same.status_code == 200 and plain.status_code == 200 and page.status_code == 200
+
+
+def test_serve_answers_only_its_own_names_on_the_loopback(monkeypatch):
+    import p3m.cli.serve as serve
+    from p3m.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(serve, "open_engine_from", lambda args: ConstantEngine())
+    monkeypatch.setattr("p3m.serve.app.create_app", lambda engine, limits: seen.append(limits))
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: None)
+    monkeypatch.setenv("P3M_TOKEN", "s3cret")
+    assert main(["serve"]) == 0 and main(["serve", "--host", "0.0.0.0"]) == 0
+    assert set(seen[0].hosts) == {"127.0.0.1", "localhost", "::1"} and seen[1].hosts == ()

@@ -342,3 +342,15 @@ def test_videos_have_the_pixel_limit_of_images(tmp_path):
     pytest.importorskip("dlib")
     report = anonymize_files([tmp_path / "in"], tmp_path / "anon", AnonymizeOptions(max_pixels=5000))
     assert "exceed the limit" in report.records[0].reason
+
+
+def test_a_video_cut_short_is_a_failure_not_done(tmp_path):
+    """A 40-frame MKV cut at 80% decodes without an error, only fewer frames: it must not count as done."""
+    whole = tmp_path / "whole.mkv"
+    write_clip(whole, noisy_still(portrait(64, 96), 40, sigma=8))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.mkv").write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.8)])
+    result = matte_files(BrightnessEngine(), [tmp_path / "in"], tmp_path / "out", MatteOptions(save=("alpha",)))
+    assert result.failed == 1 and "truncated or damaged" in result.records[0].reason
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+    assert matte_files(BrightnessEngine(), [whole], tmp_path / "whole_out", MatteOptions(save=("alpha",))).done == 1

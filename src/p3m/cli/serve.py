@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+#: The names a browser on this machine uses for a loopback service (its Host header).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     engine = open_engine_from(args)
     print(f"p3m: engine {engine.summary()}", file=sys.stderr)
     limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,
-                           timeout=float(args.timeout), token=token)
+                           timeout=float(args.timeout), token=token,
+                           hosts=LOOPBACK_NAMES + (args.host,) if _loopback(args.host) else ())
     print(f"p3m: serving http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
     uvicorn.run(create_app(engine, limits), host=args.host, port=args.port, log_level="warning")
     return 0

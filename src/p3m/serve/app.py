@@ -28,6 +28,7 @@ import asyncio
 import base64
 import hmac
 import json
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -46,6 +47,7 @@ class ServiceLimits:
     queue: int = 8                  # requests waiting beside the one running
     timeout: float = 120.0          # seconds for one request, queue included
     token: str | None = None        # required bearer token (off the loopback)
+    hosts: tuple[str, ...] = ()     # the Host names answered (a loopback bind: its own names); () answers any
 
 
 #: The upload fields of each endpoint (files), beside the option parameters.
@@ -178,6 +180,14 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
+        host = urllib.parse.urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+        if limits.hosts and host not in limits.hosts:  # DNS rebinding: a page of another site, renamed to us
+            return JSONResponse({"error": f"Host {host!r} is not this service's name; use "
+                                          f"{' or '.join(limits.hosts)}"}, 421)
+        origin = request.headers.get("origin")
+        if request.method == "POST" and origin and urllib.parse.urlsplit(origin).netloc != request.headers.get("host"):
+            return JSONResponse({"error": f"cross-origin requests are refused (Origin {origin[:100]!r}); call the "
+                                          "API from this service's page, or without a browser"}, 403)
         if limits.token and request.url.path not in ("/", "/healthz"):
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {limits.token}".encode()):

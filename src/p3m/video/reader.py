@@ -104,8 +104,23 @@ class VideoReader:
         first, self._first = self._first, None
         if first is None:
             raise VideoError(f"{self.path}: frames() reads a video once")
+        start = last = None
         for frame in _chain(first, self._decoded):
+            start = frame.pts if start is None else start
+            last = frame.pts if frame.pts is not None else last
             yield frame.pts, upright(frame.to_ndarray(format="rgb24"), self.info.rotation)
+        self._check_whole(start, last)
+
+    def _check_whole(self, start: int | None, last: int | None) -> None:
+        """A file cut short decodes without an error, only fewer frames: compare the time the
+        frames reached with the duration the container declares, so it is not taken as done."""
+        declared = self.container.duration  # in microseconds (FFmpeg's AV_TIME_BASE), or None
+        if not declared or start is None or last is None:
+            return
+        reached = float((last - start) * self.info.time_base) + float(1 / self.info.rate)
+        if reached < 0.9 * declared / 1e6 - 0.1:
+            raise VideoError(f"{self.path}: truncated or damaged: its frames reach {reached:.2f} s of the "
+                             f"{declared / 1e6:.2f} s the file declares; nothing is written for it")
 
     def close(self) -> None:
         self.container.close()
