@@ -112,9 +112,8 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     """One image in (a file or stdin), one image out (a file or stdout)."""
     from p3m.errors import OutputError
     from p3m.io.images import read_image_bytes, read_image_file
-    from p3m.io.outputs import OutputPlan, output_file
+    from p3m.io.outputs import OutputPlan, output_file, withdraw
     from p3m.io.writers import encode_image
-    from p3m.jobs.matte import withdraw
     from p3m.pipeline import matte_image
     from p3m.utils.files import atomic_path
 

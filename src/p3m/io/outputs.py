@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -53,6 +54,16 @@ def exclusive(out: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def withdraw(paths: dict[str, Path]) -> None:
+    """Remove these outputs of an earlier run (files, or folders such as a video's frames),
+    so that none made without the blur stays beside private ones."""
+    for path in paths.values():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def output_file(path: str | os.PathLike, what: str = "output file") -> Path:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,10 +39,8 @@ from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.options import AnonymizeOptions, ClusterOptions
-from p3m.privacy.anonymize import Outcome, anonymize
+from p3m.privacy.anonymize import Outcome, anonymize, prepared
 from p3m.privacy.audit import AuditResult, changed_transition_pixels
-from p3m.privacy.dlib_models import check_installed
-from p3m.privacy.faces import resolve_detector
 from p3m.utils.files import atomic_path
 
 REPORT_FIELDS = ("image", "status", "faces", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
@@ -282,8 +280,7 @@ def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: Anon
     the images are spread over Ray actors; the report is the single-machine one."""
     start = time.perf_counter()
     options, progress = options or AnonymizeOptions(), progress or Progress()
-    check_installed()  # before any work: dlib and its models
-    options = replace(options, detector=resolve_detector(options.detector))  # once, not per image
+    options = prepared(options)
     out = output_folder(out)
     with exclusive(out):
         return _anonymize_into(out, inputs, options, progress, cluster, start)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,12 +28,13 @@ from p3m.errors import HeldBackError, OptionError, OutputError
 from p3m.inference.engine import MattingEngine
 from p3m.io.discovery import InputItem, collect_images, is_video
 from p3m.io.images import read_image_file
-from p3m.io.outputs import OutputPlan, exclusive, output_folder
+from p3m.io.outputs import OutputPlan, exclusive, output_folder, withdraw
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.options import OUTPUT_KINDS, ClusterOptions, MatteOptions
 from p3m.pipeline import ImageResult, matte_image
+from p3m.privacy.anonymize import prepared
 from p3m.utils.files import atomic_path
 
 
@@ -64,16 +64,6 @@ def write_outputs(result: ImageResult, paths: dict[str, Path]) -> None:
     """Every output of one image, computed already: written one by one, atomically."""
     for kind, array in result.outputs.items():
         write_image(paths[kind], array)
-
-
-def withdraw(paths: dict[str, Path]) -> None:
-    """Remove what an earlier run wrote for an item that is now held back (an --overwrite
-    run): outputs made before, without the blur, must not stay beside private ones."""
-    for path in paths.values():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
 
 
 def image_record(name: str, result: ImageResult, paths: dict[str, Path]) -> MatteRecord:
@@ -138,14 +128,8 @@ def matte_files(engine: MattingEngine | str | Path, inputs: Sequence[str | Path]
     """
     start = time.perf_counter()
     options, progress = options or MatteOptions(), progress or Progress()
-    if options.anonymize is not None:  # before any work: dlib and its models; the detector once, not per image
-        from p3m.privacy.dlib_models import check_installed
-        from p3m.privacy.faces import resolve_detector
-
-        check_installed()
-        faces = options.anonymize
-        options = dataclasses.replace(options, anonymize=dataclasses.replace(faces, detector=resolve_detector(
-            faces.detector)))
+    if options.anonymize is not None:
+        options = dataclasses.replace(options, anonymize=prepared(options.anonymize))
     out = output_folder(out)
     with contextlib.ExitStack() as stack:  # the folder's lock is let go, and actors stopped, however this ends
         stack.enter_context(exclusive(out))

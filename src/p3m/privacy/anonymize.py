@@ -16,6 +16,7 @@ frames as extra regions (:mod:`p3m.video.anonymize`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
@@ -115,6 +116,16 @@ class AnonymizeResult:
         return {"status": self.status.value, "faces": len(self.faces),
                 "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4),
                 "audit": None if self.audit is None else self.audit.to_dict()}
+
+
+def prepared(options: FaceBlurOptions) -> FaceBlurOptions:
+    """``options`` ready for a job of many images: dlib and its model files checked before
+    any work (nothing loaded), and ``auto`` resolved to the detector families once, not per
+    image (the same subclass comes back)."""
+    from p3m.privacy.dlib_models import check_installed
+
+    check_installed()
+    return dataclasses.replace(options, detector=resolve_detector(options.detector))
 
 
 def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand_mask: np.ndarray | None = None,
