@@ -1,4 +1,4 @@
-"""A p3m service on loopback for tests: uvicorn in a thread, stopped by the test."""
+"""A p3m service on loopback for tests: the server of ``p3m serve`` in a thread, stopped by the test."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ def running(app):
     """Serve ``app`` on a free loopback port; yields its base URL."""
     import uvicorn
 
+    from p3m.serve.server import config
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(config(app, "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

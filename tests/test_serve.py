@@ -211,7 +211,7 @@ def test_serve_answers_only_its_own_names_on_the_loopback(monkeypatch):
     seen = []
     monkeypatch.setattr(serve, "open_engine_from", lambda args: ConstantEngine())
     monkeypatch.setattr("p3m.serve.app.create_app", lambda engine, limits: seen.append(limits))
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: None)
+    monkeypatch.setattr("p3m.serve.server.serve", lambda app, host, port: None)
     monkeypatch.setenv("P3M_TOKEN", "s3cret")
     assert main(["serve"]) == 0 and main(["serve", "--host", "0.0.0.0"]) == 0
     assert set(seen[0].hosts) == {"127.0.0.1", "localhost", "::1"} and seen[1].hosts == ()

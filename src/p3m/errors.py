@@ -23,6 +23,15 @@ class CheckpointError(P3MError):
     """A weight file is missing, unreadable, unsafe or does not fit the network."""
 
 
+class ModelMissingError(CheckpointError):
+    """A pinned model file is not installed (or not the pinned one). ``remedy`` says it
+    without the file's path, for those who may not see the machine's disk (the service)."""
+
+    def __init__(self, message: str, remedy: str) -> None:
+        super().__init__(message)
+        self.remedy = remedy
+
+
 class EngineError(P3MError):
     """The engine asked for cannot be opened (nothing installed, options it does not take)."""
 

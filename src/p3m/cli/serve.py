@@ -28,7 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pixels", type=number_in(1), default=40e6, help="largest image in pixels (default 40e6)")
     parser.add_argument("--queue", type=positive_int, default=8, help="requests that may wait (default 8)")
     parser.add_argument("--timeout", type=number_in(0, open_low=True), default=120,
-                        help="seconds per request, waiting included (default 120)")
+                        help="seconds per request, its upload and waiting included (default 120)")
+    parser.add_argument("--header-timeout", type=number_in(0, open_low=True), default=10,
+                        help="seconds a connection may take to send a request's headers (default 10)")
+    parser.add_argument("--max-connections", type=positive_int, default=1000,
+                        help="open connections; beyond, the oldest one without a request is closed (default 1000)")
     parser.set_defaults(func=run)
 
 
@@ -70,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"--host {args.host} is reachable from other machines: give a token with --token or "
                           "P3M_TOKEN, which every request must then carry")
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (missing: the one line below)
 
         from p3m.serve.app import ServiceLimits, create_app
+        from p3m.serve.server import serve
     except ImportError as exc:
         raise OptionError(f"p3m serve needs FastAPI and uvicorn ({exc.name} is missing): "
                           "pip install 'p3m[serve]'") from None
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"p3m: engine {engine.summary()}", file=sys.stderr)
     limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,
                            timeout=float(args.timeout), token=token,
-                           hosts=LOOPBACK_NAMES + (args.host,) if _loopback(args.host) else ())
+                           hosts=LOOPBACK_NAMES + (args.host,) if _loopback(args.host) else (),
+                           header_timeout=float(args.header_timeout), max_connections=args.max_connections)
     print(f"p3m: serving http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
-    uvicorn.run(create_app(engine, limits), host=args.host, port=args.port, log_level="warning")
+    serve(create_app(engine, limits), args.host, args.port)
     return 0

@@ -15,20 +15,20 @@ runs the one per-image pipeline (:mod:`p3m.pipeline`, :mod:`p3m.privacy.anonymiz
 - ``GET /v1/engines``, ``GET /healthz``; OpenAPI at ``/docs``.
 
 The engine is opened once. Requests run one at a time on it (LiteRT's interpreter is
-not thread-safe, and one P3M-Net pass uses every core); up to ``queue`` more wait,
-and beyond that the answer is 503 with Retry-After. Bodies over ``max_body`` and
-images over ``max_pixels`` are 413; a bad image is 400 with the same one-line reason
-the command line prints; a request that takes longer than ``timeout`` is 504. With a
-``token``, every request must carry ``Authorization: Bearer <token>``.
+not thread-safe, and one P3M-Net pass uses every core). The :class:`ServiceLimits`
+are kept before any endpoint runs (:mod:`p3m.serve.guard`: Host, Origin, token, at
+most ``queue`` requests beside the running one, else 503 with Retry-After; bodies over
+``max_body`` 413 however they are framed) and by the server
+(:mod:`p3m.serve.server`: connections that do not send their headers in time are
+closed). Images over ``max_pixels`` are 413; a bad image is 400 with the same one-line
+reason the command line prints; a request that takes longer than ``timeout`` is 504.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
-import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -38,6 +38,7 @@ from fastapi import Request  # at module level: FastAPI resolves the endpoints' 
 
 from p3m.errors import OptionError
 from p3m.options import METHODS
+from p3m.serve.guard import Guard, Refusal
 
 
 @dataclass
@@ -48,6 +49,8 @@ class ServiceLimits:
     timeout: float = 120.0          # seconds for one request, queue included
     token: str | None = None        # required bearer token (off the loopback)
     hosts: tuple[str, ...] = ()     # the Host names answered (a loopback bind: its own names); () answers any
+    header_timeout: float = 10.0    # seconds a connection may take to send a request's headers
+    max_connections: int = 1000     # open connections; beyond, the oldest without a request is closed
 
 
 #: The upload fields of each endpoint (files), beside the option parameters.
@@ -64,12 +67,12 @@ REFUSALS = {400: {"description": "a bad image, option or field: {\"error\": the 
             504: {"description": "the request took longer than the time limit"}}
 
 
-def _schema(spec, default) -> dict[str, Any]:
-    """The JSON schema of one option's values."""
+def _schema(spec, default, typed) -> dict[str, Any]:
+    """The JSON schema of one option's values (``default`` as shown, ``typed`` the model's default)."""
     allowed = spec.allowed()
     if allowed is not None:
         schema: dict[str, Any] = {"type": "string", "enum": list(allowed)}
-    elif spec.switch or isinstance(default, bool):
+    elif spec.switch or isinstance(typed, bool):
         schema = {"type": "boolean"}
     elif spec.number is not None:
         schema = {"type": "integer" if spec.number is int else "number"}
@@ -102,7 +105,7 @@ def openapi_extra(endpoint: str) -> dict[str, Any]:
         return text
 
     parameters = [{"name": name, "in": "query", "required": False, "description": described(name, owner),
-                   "schema": _schema(owner.spec(name), default(name, owner))}
+                   "schema": _schema(owner.spec(name), default(name, owner), owner.default(name))}
                   for name, owner in service_options(endpoint)]
     files = {name: {"type": "string", "format": "binary"} for name in UPLOADS[endpoint]}
     return {"parameters": parameters, "requestBody": {"required": True, "content": {
@@ -137,10 +140,15 @@ def _serve_docs(app) -> None:
                                    swagger_favicon_url="/docs/assets/favicon-32x32.png")
 
 
-class _Refusal(Exception):
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.headers = status, reason, headers or {}
+def failure(exc: Exception, faces) -> Refusal:
+    """The 400 of a request whose work failed. A face model missing on the server names
+    the detector asked for and what to install, not the model's path on this machine."""
+    from p3m.errors import ModelMissingError
+
+    if isinstance(exc, ModelMissingError):
+        asked = f"detector={faces.detector}: " if faces is not None else ""
+        return Refusal(400, f"{asked}{exc.remedy}")
+    return Refusal(400, str(exc))
 
 
 def create_app(engine, limits: ServiceLimits | None = None):
@@ -149,6 +157,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     import p3m
 
@@ -164,7 +173,9 @@ def create_app(engine, limits: ServiceLimits | None = None):
     app = FastAPI(title="p3m", version=p3m.__version__, docs_url=None, redoc_url=None,
                   description="Privacy-preserving portrait matting: cut-outs, backgrounds, face anonymization.")
     _serve_docs(app)
-    state = {"waiting": 0}
+    app.state.limits = limits  # the server's connection limits too (p3m.serve.server.config)
+    counts: dict[str, int] = {}
+    app.add_middleware(Guard, limits=limits, counts=counts)
     variants: dict[str, Any] = {}
 
     def engine_for(method: str | None):
@@ -173,33 +184,21 @@ def create_app(engine, limits: ServiceLimits | None = None):
             return engine
         runner = getattr(engine, "runner", None)
         if runner is None:
-            raise _Refusal(400, f"method {method!r}: the running engine ({engine.description}) has no strategies")
+            raise Refusal(400, f"method {method!r}: the running engine ({engine.description}) has no strategies")
         if method.lower() not in variants:
             variants[method.lower()] = p3m.open_engine(runner.model, method=method)
         return variants[method.lower()]
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        host = urllib.parse.urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
-        if limits.hosts and host not in limits.hosts:  # DNS rebinding: a page of another site, renamed to us
-            return JSONResponse({"error": f"Host {host!r} is not this service's name; use "
-                                          f"{' or '.join(limits.hosts)}"}, 421)
-        origin = request.headers.get("origin")
-        if request.method == "POST" and origin and urllib.parse.urlsplit(origin).netloc != request.headers.get("host"):
-            return JSONResponse({"error": f"cross-origin requests are refused (Origin {origin[:100]!r}); call the "
-                                          "API from this service's page, or without a browser"}, 403)
-        if limits.token and request.url.path not in ("/", "/healthz"):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {limits.token}".encode()):
-                return JSONResponse({"error": "a valid 'Authorization: Bearer <token>' header is required"}, 401)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limits.max_body:
-            return JSONResponse({"error": f"request of {int(length)} bytes exceeds the limit of {limits.max_body}"}, 413)
-        return await call_next(request)
-
-    @app.exception_handler(_Refusal)
-    async def refused(request: Request, refusal: _Refusal):
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, refusal: Refusal):
         return JSONResponse({"error": refusal.reason}, refusal.status, headers=refusal.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_refusal(request: Request, exc: StarletteHTTPException):
+        """The framework's own refusals (a broken multipart body, 404, 405) in the service's
+        one error shape, {"error": one line}."""
+        return JSONResponse({"error": " ".join(str(exc.detail).split())}, exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     async def read_request(request: Request, endpoint: str) -> tuple[bytes, dict[str, str], bytes | None]:
         """(image bytes, parameters, background image bytes or None). Unknown fields, a field
@@ -218,42 +217,34 @@ def create_app(engine, limits: ServiceLimits | None = None):
                 if isinstance(value, str):
                     given.append((name, value))
                 elif name in uploads:
-                    raise _Refusal(400, f"upload field {name!r} given more than once")
+                    raise Refusal(400, f"upload field {name!r} given more than once")
                 else:
                     uploads[name] = value
             accepted = (*UPLOADS[endpoint], "file")
             strange = [name for name in uploads if name not in accepted]
             if strange:
-                raise _Refusal(400, f"unknown upload field {', '.join(map(repr, strange))}; accepted: "
+                raise Refusal(400, f"unknown upload field {', '.join(map(repr, strange))}; accepted: "
                                     f"{', '.join(UPLOADS[endpoint])}")
             if "image" in uploads and "file" in uploads:
-                raise _Refusal(400, "two images: send one, as the multipart field 'image'")
+                raise Refusal(400, "two images: send one, as the multipart field 'image'")
             upload = uploads.get("image") or uploads.get("file")
             if upload is None:
-                raise _Refusal(400, "no image: send it as the multipart field 'image' or as the body")
+                raise Refusal(400, "no image: send it as the multipart field 'image' or as the body")
             data = await upload.read()
             if "background_image" in uploads:
                 background = await uploads["background_image"].read()
                 if not background:
-                    raise _Refusal(400, "background_image: the upload is empty")
+                    raise Refusal(400, "background_image: the upload is empty")
         else:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_body:
-                    raise _Refusal(413, f"request exceeds the limit of {limits.max_body} bytes")
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        if len(data) > limits.max_body:
-            raise _Refusal(413, f"image exceeds the limit of {limits.max_body} bytes")
+            data = await request.body()  # its size kept to max_body by the Guard
         names = [name for name, _ in given]
         accepted = [name for name, _ in service_options(endpoint)]
         unknown = [name for name in dict.fromkeys(names) if name not in accepted]
         if unknown:
-            raise _Refusal(400, str(unknown_options(unknown, accepted)))
+            raise Refusal(400, str(unknown_options(unknown, accepted)))
         twice = [name for name in dict.fromkeys(names) if names.count(name) > 1]
         if twice:
-            raise _Refusal(400, f"{', '.join(map(repr, twice))} given more than once (query and form count alike); "
+            raise Refusal(400, f"{', '.join(map(repr, twice))} given more than once (query and form count alike); "
                                 "give each once")
         return data, dict(given), background
 
@@ -264,22 +255,17 @@ def create_app(engine, limits: ServiceLimits | None = None):
         try:
             return read_image_bytes(data, name=name, max_pixels=limits.max_pixels)
         except ImageTooLargeError as exc:
-            raise _Refusal(413, str(exc)) from None
+            raise Refusal(413, str(exc)) from None
         except ImageError as exc:
-            raise _Refusal(400, str(exc)) from None
+            raise Refusal(400, str(exc)) from None
 
     async def queued(work, *args):
-        """Run ``work`` on the engine's turn; 503 when the queue is full, 504 past the time limit."""
-        if state["waiting"] > limits.queue:
-            raise _Refusal(503, "busy: the queue is full, retry shortly", {"Retry-After": "2"})
-        state["waiting"] += 1
+        """Run ``work`` on the engine's turn (the Guard admitted the request); 504 past the time limit."""
         try:
             return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(worker, work, *args),
                                           limits.timeout)
         except asyncio.TimeoutError:
-            raise _Refusal(504, f"the request took longer than {limits.timeout:g} s") from None
-        finally:
-            state["waiting"] -= 1
+            raise Refusal(504, f"the request took longer than {limits.timeout:g} s") from None
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -287,7 +273,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "waiting": state["waiting"]}
+        return {"status": "ok", "waiting": counts["in_flight"]}
 
     @app.get("/v1/engines")
     async def engines():
@@ -334,7 +320,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
         try:
             chosen = engine_for(method)
         except P3MError as exc:
-            raise _Refusal(400, str(exc)) from None
+            raise Refusal(400, str(exc)) from None
         image = await on_coder(decode, data, "image")
 
         try:
@@ -342,7 +328,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
         except OptionError:
             raise
         except P3MError as exc:
-            raise _Refusal(400, str(exc)) from None
+            raise failure(exc, options.anonymize) from None
         privacy = result.privacy_dict()
         if result.held_back:
             return JSONResponse({"status": result.cause.status.value, "reason": result.reason, "privacy": privacy}, 422)
@@ -364,7 +350,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
         try:
             result = await queued(anonymize_image, image, None, options)
         except P3MError as exc:
-            raise _Refusal(400, str(exc)) from None
+            raise failure(exc, options) from None
         body = result.to_dict()
         if not result.written:
             return JSONResponse({**body, "reason": result.reason}, 422)

@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from p3m.errors import CheckpointError
+from p3m.errors import CheckpointError, ModelMissingError
 from p3m.utils.files import atomic_path
 from p3m.weights.store import p3m_home
 
@@ -70,11 +70,13 @@ def check_model(model: WheelModel, path: Path | None = None, *, fetch_command: s
     """The verified file of ``model``, or a CheckpointError saying what to run."""
     path = path or model.path()
     if not path.is_file():
-        raise CheckpointError(f"{path}: {model.purpose} is not installed; run: {fetch_command} "
-                              f"(needs the package registry once){alternative}")
+        raise ModelMissingError(f"{path}: {model.purpose} is not installed; run: {fetch_command} "
+                                f"(needs the package registry once){alternative}",
+                                f"{model.purpose} is not installed here (run: {fetch_command})")
     if _sha256(path.read_bytes()) != model.sha256:
-        raise CheckpointError(f"{path}: SHA-256 does not match the pinned {model.file_name}; "
-                              f"delete it and run: {fetch_command}")
+        raise ModelMissingError(f"{path}: SHA-256 does not match the pinned {model.file_name}; "
+                                f"delete it and run: {fetch_command}",
+                                f"{model.purpose} is damaged here (run: {fetch_command})")
     return path
 
 
