@@ -27,31 +27,48 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     if min(image.shape[:2]) < 4:
         return image.astype(np.float32) / 255.0
-    fg = estimate_foreground_ml(image.astype(np.float64) / 255.0, alpha.astype(np.float64))
-    return np.clip(fg, 0.0, 1.0).astype(np.float32)
+    # pymatting works in float32 whatever it is given: float32 inputs give the same
+    # foreground without two image-sized float64 copies (8 GB less at 40 megapixels).
+    fg = estimate_foreground_ml(image.astype(np.float32) / np.float32(255.0), alpha.astype(np.float32, copy=False))
+    return np.clip(fg, 0.0, 1.0, out=fg if fg.dtype == np.float32 else None).astype(np.float32, copy=False)
 
 
 def cutout_rgba(image: np.ndarray, alpha: np.ndarray, *, foreground: np.ndarray | None = None,
                 premultiplied: bool = False) -> np.ndarray:
     """RGBA uint8 cut-out: straight alpha over the estimated foreground (default), or the
     published "image times alpha" colours with ``premultiplied``."""
-    a = alpha[..., None].astype(np.float32)
-    if premultiplied:
-        rgb = image.astype(np.float32) * a
-    else:
-        fg = estimate_foreground(image, alpha) if foreground is None else foreground
-        rgb = fg * 255.0
-    out = np.concatenate([rgb, a * 255.0], axis=2)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    fg = None if premultiplied else estimate_foreground(image, alpha) if foreground is None else foreground
+    out = np.empty((*image.shape[:2], 4), np.uint8)
+    for rows in _bands(image):
+        a = alpha[rows, :, None].astype(np.float32)
+        rgb = image[rows].astype(np.float32) * a if premultiplied else fg[rows] * 255.0
+        out[rows] = _to_uint8(np.concatenate([rgb, a * 255.0], axis=2))
+    return out
 
 
 def composite(image: np.ndarray, alpha: np.ndarray, background: np.ndarray, *,
               foreground: np.ndarray | None = None) -> np.ndarray:
     """alpha * F + (1 - alpha) * B as uint8 RGB, F the estimated foreground."""
     fg = estimate_foreground(image, alpha) if foreground is None else foreground
-    a = alpha[..., None].astype(np.float32)
-    out = a * fg * 255.0 + (1.0 - a) * background.astype(np.float32)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out = np.empty(image.shape, np.uint8)
+    for rows in _bands(image):
+        a = alpha[rows, :, None].astype(np.float32)
+        out[rows] = _to_uint8(a * fg[rows] * 255.0 + (1.0 - a) * background[rows].astype(np.float32))
+    return out
+
+
+#: Rows rendered at a time: element-wise work in bands of about a megapixel keeps the
+#: float temporaries of a 40-megapixel photo near 50 MB instead of several GB.
+BAND_PIXELS = 1 << 20
+
+
+def _bands(image: np.ndarray):
+    step = max(1, BAND_PIXELS // max(image.shape[1], 1))
+    return (slice(top, top + step) for top in range(0, image.shape[0], step))
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
 def cover(background: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 def protocol(limits) -> type:
     """uvicorn's h11 protocol with ``limits.header_timeout`` and ``limits.max_connections``."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
@@ -38,6 +39,10 @@ def protocol(limits) -> type:
             super().connection_lost(exc)
 
         def on_response_complete(self) -> None:
+            if self.conn.their_state is h11.SEND_BODY:
+                # Answered before the upload ended (a refusal): close rather than read and
+                # discard the rest, which a refused 25 MB upload would make the loop do.
+                self.transport.close()
             super().on_response_complete()
             self.expect_request()
 
