@@ -175,6 +175,33 @@ def test_a_small_face_is_found_by_blazeface_only(face_models):
     assert result.status == "ok" and _core_blurred(frame, result.image, (300 + 48, 200 + 26), 4) > 0.9
 
 
+def _holds(box: tuple, point: tuple[int, int]) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rows, columns, centre", [
+    (slice(120, None), slice(None), (225, 30)),   # the top 44% of her face cut off: nose tip, mouth and chin
+    (slice(None), slice(230, None), (20, 125)),   # cut down the middle: one eye and half the mouth
+], ids=["top", "left"])
+def test_a_face_cut_by_the_frame_is_found_and_blurred(face_models, rows, columns, centre):
+    image = np.ascontiguousarray(data.astronaut()[rows, columns])
+    assert not any(_holds(f.box, centre) for f in detect_faces(image, edges=False)), "missed by the plain search"
+    cut = [f for f in detect_faces(image) if _holds(f.box, centre)]
+    assert len(cut) == 1 and cut[0].padding > 0  # found in the mirrored border, once (not its mirror image too)
+    result = anonymize(image)
+    assert result.status == "ok" and _core_blurred(image, result.image, centre, 8) > 0.9
+
+
+@pytest.mark.slow
+def test_faces_near_the_edge_are_not_doubled_by_their_mirror_images(face_models, sample_photos):
+    from p3m.io.images import read_image_file
+
+    for name in ("obama-cut-left", "obama-cut-right", "biden"):
+        image = read_image_file(sample_photos[name])
+        assert len(detect_faces(image)) == len(detect_faces(image, edges=False)) == 1, name
+
+
 @pytest.mark.slow
 def test_the_post_blur_check_uses_blazeface_too(face_models):
     astronaut = data.astronaut()

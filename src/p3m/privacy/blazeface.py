@@ -159,17 +159,31 @@ class BlazeFace:
         return [Detection(b, k, s) for b, k, s in weighted_nms(boxes, points, scores)]
 
 
+def _near_edge(tile: tuple, box: tuple, reach: float) -> bool:
+    """``tile`` meets the band of width ``2 * reach`` around ``box``'s edge."""
+    left, top, right, bottom = box
+    outer = (left - reach, top - reach, right + reach, bottom + reach)
+    inner = (left + reach, top + reach, right - reach, bottom - reach)
+    meets_outer = tile[0] < outer[2] and outer[0] < tile[2] and tile[1] < outer[3] and outer[1] < tile[3]
+    within_inner = inner[0] <= tile[0] and inner[1] <= tile[1] and tile[2] <= inner[2] and tile[3] <= inner[3]
+    return meets_outer and not within_inner
+
+
 @lru_cache(maxsize=None)
 def blazeface(config: BlazeFaceConfig) -> BlazeFace:
     return BlazeFace(config)
 
 
-def detect_blazeface(image: np.ndarray, *, tile_size: int = 384) -> list[Detection]:
+def detect_blazeface(image: np.ndarray, *, tile_size: int = 384, ring: tuple | None = None) -> list[Detection]:
     """Both networks on the whole image, and the full-range one on overlapping tiles of
-    ``tile_size`` px for faces under a third of a tile, merged by weighted suppression."""
+    ``tile_size`` px for faces under a third of a tile, merged by weighted suppression.
+    ``ring`` (left, top, right, bottom): only tiles that reach within a third of a tile
+    of this box's edge are searched (faces crossing that edge; the rest were searched)."""
     short, full = blazeface(SHORT_RANGE), blazeface(FULL_RANGE)
     parts = [short.raw(image), full.raw(image)]
     for left, top, right, bottom in tiles(*image.shape[:2], tile_size):
+        if ring is not None and not _near_edge((left, top, right, bottom), ring, tile_size / 3):
+            continue
         boxes, points, scores = full.raw(image[top:bottom, left:right])
         small = (boxes[:, 2] - boxes[:, 0]) < tile_size / 3  # larger faces: the whole-image passes
         boxes, points, scores = boxes[small], points[small], scores[small]

@@ -15,6 +15,11 @@ MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
   BlazeFace finds and dlib does not, or a face on its side, the image is searched again
   turned by 90, 180 and 270 degrees; of two detections of one face the
   surer is kept, with the turn it was found at (``rotation``), for the audit.
+- Faces cut by the frame (half a face at the border, a forehead cut off) are what both
+  families miss most. The image is searched again with a mirrored border of
+  ``EDGE_PAD`` of its short side (a mirrored border completes a cut face enough to be
+  found; a constant one does not); a face found there that crosses the frame's edge is
+  kept, and the mirror images of faces (centred out in the border) are dropped.
 
 ``detector="auto"`` is both families when the face models are installed (``p3m weights
 fetch faces``) and dlib's HOG alone otherwise, with reduced recall
@@ -55,6 +60,7 @@ class Face:
     mesh: np.ndarray | None = None         # 468 x 2 face-mesh points, when the outline comes from them
     keypoints: np.ndarray | None = field(default=None, repr=False)  # BlazeFace's 6 keypoints
     rotation: int = 0                      # quarter turns (np.rot90) of the image it was found in
+    padding: int = 0                       # the mirrored border of the image it was found in (a cut face)
     _shape: object = field(default=None, repr=False)  # dlib's full_object_detection (in the turned image)
 
     @property
@@ -91,9 +97,10 @@ def detector_note(detector: str) -> str | None:
 
 
 def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1,
-                 rotations: Sequence[int] | None = None) -> list[Face]:
+                 rotations: Sequence[int] | None = None, edges: bool = True) -> list[Face]:
     """Faces of an RGB uint8 image. ``rotations``: the quarter turns to search (default:
-    upright, and the other three only when nothing is found upright)."""
+    upright, and the other three only when nothing is found upright); ``edges``: search
+    for faces cut by the frame too (upright, in a mirrored border)."""
     families = resolve_detector(detector).split("+")
     if min(image.shape[:2]) < MIN_SEARCHED_SIDE:
         return []  # no face fits (and dlib raises on a one-pixel-high image)
@@ -103,7 +110,52 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     if rotations is None and _photo_may_be_turned(faces, families):
         for turns in (1, 2, 3):
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
+    if edges:
+        faces = _merge(faces, _edge_faces(image, families, upsample))
     return faces
+
+
+#: The mirrored border searched for faces cut by the frame, as a fraction of the short side.
+EDGE_PAD = 0.3
+#: A face found in the border is kept when its centre lies within the frame grown by this
+#: fraction of its box: a face cut by the edge (or the whole face a mirror makes of half
+#: a face, centred on the edge), not the mirror image of a face inside the frame.
+EDGE_CENTRE_SLACK = 0.1
+
+
+def _edge_faces(image: np.ndarray, families: list[str], upsample: int) -> list[Face]:
+    """Faces that cross the frame's edge, found in ``image`` with a mirrored border."""
+    import cv2
+
+    height, width = image.shape[:2]
+    pad = max(1, round(EDGE_PAD * min(height, width)))
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    if "blazeface" in families:  # it finds the cut faces (dlib's landmarks fitted where they fit) at a third of HOG's cost
+        found, _ = _blazeface_faces(padded, [], ring=(pad, pad, pad + width, pad + height))
+    else:
+        found = [face for family in families for face in _dlib_faces(padded, family, upsample)]
+    kept = []
+    for face in found:
+        _shift(face, -pad)
+        face.padding = pad
+        left, top, right, bottom = face.box
+        if left >= 0 and top >= 0 and right <= width and bottom <= height:
+            continue  # inside the frame: the plain search's to find
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        sx, sy = EDGE_CENTRE_SLACK * (right - left), EDGE_CENTRE_SLACK * (bottom - top)
+        if -sx <= cx <= width + sx and -sy <= cy <= height + sy:
+            kept.append(face)
+    return kept
+
+
+def _shift(face: Face, offset: int) -> None:
+    """Move a face's box and points by ``offset`` pixels on both axes."""
+    left, top, right, bottom = face.box
+    face.box = (left + offset, top + offset, right + offset, bottom + offset)
+    for name in ("landmarks", "mesh", "keypoints"):
+        points = getattr(face, name)
+        if points is not None:
+            setattr(face, name, points + np.asarray(offset, points.dtype))
 
 
 #: Images with a side shorter than this hold no face to find.
@@ -135,6 +187,10 @@ def face_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
     if face._shape is None:
         raise ValueError("this face has no dlib landmarks, so no descriptor")
     turned = np.ascontiguousarray(np.rot90(image, face.rotation))
+    if face.padding:  # its landmarks are those of the mirrored-border image it was found in
+        import cv2
+
+        turned = cv2.copyMakeBorder(turned, *(face.padding,) * 4, cv2.BORDER_REFLECT_101)
     return np.array(dlib_models.face_recognizer().compute_face_descriptor(turned, face._shape))
 
 
@@ -194,14 +250,15 @@ def _landmarks_fit(points: np.ndarray, keypoints: np.ndarray, width: float) -> b
     return bool(np.linalg.norm(dlib_eyes - eyes, axis=1).max() <= MAX_EYE_OFFSET * width)
 
 
-def _blazeface_faces(image: np.ndarray, known: list[Face]) -> tuple[list[Face], set[int]]:
-    """BlazeFace's faces not among ``known`` (dlib's), and the indices of the known ones it confirms."""
+def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = None) -> tuple[list[Face], set[int]]:
+    """BlazeFace's faces not among ``known`` (dlib's), and the indices of the known ones it
+    confirms; ``ring``: see :func:`p3m.privacy.blazeface.detect_blazeface`."""
     from p3m.privacy.blazeface import detect_blazeface
     from p3m.privacy.face_mesh import MIN_PRESENCE, face_mesh
 
     height, width = image.shape[:2]
     new, confirmed = [], set()
-    for detection in detect_blazeface(image):
+    for detection in detect_blazeface(image, ring=ring):
         left, top, right, bottom = (int(v) for v in np.round(detection.box))
         box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
         if box[2] <= box[0] or box[3] <= box[1]:
