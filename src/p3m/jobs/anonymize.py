@@ -327,7 +327,8 @@ def _anonymize_into(out: Path, inputs: Sequence[str | Path], options: AnonymizeO
         earlier = [skipped(item) for item in items]
         jobs = [(item, plan, options, mattes, hand_masks) for item, record in zip(items, earlier) if record is None]
         with ActorPool(cluster, Progress) as pool:  # each actor's state: a silent Progress
-            results = pool.map(anonymize_item, jobs)  # in input order, as they finish
+            results = pool.map(anonymize_item, jobs,  # in input order, as they finish
+                               failed=lambda job, reason: _record(job[0], Outcome.ERROR, reason))  # workers died
             for record in earlier:  # each journalled as it comes in, so a stopped run resumes
                 finish(record or next(results))
     else:

@@ -180,7 +180,7 @@ def _matte_planned(engine, pool, identity: tuple[str, str], items: list[InputIte
         else:
             (videos if is_video(item.path) else todo).append((item, paths))
     if pool is not None:
-        for record in pool.map(matte_item, [(item, paths, options) for item, paths in todo + videos]):
+        for record in pool.map(matte_item, [(item, paths, options) for item, paths in todo + videos], failed=_lost):
             report(record)
     else:
         _run(engine, todo, options, report)
@@ -212,6 +212,11 @@ def _finish(name: str, image: np.ndarray, alpha: np.ndarray, paths: dict[str, Pa
         return image_record(name, matte_image(engine, image, options, paths, alpha=alpha), paths)
     except Exception as exc:  # one bad output never stops the batch
         return ItemRecord(name, Status.FAILED, failure_reason(exc))
+
+
+def _lost(job: tuple, reason: str) -> MatteRecord:
+    """The record of an item no cluster worker could finish (its workers died)."""
+    return MatteRecord(str(job[0].path), Status.FAILED, reason)
 
 
 def _run(engine: MattingEngine, todo: list, options: MatteOptions, report) -> None:
