@@ -75,14 +75,24 @@ def test_one_face_by_overlap_or_centre():
     assert not same_face((0, 0, 10, 10), (9, 9, 30, 30))
 
 
-def test_regions_without_landmarks_come_from_the_mesh_or_an_ellipse():
-    shape = (200, 200)
-    ring = np.array([(100 + 30 * np.cos(t), 100 + 40 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 40)])
-    meshed = face_mask(Face((70, 60, 130, 140), None, 0.9, "blazeface", mesh=ring), shape)
-    assert meshed[100, 100] and meshed[100, 131] and not meshed[100, 140] and not meshed[10, 10]
-    ellipse = face_mask(Face((70, 60, 130, 140), None, 0.9, "blazeface"), shape)
-    assert ellipse[100, 100] and ellipse[55, 100]  # reaches above the box (forehead)
-    assert not ellipse[100, 30] and not ellipse[195, 100]
+def test_regions_without_landmarks_come_from_the_mesh_or_an_ellipse_and_cover_the_head():
+    from p3m.privacy.blur import _outline_mask, head_mask
+
+    shape = (300, 300)
+    ring = np.array([(150 + 30 * np.cos(t), 150 + 40 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 40)])
+    face = Face((120, 110, 180, 190), None, 0.9, "blazeface", mesh=ring)
+    meshed = _outline_mask(face, shape, 0.3)
+    assert meshed[150, 150] and meshed[150, 181] and not meshed[150, 190] and not meshed[10, 10]
+    ellipse = _outline_mask(Face((120, 110, 180, 190), None, 0.9, "blazeface"), shape, 0.3)
+    assert ellipse[150, 150] and ellipse[105, 150]  # reaches above the box (forehead)
+    assert not ellipse[150, 80] and not ellipse[245, 150]
+    # without its own landmarks (a profile, a three-quarter view) a face gets its whole head covered
+    head = head_mask(face, shape)
+    assert (face_mask(face, shape) == (meshed | head)).all()
+    assert head[150, 195] and head[75, 150] and not head[250, 150]  # ears and hair, not the neck below
+    # a face with landmarks keeps its outline, unless asked for the head (the blur's last step)
+    landmarked = Face((120, 110, 180, 190), np.array([(130 + i % 5 * 10, 130 + i // 5 * 8) for i in range(68)]))
+    assert not face_mask(landmarked, shape)[150, 195] and face_mask(landmarked, shape, head=True)[150, 195]
 
 
 def test_without_the_face_models_auto_is_hog_alone_and_says_recall_is_reduced():
@@ -180,17 +190,21 @@ def _holds(box: tuple, point: tuple[int, int]) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rows, columns, centre", [
-    (slice(120, None), slice(None), (225, 30)),   # the top 44% of her face cut off: nose tip, mouth and chin
-    (slice(None), slice(230, None), (20, 125)),   # cut down the middle: one eye and half the mouth
+@pytest.mark.parametrize("rows, columns, centre, expected", [
+    (slice(120, None), slice(None), (225, 30), "ok"),            # the top 44% of her face cut off
+    (slice(None), slice(230, None), (20, 125), "identifiable"),  # cut down the middle: one eye, half the mouth
 ], ids=["top", "left"])
-def test_a_face_cut_by_the_frame_is_found_and_blurred(face_models, rows, columns, centre):
+def test_a_face_cut_by_the_frame_is_found_and_blurred(face_models, rows, columns, centre, expected):
     image = np.ascontiguousarray(data.astronaut()[rows, columns])
     assert not any(_holds(f.box, centre) for f in detect_faces(image, edges=False)), "missed by the plain search"
     cut = [f for f in detect_faces(image) if _holds(f.box, centre)]
     assert len(cut) == 1 and cut[0].padding > 0  # found in the mirrored border, once (not its mirror image too)
     result = anonymize(image)
-    assert result.status == "ok" and _core_blurred(image, result.image, centre, 8) > 0.9
+    assert result.mask[centre[1], centre[0]]  # blurred; then written, or held back if still too close
+    if expected == "ok":
+        assert result.status == "ok" and _core_blurred(image, result.image, centre, 8) > 0.9
+    else:  # cut down the middle: the blurred half stays closer to her than her head erased would
+        assert result.status == "identifiable" and result.image is None
 
 
 @pytest.mark.slow

@@ -7,8 +7,10 @@ searched again. A face found only now, away from every blurred region, is blurre
 (:func:`p3m.privacy.audit.audit_pair`: re-detection by both detector families, and the
 identity descriptor at the original landmarks). While a blurred face is still detected
 or recognised, or recognisable within ``IDENTITY_MARGIN`` of the threshold, the blur is
-made stronger (x ``STRENGTHEN``, up to ``MAX_SIGMA_SCALE`` x the face width). An image
-still identifiable then is held back: its result carries no image. So is an image in
+made stronger (x ``STRENGTHEN``, up to ``MAX_SIGMA_SCALE`` x the face width), and at the
+strongest blur it covers each face's whole head once (what identifies a profile or a
+cut face may lie outside its outline). An image still identifiable then, or with a face
+still within the margin, is held back: its result carries no image. So is an image in
 which no face is found (unless ``allow_no_face``; a hand-drawn mask is used where
 given). Video frames go through the same rule, with the faces carried from neighbouring
 frames as extra regions (:mod:`p3m.video.anonymize`).
@@ -37,7 +39,7 @@ __all__ = ["STRENGTHS", "AnonymizeResult", "Outcome", "anonymize"]
 STRENGTHEN = 1.5
 MAX_SIGMA_SCALE = 0.40
 #: The blur is made stronger while a face's identity distance is below the match
-#: threshold plus this margin; only a distance below the threshold itself holds the image back.
+#: threshold plus this margin; at the strongest blur, a face still within it holds the image back.
 IDENTITY_MARGIN = 0.05
 #: Rounds that blur faces found only after blurring; faces still found new after them
 #: count as leaks (the blur is then made stronger, up to MAX_SIGMA_SCALE, as for any leak).
@@ -81,6 +83,7 @@ class AnonymizeResult:
     sigma_scale: float | None = None  # the blur finally used, x face width
     strengthened: int = 0             # rounds blurred again because a face was still found or recognised
     found_after_blur: int = 0         # faces found only in a blurred round (blurred too)
+    heads: bool = False               # whole heads blurred (the faces' outlines were not enough)
 
     @property
     def written(self) -> bool:
@@ -93,7 +96,15 @@ class AnonymizeResult:
             return "no face found: not anonymized (fail closed; review it, supply a face mask, or allow_no_face " \
                    "for back views)"
         if self.status is Outcome.IDENTIFIABLE:
-            how = "re-detected" if self.audit is not None and self.audit.redetected else "recognised"
+            audit = self.audit
+            if audit is not None and audit.redetected:
+                how = "re-detected"
+            elif audit is not None and audit.identity_matches:
+                how = "recognised"
+            else:
+                closest = min(audit.distances + audit.reference_distances) if audit is not None else float("nan")
+                how = (f"within the identity margin (distance {closest:.3f}, under "
+                       f"{MATCH_THRESHOLD + IDENTITY_MARGIN:.2f})")
             return f"a face is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width): " \
                    "not anonymized (fail closed)"
         return ""
@@ -106,7 +117,8 @@ class AnonymizeResult:
             return f"{self.status.value}: {len(self.faces)} region(s) blurred, not audited"
         audit = self.audit
         low = min(audit.distances) if audit.distances else None
-        return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width); re-detected "
+        return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width"
+                f"{', whole heads' if self.heads else ''}); re-detected "
                 f"{audit.redetected}; identity matches {audit.identity_matches}"
                 + (f"; closest identity distance {low:.3f}" if low is not None else "")
                 + (f"; not identity-checked (weak detections) {audit.low_confidence}" if audit.low_confidence else ""))
@@ -114,7 +126,7 @@ class AnonymizeResult:
     def to_dict(self) -> dict[str, Any]:
         """The outcome and audit as plain values (the service's JSON, a record's fields)."""
         return {"status": self.status.value, "faces": len(self.faces),
-                "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4),
+                "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4), "heads": self.heads,
                 "audit": None if self.audit is None else self.audit.to_dict()}
 
 
@@ -148,9 +160,9 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     detector = resolve_detector(options.detector)
     scale, strengthened, found_late = options.scale, 0, 0
     kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)
-    rounds = 0
-    while True:  # ends: new-face rounds are bounded, and the blur grows to MAX_SIGMA_SCALE
-        blurred = blur_faces(rgb, alpha, sigma_scale=scale, faces=faces, regions=regions, **kwargs)
+    rounds, head = 0, False
+    while True:  # ends: new-face rounds are bounded, the blur grows to MAX_SIGMA_SCALE, then covers heads once
+        blurred = blur_faces(rgb, alpha, sigma_scale=scale, faces=faces, regions=regions, head=head, **kwargs)
         if blurred.image is None:
             return _no_face(rgb, alpha, options, hand_mask, scale, kwargs)
         faces = blurred.detected  # detect once; only the blur changes
@@ -163,17 +175,34 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
             faces, found_late, rounds = faces + new, found_late + len(new), rounds + 1
             continue
         audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
-                           after=after)
+                           after=after, erased=head)
         audit.redetected += len(new) + sum(any(boxes_overlap(f.box, r.box) for f in after) for r in regions)
-        narrow = any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.distances + audit.reference_distances)
+        narrow = _within_margin(audit)
         leaks = bool(audit.redetected or audit.identity_matches)
-        if not (leaks or narrow) or (scale >= MAX_SIGMA_SCALE and not leaks):
+        if not (leaks or narrow):
             return AnonymizeResult(Outcome.OK, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
-                                   strengthened, found_late)
-        if scale >= MAX_SIGMA_SCALE:
+                                   strengthened, found_late, head)
+        if scale >= MAX_SIGMA_SCALE and head:
             return AnonymizeResult(Outcome.IDENTIFIABLE, None, blurred.mask, blurred.faces, faces, audit, scale,
-                                   strengthened, found_late)
+                                   strengthened, found_late, head)
+        if scale >= MAX_SIGMA_SCALE:  # what identifies a face may lie outside its outline (a profile, a cut face)
+            head = True
         scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1
+
+
+#: A blurred face within the margin passes when it is as far from itself as its head
+#: erased outright, within this tolerance: no blur inside the head can do more.
+ERASED_TOLERANCE = 0.01
+
+
+def _within_margin(audit: AuditResult) -> bool:
+    """A face (or a reference photo) stays within the identity margin; a face whose head
+    erased would stay as close (``audit.erased``, measured once heads are blurred) does not
+    count: its closeness lies in what surrounds the head, not in the face."""
+    erased = audit.erased or [None] * len(audit.distances)
+    return any(d < MATCH_THRESHOLD + IDENTITY_MARGIN and (e is None or d < e - ERASED_TOLERANCE)
+               for d, e in zip(audit.distances, erased)) \
+        or any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.reference_distances)
 
 
 def _no_face(rgb, alpha, options: FaceBlurOptions, hand_mask, scale: float, kwargs) -> AnonymizeResult:

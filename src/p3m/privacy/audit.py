@@ -2,12 +2,14 @@
 
 - re-detection: does either detector family still find a face overlapping a blurred
   face (searched at the turns the faces were found at);
-- identity (faces that are faces for sure, found by both families or confidently by one,
-  and that carry dlib's landmarks; weaker detections are blurred but their descriptors
-  mean nothing): the distance between dlib's 128-d descriptors of each original face and
-  the same face after blurring (landmarks from the original, so the comparison is of
-  the same region), and of the blurred face against reference photos of the person;
-  a "match" is a distance below 0.6, dlib's usual same-person threshold;
+- identity, of every blurred face that is a face: the distance between dlib's 128-d descriptors of the
+  original face and the same face after blurring, and of the blurred face against
+  reference photos of the person; a "match" is a distance below 0.6, dlib's usual
+  same-person threshold. The landmarks are the original face's, so the comparison is of
+  the same region; a face without its own (BlazeFace-only, a profile, a tiny or weak
+  detection) gets dlib's landmarks fitted in its box, as an attacker would fit them.
+  Only weak dlib detections that BlazeFace does not confirm are left out
+  (:attr:`p3m.privacy.faces.Face.audited`);
 - matting integrity: with a matte, the number of changed pixels where 0 < alpha < 1
   (must be 0); and the share of changed pixels outside the face masks.
 """
@@ -20,21 +22,18 @@ import numpy as np
 
 from p3m.io.images import matte_to_float
 from p3m.privacy.blur import transition_pixels
-from p3m.privacy.faces import CONFIDENT, Face, detect_faces, face_descriptor
+from p3m.privacy.faces import Face, detect_faces, face_descriptor, identity_shape
 
 MATCH_THRESHOLD = 0.6
-#: dlib HOG detections below this confidence are blurred (erring towards privacy) but
-#: not identity-audited: a descriptor of a non-face (a badge, a pattern) means nothing.
-#: (Each family's threshold: :data:`p3m.privacy.faces.CONFIDENT`.)
-IDENTITY_MIN_SCORE = CONFIDENT["hog"]
 
 
 @dataclass
 class AuditResult:
     faces: int
     redetected: int
-    low_confidence: int = 0                                          # blurred, not identity-audited
+    low_confidence: int = 0                                          # weak dlib detections: blurred, not audited
     distances: list[float] = field(default_factory=list)           # original vs anonymized
+    erased: list[float] = field(default_factory=list)              # original vs its head erased (when asked)
     reference_distances: list[float] = field(default_factory=list)  # anonymized vs references (min per face)
     changed_transition_pixels: int | None = None
     changed_outside_fraction: float | None = None
@@ -63,20 +62,25 @@ def boxes_overlap(a: tuple, b: tuple) -> bool:
 def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face] | None = None,
                alpha: np.ndarray | None = None, face_mask: np.ndarray | None = None,
                references: list[np.ndarray] | None = None, detector: str = "auto",
-               after: list[Face] | None = None) -> AuditResult:
+               after: list[Face] | None = None, erased: bool = False) -> AuditResult:
     """The audit of one anonymized image; ``after``: the faces found in it already (by
-    whoever searched it), else it is searched here at the turns the faces were found at."""
+    whoever searched it), else it is searched here at the turns the faces were found at.
+    ``erased``: also measure each face against itself with its whole head erased
+    (:func:`erased_distance`)."""
     faces = faces if faces is not None else detect_faces(original, detector=detector)
     if after is None:
         turns = sorted({0} | {face.rotation for face in faces})
         after = detect_faces(anonymized, detector=detector, rotations=turns)
     result = AuditResult(len(faces), sum(any(boxes_overlap(f.box, g.box) for g in after) for f in faces))
     for face in faces:
-        if not (face.confident and face.has_descriptor):
+        if not face.audited:
             result.low_confidence += 1
             continue
-        blurred = face_descriptor(anonymized, face)
-        result.distances.append(float(np.linalg.norm(face_descriptor(original, face) - blurred)))
+        shape = identity_shape(original, face)
+        blurred, before = face_descriptor(anonymized, face, shape), face_descriptor(original, face, shape)
+        result.distances.append(float(np.linalg.norm(before - blurred)))
+        if erased:
+            result.erased.append(erased_distance(original, face, shape, before, alpha))
         if references:
             result.reference_distances.append(float(min(np.linalg.norm(blurred - r) for r in references)))
     changed = (original != anonymized).any(axis=2)
@@ -85,6 +89,25 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
     if face_mask is not None:
         result.changed_outside_fraction = float((changed & ~(face_mask > 0)).sum() / changed.size)
     return result
+
+
+def erased_distance(original: np.ndarray, face: Face, shape, before: np.ndarray,
+                    alpha: np.ndarray | None = None) -> float:
+    """The identity distance of ``face`` with its whole head erased (filled with its mean
+    colour, the matte's transition pixels kept as the blur keeps them): as far as any blur
+    inside the head can take it. A blurred face this close to it keeps no more of the face
+    than nothing would; what is left is what surrounds the head (for a face cut by the
+    frame, mostly the frame's edge)."""
+    from p3m.privacy.blur import face_mask
+
+    head = face_mask(face, original.shape[:2], head=True)
+    if alpha is not None:
+        head &= ~transition_pixels(matte_to_float(alpha))
+    if not head.any():
+        return float("inf")
+    erased = original.copy()
+    erased[head] = np.round(original[head].mean(axis=0)).astype(np.uint8)
+    return float(np.linalg.norm(before - face_descriptor(erased, face, shape)))
 
 
 def changed_transition_pixels(original: np.ndarray, anonymized: np.ndarray, alpha: np.ndarray) -> int:

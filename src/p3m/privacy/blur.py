@@ -25,7 +25,7 @@ import numpy as np
 from p3m.errors import ImageError
 from p3m.io.images import load_image, matte_to_float
 from p3m.options import FaceBlurOptions
-from p3m.privacy.faces import Face, detect_faces, turn_points, turned_shape
+from p3m.privacy.faces import Face, detect_faces, turn_box, turn_points, turned_shape
 
 DEFAULT_FOREHEAD = FaceBlurOptions.default("forehead")
 
@@ -69,13 +69,44 @@ ELLIPSE_PAD = 1.3
 ELLIPSE_RAISE = 0.1
 
 
-def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD) -> np.ndarray:
-    """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an ellipse.
+#: The head around a face: an ellipse this many times its box, raised by HEAD_RAISE of
+#: its height (hair, ears, jaw line: what still identifies a profile or a tiny face).
+HEAD_PAD = 1.6
+HEAD_RAISE = 0.2
+#: Faces narrower than this (pixels) get their head covered: their outline is unreliable.
+SMALL_FACE = 40
+
+
+def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD, *,
+              head: bool = False) -> np.ndarray:
+    """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an
+    ellipse; with the whole head (:func:`head_mask`) when ``head``, and always for a face
+    whose outline is not its own landmarks (a profile, a three-quarter view) or that is
+    under ``SMALL_FACE`` px.
 
     A face found in the photo turned (``face.rotation`` quarter turns) gets its landmark
     region drawn in that turned frame, where it is upright, so the forehead lift goes up
     the face, not up the photo.
     """
+    mask = _outline_mask(face, shape, forehead)
+    if head or face.landmarks is None or face.width < SMALL_FACE:
+        mask |= head_mask(face, shape)
+    return mask
+
+
+def head_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """The head around ``face``: an ellipse ``HEAD_PAD`` times its box, raised up the face
+    (in the frame it was found in, so up the face of a turned photo too)."""
+    turned = turned_shape(shape, face.rotation)
+    left, top, right, bottom = turn_box(face.box, face.rotation, shape)
+    mask = np.zeros(turned, np.uint8)
+    centre = (round((left + right) / 2), round((top + bottom) / 2 - HEAD_RAISE * (bottom - top)))
+    axes = (max(1, round(HEAD_PAD * (right - left) / 2)), max(1, round(HEAD_PAD * (bottom - top) / 2)))
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
+    return np.ascontiguousarray(np.rot90(mask, -face.rotation)).astype(bool)
+
+
+def _outline_mask(face: Face, shape: tuple[int, int], forehead: float) -> np.ndarray:
     if face.landmarks is not None:
         if face.rotation:
             upright = np.round(turn_points(face.landmarks, face.rotation, shape)).astype(np.int32)
@@ -165,10 +196,10 @@ def face_region_of(face: Face, shape: tuple[int, int], forehead: float = DEFAULT
 
 def blur_faces(image, alpha=None, *, sigma_scale: float, forehead: float = DEFAULT_FOREHEAD, detector: str = "auto",
                protect_dilation: int = 0, facemask: np.ndarray | None = None,
-               faces: list[Face] | None = None, regions: list[Region] = ()) -> BlurResult:
+               faces: list[Face] | None = None, regions: list[Region] = (), head: bool = False) -> BlurResult:
     """Blur every face of ``image`` (path, PIL or array) once, and the extra ``regions``,
     keeping alpha's transition pixels; no check of the result (that is
-    :func:`p3m.privacy.anonymize.anonymize`).
+    :func:`p3m.privacy.anonymize.anonymize`). ``head``: blur each face's whole head.
 
     ``facemask`` (H x W, non-zero = face) replaces detection, as the authors' hand-drawn
     masks did; without faces, regions and mask there is no image.
@@ -198,7 +229,7 @@ def blur_faces(image, alpha=None, *, sigma_scale: float, forehead: float = DEFAU
         if not detected and not regions:
             return BlurResult(None, np.zeros(shape, np.uint8))
         for face in detected:
-            region = face_mask(face, shape, forehead)
+            region = face_mask(face, shape, forehead, head=head)
             sigma = scale * max(face.width, 1)
             before = out
             out = blur_inside(out, region, sigma, keep)

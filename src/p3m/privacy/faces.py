@@ -73,6 +73,15 @@ class Face:
         return self.confirmed or self.score >= CONFIDENT[self.source]
 
     @property
+    def audited(self) -> bool:
+        """Its identity is audited: a face for sure (:attr:`confident`), or one BlazeFace
+        found that the face mesh's classifier agrees is a face (weak BlazeFace detections
+        are kept only then). A weak dlib detection that BlazeFace does not confirm (a
+        badge, a pattern) is blurred but not audited: its blurred self stays "close" to it
+        as a non-face does, which would hold back photos for nothing."""
+        return self.confident or self.source == "blazeface"
+
+    @property
     def has_descriptor(self) -> bool:
         return self._shape is not None
 
@@ -182,16 +191,37 @@ def _roll(keypoints: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0])))
 
 
-def face_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
-    """dlib's 128-d identity descriptor (same person: distance below about 0.6)."""
-    if face._shape is None:
+def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
+    """dlib's 128-d identity descriptor (same person: distance below about 0.6), at
+    ``shape`` (default: the face's own landmarks, see :func:`identity_shape`)."""
+    shape = shape if shape is not None else face._shape
+    if shape is None:
         raise ValueError("this face has no dlib landmarks, so no descriptor")
-    turned = np.ascontiguousarray(np.rot90(image, face.rotation))
-    if face.padding:  # its landmarks are those of the mirrored-border image it was found in
+    return np.array(dlib_models.face_recognizer().compute_face_descriptor(_search_frame(image, face), shape))
+
+
+def identity_shape(image: np.ndarray, face: Face):
+    """dlib's 68 landmarks for ``face``'s identity, as an attacker would take them: its
+    own where dlib found or fitted them, else fitted in its box (a BlazeFace-only face,
+    a profile, a tiny or weak one), on ``image`` as it was found (turned, with a border)."""
+    if face._shape is not None:
+        return face._shape
+    import dlib
+
+    frame = _search_frame(image, face)
+    left, top, right, bottom = turn_box(face.box, face.rotation, image.shape[:2])
+    rect = dlib.rectangle(*(int(v) + face.padding for v in (left, top, right, bottom)))
+    return dlib_models.shape_predictor()(frame, rect)
+
+
+def _search_frame(image: np.ndarray, face: Face) -> np.ndarray:
+    """``image`` as the face was found in it: turned by its rotation, with its mirrored border."""
+    frame = np.ascontiguousarray(np.rot90(image, face.rotation))
+    if face.padding:
         import cv2
 
-        turned = cv2.copyMakeBorder(turned, *(face.padding,) * 4, cv2.BORDER_REFLECT_101)
-    return np.array(dlib_models.face_recognizer().compute_face_descriptor(turned, face._shape))
+        frame = cv2.copyMakeBorder(frame, *(face.padding,) * 4, cv2.BORDER_REFLECT_101)
+    return frame
 
 
 def same_face(a: tuple, b: tuple) -> bool:
