@@ -234,3 +234,52 @@ def test_changed_transition_pixels_read_every_matte_depth_alike():
     counts = {changed_transition_pixels(original, anonymized, a)
               for a in (alpha8, alpha8.astype(np.uint16) * 257, alpha8 / 255.0)}
     assert counts == {7}  # columns 1-2 of 4 rows, less the opaque pixel
+
+
+def _audit_with(monkeypatch, distance: float, erased: float, calls: list):
+    """The real audit, with every face's identity distance (and its erased-head distance) replaced."""
+    import importlib
+
+    module = importlib.import_module("p3m.privacy.anonymize")  # the package's `anonymize` is the function
+    real = module.audit_pair
+
+    def audit(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(kwargs.get("erased", False))
+        result.distances = [distance] * len(result.distances)
+        result.erased = [erased] * len(result.distances) if kwargs.get("erased") else []
+        return result
+    monkeypatch.setattr(module, "audit_pair", audit)
+
+
+def test_at_the_strongest_blur_a_face_within_the_margin_holds_the_photo_back(astronaut, monkeypatch):
+    """0.62 is no match (< 0.6) but within the 0.05 margin: blurred harder, then whole heads,
+    then held back, where before it was written at the strongest blur."""
+    calls: list = []
+    _audit_with(monkeypatch, 0.62, erased=0.70, calls=calls)
+    result = anonymize(astronaut)
+    assert result.status == "identifiable" and result.image is None and result.heads
+    assert "within the identity margin (distance 0.620, under 0.65)" in result.reason
+    assert calls[-1] and not calls[0]  # heads blurred (and measured against erased heads) only at the end
+
+
+def test_a_face_as_far_from_itself_as_its_head_erased_passes(astronaut, monkeypatch):
+    """Within the margin, but erasing the head outright would leave it as close: the closeness
+    lies in what surrounds the head (a face cut by the frame), so no blur can do more."""
+    _audit_with(monkeypatch, 0.62, erased=0.625, calls=[])
+    result = anonymize(astronaut)
+    assert result.status == "ok" and result.heads and result.sigma_scale == pytest.approx(0.4)
+
+
+@pytest.mark.slow
+def test_a_face_without_its_own_landmarks_is_audited_with_fitted_ones(face_models):
+    import cv2
+
+    small = cv2.resize(data.astronaut(), (112, 112), interpolation=cv2.INTER_AREA)  # her face about 22 px wide
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[200:312, 300:412] = small
+    result = anonymize(frame)
+    (face,) = result.detected
+    assert face.source == "blazeface" and not face.has_descriptor  # no landmarks of its own (too small)
+    assert result.audit.low_confidence == 0 and len(result.audit.distances) == 1  # audited all the same
+    assert result.status != "ok" or result.audit.distances[0] >= MATCH_THRESHOLD + 0.05
