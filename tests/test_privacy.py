@@ -283,3 +283,26 @@ def test_a_face_without_its_own_landmarks_is_audited_with_fitted_ones(face_model
     assert face.source == "blazeface" and not face.has_descriptor  # no landmarks of its own (too small)
     assert result.audit.low_confidence == 0 and len(result.audit.distances) == 1  # audited all the same
     assert result.status != "ok" or result.audit.distances[0] >= MATCH_THRESHOLD + 0.05
+
+
+def test_an_rgba_photo_keeps_its_alpha_and_its_hidden_faces_are_blurred_too(tmp_path, astronaut, real_face):
+    """Its alpha channel is written back untouched; the faces are found in the colours as
+    stored, so a face under transparent pixels (still in the file) is blurred as well."""
+    from p3m.jobs.anonymize import anonymize_files
+
+    height, width = astronaut.shape[:2]
+    ramp = np.tile(np.linspace(255, 64, width).astype(np.uint8), (height, 1))
+    left, top, right, bottom = real_face.box
+    hidden = ramp.copy()
+    hidden[top:bottom, left:right] = 0  # her face transparent: invisible, but in the file
+    (tmp_path / "in").mkdir()
+    for name, alpha in (("ramp", ramp), ("hidden", hidden)):
+        Image.fromarray(np.dstack([astronaut, alpha])).save(tmp_path / "in" / f"{name}.png")
+    report = anonymize_files([tmp_path / "in"], tmp_path / "out")
+    assert report.totals()["anonymized"] == 2
+    for name, alpha in (("ramp", ramp), ("hidden", hidden)):
+        written = np.asarray(Image.open(tmp_path / "out" / "blurred_image" / f"{name}.png"))
+        assert written.shape == (height, width, 4) and np.array_equal(written[..., 3], alpha)
+        centre = ((top + bottom) // 2, (left + right) // 2)
+        core = (slice(centre[0] - 10, centre[0] + 10), slice(centre[1] - 10, centre[1] + 10))
+        assert (written[core][..., :3] != astronaut[core]).any(axis=2).mean() > 0.9, name

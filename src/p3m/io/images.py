@@ -57,6 +57,17 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
     return _decode(path, str(path), max_pixels)
 
 
+def read_image_with_alpha(path: str | os.PathLike, *,
+                          max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB uint8, alpha uint8 or None) of an image file. An image with an alpha channel
+    gives its colours as stored, not composited (what lies under transparent pixels is
+    still in the file, so whoever anonymizes it must see it), and its alpha to keep."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    return _decode(path, str(path), max_pixels, split_alpha=True)
+
+
 def read_image_bytes(data: bytes, *, name: str = "<stdin>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes (a PNG, a JPEG, ... as read from stdin or a request)."""
     if not data:
@@ -74,8 +85,13 @@ def open_image(source) -> Image.Image:
     return Image.open(source, formats=DECODED_FORMATS)
 
 
-def _decode(source, path: str, max_pixels: int | None) -> np.ndarray:
-    """Decode a file or buffer to RGB uint8, honouring EXIF orientation; ``path`` names it in errors."""
+#: Pillow modes that carry transparency (a palette's is in its info).
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def _decode(source, path: str, max_pixels: int | None, split_alpha: bool = False):
+    """Decode a file or buffer to RGB uint8, honouring EXIF orientation; ``path`` names it
+    in errors. ``split_alpha``: (stored RGB, alpha or None) instead, see :func:`read_image_with_alpha`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -90,7 +106,12 @@ def _decode(source, path: str, max_pixels: int | None) -> np.ndarray:
                     )
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return _to_rgb(img)
+                if not split_alpha:
+                    return _to_rgb(img)
+                if img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
+                    rgba = np.asarray(img.convert("RGBA"))
+                    return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+                return _to_rgb(img), None
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -33,7 +33,7 @@ from PIL import Image
 from p3m.data.layout import images_by_stem
 from p3m.errors import DatasetError, ImageError
 from p3m.io.discovery import IMAGE_SUFFIXES, InputItem, collect_images, is_video
-from p3m.io.images import open_image, read_image_file, read_matte
+from p3m.io.images import open_image, read_image_with_alpha, read_matte
 from p3m.io.outputs import OutputPlan, exclusive, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
@@ -214,7 +214,7 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
                   hand_masks: dict, progress: Progress | None = None) -> AnonymizeRecord:
     if is_video(item.path):
         return anonymize_video_item(item, plan, options, progress)
-    image = read_image_file(item.path, max_pixels=options.max_pixels)
+    image, transparency = read_image_with_alpha(item.path, max_pixels=options.max_pixels)
     alpha, matte = None, None
     if mattes is not None:
         matte = mattes.find(item)
@@ -230,6 +230,8 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
         return _record(item, outcome, result.reason, faces=len(result.faces), sigma_scale=scale, audit=audit)
     anonymized = result.image
     written = output_paths(plan, item, matte=matte is not None)
+    if transparency is not None:  # kept as it was: the faces are blurred in the colours it was stored with
+        anonymized = np.dstack([anonymized, transparency])
     _save_like_input(item.path, anonymized, written["blurred_image"], options.jpeg_quality)
     write_image(written["facemask"], result.mask)
     if matte is not None:
