@@ -258,7 +258,7 @@ def test_at_the_strongest_blur_a_face_within_the_margin_holds_the_photo_back(ast
     calls: list = []
     _audit_with(monkeypatch, 0.62, erased=0.70, calls=calls)
     result = anonymize(astronaut)
-    assert result.status == "identifiable" and result.image is None and result.heads
+    assert result.status == "identifiable" and result.image is None and result.whole_heads
     assert "within the identity margin (distance 0.620, under 0.65)" in result.reason
     assert calls[-1] and not calls[0]  # heads blurred (and measured against erased heads) only at the end
 
@@ -268,7 +268,7 @@ def test_a_face_as_far_from_itself_as_its_head_erased_passes(astronaut, monkeypa
     lies in what surrounds the head (a face cut by the frame), so no blur can do more."""
     _audit_with(monkeypatch, 0.62, erased=0.625, calls=[])
     result = anonymize(astronaut)
-    assert result.status == "ok" and result.heads and result.sigma_scale == pytest.approx(0.4)
+    assert result.status == "ok" and result.whole_heads and result.sigma_scale == pytest.approx(0.4)
 
 
 @pytest.mark.slow
@@ -306,3 +306,50 @@ def test_an_rgba_photo_keeps_its_alpha_and_its_hidden_faces_are_blurred_too(tmp_
         centre = ((top + bottom) // 2, (left + right) // 2)
         core = (slice(centre[0] - 10, centre[0] + 10), slice(centre[1] - 10, centre[1] + 10))
         assert (written[core][..., :3] != astronaut[core]).any(axis=2).mean() > 0.9, name
+
+
+def _seen_from_behind(astronaut: np.ndarray) -> np.ndarray:
+    """Her portrait with the face painted over in hair: a head seen from behind (no face to find)."""
+    import cv2
+
+    back = astronaut[:320].copy()
+    hair = (np.array([92, 64, 36]) + np.random.default_rng(0).normal(0, 14, back.shape)).clip(0, 255).astype(np.uint8)
+    head = np.zeros(back.shape[:2], np.uint8)
+    cv2.ellipse(head, (222, 112), (70, 84), 0, 0, 360, 1, -1)
+    back[head > 0] = hair[head > 0]
+    return back
+
+
+@pytest.mark.slow
+def test_a_person_seen_from_behind_is_held_back_or_gets_the_head_blurred(face_models, astronaut):
+    back = _seen_from_behind(astronaut)
+    assert detect_faces(back) == []
+    held = anonymize(back)
+    assert held.status == "person-without-face" and held.image is None and held.people == 1
+    assert "person(s) seen but no face found" in held.reason
+    covered = anonymize(back, allow_no_face=True)
+    assert covered.status == "heads-covered" and covered.people == 1
+    changed = (covered.image != back).any(axis=2)
+    assert changed[40:150, 170:280].mean() > 0.9 and not changed[250:, :].any()  # the head, not the body
+
+
+@pytest.mark.slow
+def test_a_bystander_out_of_focus_gets_the_head_blurred(face_models, astronaut):
+    import cv2
+
+    scene = np.full((512, 1024, 3), 210, np.uint8)
+    scene[:, :512] = astronaut
+    scene[112:512, 584:984] = cv2.GaussianBlur(cv2.resize(astronaut, (400, 400)), (0, 0), 6)  # no face found there
+    assert not any(face.box[0] > 512 for face in detect_faces(scene))
+    result = anonymize(scene)
+    assert result.status == "ok" and result.people == 1
+    changed = (result.image != scene).any(axis=2)
+    assert changed[150:240, 740:830].mean() > 0.9  # the bystander's head (her face at about 785, 190)
+    assert changed[80:160, 185:255].mean() > 0.9  # and the face in focus
+
+
+def test_without_the_segmentation_model_people_are_not_looked_for(monkeypatch, tmp_path, astronaut):
+    from p3m.privacy.people import heads_without_faces, people_note
+
+    monkeypatch.setenv("P3M_HOME", str(tmp_path))  # nothing installed here
+    assert heads_without_faces(astronaut, []) == [] and "p3m weights fetch default" in people_note()

@@ -354,3 +354,34 @@ def test_a_video_cut_short_is_a_failure_not_done(tmp_path):
     assert result.failed == 1 and "truncated or damaged" in result.records[0].reason
     assert not list((tmp_path / "out").rglob("*.mp4"))
     assert matte_files(BrightnessEngine(), [whole], tmp_path / "whole_out", MatteOptions(save=("alpha",))).done == 1
+
+
+@pytest.mark.slow
+def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurred(tmp_path, face_models):
+    """Frames 4-7 show her head from behind (the face painted over with hair): a person is
+    seen there with no face found or carried. The video is held back, or with
+    --allow-no-face written with her head blurred in those frames."""
+    import cv2
+
+    pytest.importorskip("dlib")
+    from p3m.privacy.faces import detect_faces
+    from p3m.video.anonymize import anonymize_video
+
+    frames = noisy_still(portrait(256, 256), 8, sigma=2)
+    left, top, right, bottom = detect_faces(frames[0])[0].box
+    hair = np.zeros(frames[0].shape[:2], np.uint8)
+    cv2.ellipse(hair, ((left + right) // 2, (top + bottom) // 2 - 4), ((right - left) * 3 // 4, (bottom - top) * 3 // 4),
+                0, 0, 360, 1, -1)
+    for frame in frames[4:]:
+        frame[hair > 0] = (92, 64, 36)
+    clip = tmp_path / "turns.mp4"
+    write_clip(clip, frames)
+    outcome, audit = anonymize_video(clip, tmp_path / "held.mp4", carry=0)
+    assert outcome.value == "person-without-face" and audit.faceless == [4, 5, 6, 7]
+    assert not (tmp_path / "held.mp4").exists()
+    outcome, audit = anonymize_video(clip, tmp_path / "written.mp4", carry=0, allow_no_face=True)
+    assert outcome.value == "ok" and audit.heads == 4 and not audit.faceless
+    _, written, _ = frames_of(tmp_path / "written.mp4")
+    _, decoded, _ = frames_of(clip)
+    centre = (slice((top + bottom) // 2 - 8, (top + bottom) // 2 + 8), slice((left + right) // 2 - 8, (left + right) // 2 + 8))
+    assert all(np.abs(w[centre].astype(int) - d[centre]).mean() > 3 for w, d in zip(written[4:], decoded[4:]))

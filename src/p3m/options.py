@@ -322,8 +322,9 @@ class FaceBlurOptions(OptionSet):
     detector: str = option("auto", "face detector families: auto = hog+blazeface with the face models (p3m weights "
                            "fetch faces), else hog alone with reduced recall; cnn is dlib's CNN (about 45 s a photo)",
                            choices=DETECTORS, service=True)
-    allow_no_face: bool = option(False, "pass images without a face through unchanged (back views) instead of "
-                                 "holding them back", service=True)
+    allow_no_face: bool = option(False, "write images where no face is found instead of holding them back: "
+                                 "with the heads of the people seen blurred (back views), or unchanged when no "
+                                 "one is seen", service=True)
 
     def check(self) -> None:
         if self.sigma_scale is not None and self.strength != FaceBlurOptions.default("strength"):

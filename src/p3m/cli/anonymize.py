@@ -35,14 +35,16 @@ def run(args: argparse.Namespace) -> int:
     from p3m.jobs.anonymize import anonymize_files
     from p3m.jobs.progress import TerminalProgress
     from p3m.privacy.faces import detector_note
+    from p3m.privacy.people import people_note
 
     if args.no_audit:
         print("p3m: --no-audit is ignored: every image is audited before it is written (fail closed)", file=sys.stderr)
     options = AnonymizeOptions.from_values(given(args, AnonymizeOptions), "cli")
     report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress(), cluster=cluster_from(args))
     print(f"p3m: face detection: {report.detector}", file=sys.stderr)
-    if note := detector_note(report.detector):
-        print(f"p3m: {note}", file=sys.stderr)
+    for note in (detector_note(report.detector), people_note()):
+        if note:
+            print(f"p3m: {note}", file=sys.stderr)
     print(f"p3m: privacy audit: {report.audit_line()}", file=sys.stderr)
     print(f"p3m: {report.line()}; report in {args.out}/report.csv", file=sys.stderr)
     return 0 if report.ok else 1

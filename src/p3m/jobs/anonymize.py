@@ -104,6 +104,7 @@ class AnonymizeReport(JobResult):
 
         return {"images": len(rows), "anonymized": sum(Outcome(r["status"]).written for r in rows),
                 "no_face": sum(r["status"] == Outcome.NO_FACE for r in rows),
+                "person_without_face": sum(r["status"] == Outcome.PERSON_WITHOUT_FACE for r in rows),
                 "identifiable": sum(r["status"] == Outcome.IDENTIFIABLE for r in rows),
                 "errors": sum(r["status"] in (Outcome.ERROR, Outcome.MISSING_MATTE) for r in rows),
                 "faces": total("faces"), "redetected": total("redetected"),
@@ -116,6 +117,7 @@ class AnonymizeReport(JobResult):
         return (f"{t['faces']} face(s) blurred in {t['anonymized']} image(s); re-detected {t['redetected']}; "
                 f"identity matches {t['identity_matches']}; changed transition pixels "
                 f"{t['changed_transition_pixels']}; held back for review: {t['no_face']} without a face, "
+                f"{t['person_without_face']} with a person but no face found, "
                 f"{t['identifiable']} still identifiable")
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +204,10 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
                   f"written ({audit.line()})")
     elif outcome is Outcome.NO_FACE:
         reason = f"no face in any of {audit.frames} frames: not written (review it, or --allow-no-face)"
+    elif outcome is Outcome.PERSON_WITHOUT_FACE:
+        frames = ", ".join(map(str, audit.faceless[:5])) + (" ..." if len(audit.faceless) > 5 else "")
+        reason = (f"a person is seen but no face found or carried in frame(s) {frames}: not written (review it, "
+                  f"or --allow-no-face to blur their heads)")
     else:
         reason = audit.line()
     record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=scale if audit.faces else None)

@@ -31,6 +31,7 @@ from p3m.options import STRENGTHS, FaceBlurOptions
 from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, boxes_overlap
 from p3m.privacy.blur import FaceDetail, Region, blur_faces
 from p3m.privacy.faces import Face, detect_faces, resolve_detector
+from p3m.privacy.people import heads_without_faces
 
 __all__ = ["STRENGTHS", "AnonymizeResult", "Outcome", "anonymize"]
 
@@ -54,6 +55,8 @@ class Outcome(str, Enum):
     NO_FACE = "no-face"                # nothing found: held back (fail closed)
     NO_FACE_COPIED = "no-face-copied"  # nothing found, copied through as asked (allow_no_face)
     IDENTIFIABLE = "identifiable"      # still re-detected or recognised at the strongest blur: held back
+    PERSON_WITHOUT_FACE = "person-without-face"  # a person seen, no face found: held back
+    HEADS_COVERED = "heads-covered"    # no face found, the heads of the people seen blurred (allow_no_face)
     MISSING_MATTE = "missing-matte"    # --alpha given but no matte for this image
     ERROR = "error"                    # unreadable input, mismatched matte, ...
     SKIPPED = "skipped"                # already anonymized (resume)
@@ -64,12 +67,12 @@ class Outcome(str, Enum):
     @property
     def written(self) -> bool:
         """An anonymized image exists after this outcome."""
-        return self in (Outcome.OK, Outcome.HAND_MASK, Outcome.NO_FACE_COPIED)
+        return self in (Outcome.OK, Outcome.HAND_MASK, Outcome.NO_FACE_COPIED, Outcome.HEADS_COVERED)
 
     @property
     def held_back(self) -> bool:
         """Deliberately not written (fail closed), for review."""
-        return self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE)
+        return self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE, Outcome.PERSON_WITHOUT_FACE)
 
 
 @dataclass
@@ -83,7 +86,8 @@ class AnonymizeResult:
     sigma_scale: float | None = None  # the blur finally used, x face width
     strengthened: int = 0             # rounds blurred again because a face was still found or recognised
     found_after_blur: int = 0         # faces found only in a blurred round (blurred too)
-    heads: bool = False               # whole heads blurred (the faces' outlines were not enough)
+    whole_heads: bool = False         # whole heads blurred (the faces' outlines were not enough)
+    people: int = 0                   # people whose face was not found: their heads blurred
 
     @property
     def written(self) -> bool:
@@ -95,6 +99,10 @@ class AnonymizeResult:
         if self.status is Outcome.NO_FACE:
             return "no face found: not anonymized (fail closed; review it, supply a face mask, or allow_no_face " \
                    "for back views)"
+        if self.status is Outcome.PERSON_WITHOUT_FACE:
+            return (f"{self.people} person(s) seen but no face found (a back view, a face out of focus or missed): "
+                    "not anonymized (fail closed; review it, supply a face mask, or allow_no_face to blur their "
+                    "heads)")
         if self.status is Outcome.IDENTIFIABLE:
             audit = self.audit
             if audit is not None and audit.redetected:
@@ -118,7 +126,9 @@ class AnonymizeResult:
         audit = self.audit
         low = min(audit.distances) if audit.distances else None
         return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width"
-                f"{', whole heads' if self.heads else ''}); re-detected "
+                f"{', whole heads' if self.whole_heads else ''}); "
+                + (f"heads of {self.people} people without a found face blurred; " if self.people else "")
+                + "re-detected "
                 f"{audit.redetected}; identity matches {audit.identity_matches}"
                 + (f"; closest identity distance {low:.3f}" if low is not None else "")
                 + (f"; not identity-checked (weak detections) {audit.low_confidence}" if audit.low_confidence else ""))
@@ -126,7 +136,8 @@ class AnonymizeResult:
     def to_dict(self) -> dict[str, Any]:
         """The outcome and audit as plain values (the service's JSON, a record's fields)."""
         return {"status": self.status.value, "faces": len(self.faces),
-                "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4), "heads": self.heads,
+                "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4),
+                "whole_heads": self.whole_heads, "people_without_face": self.people,
                 "audit": None if self.audit is None else self.audit.to_dict()}
 
 
@@ -160,6 +171,15 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     detector = resolve_detector(options.detector)
     scale, strengthened, found_late = options.scale, 0, 0
     kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)
+    people = 0
+    if faces is None and hand_mask is None:  # a photo: its faces, and the people whose face is not among them
+        faces = detect_faces(rgb, detector=detector)
+        heads = [Region(h.mask, h.width, h.box) for h in heads_without_faces(rgb, [f.box for f in faces])]
+        if heads and not faces and not regions and not options.allow_no_face:
+            return AnonymizeResult(Outcome.PERSON_WITHOUT_FACE, None, np.zeros(rgb.shape[:2], np.uint8),
+                                   people=len(heads))
+        regions, people = [*regions, *heads], len(heads)
+    written = Outcome.OK if faces or not people else Outcome.HEADS_COVERED
     rounds, head = 0, False
     while True:  # ends: new-face rounds are bounded, the blur grows to MAX_SIGMA_SCALE, then covers heads once
         blurred = blur_faces(rgb, alpha, sigma_scale=scale, faces=faces, regions=regions, head=head, **kwargs)
@@ -180,11 +200,11 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
         narrow = _within_margin(audit)
         leaks = bool(audit.redetected or audit.identity_matches)
         if not (leaks or narrow):
-            return AnonymizeResult(Outcome.OK, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
-                                   strengthened, found_late, head)
+            return AnonymizeResult(written, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
+                                   strengthened, found_late, head, people)
         if scale >= MAX_SIGMA_SCALE and head:
             return AnonymizeResult(Outcome.IDENTIFIABLE, None, blurred.mask, blurred.faces, faces, audit, scale,
-                                   strengthened, found_late, head)
+                                   strengthened, found_late, head, people)
         if scale >= MAX_SIGMA_SCALE:  # what identifies a face may lie outside its outline (a profile, a cut face)
             head = True
         scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1

@@ -10,7 +10,10 @@ frames before or after a frame, with no detection overlapping it in that frame, 
 blurred there too, as an extra region widened by ``CARRY_MARGIN`` of the face width per
 frame of distance, for movement. A frame still identifiable at the strongest blur is
 uncovered and the video is not written (fail closed). A video in which no frame has a
-face is held back like a photo without one.
+face is held back like a photo without one. A frame showing a person whose face is
+neither found nor carried there (:mod:`p3m.privacy.people`: a back view, a face lost
+for a moment) holds the video back as ``person-without-face``; with ``allow_no_face``
+that person's head is blurred instead.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from p3m.privacy.anonymize import AnonymizeResult, Outcome, anonymize
 from p3m.privacy.audit import boxes_overlap
 from p3m.privacy.blur import Region, face_region_of
 from p3m.privacy.faces import Face, detect_faces, resolve_detector
+from p3m.privacy.people import heads_without_faces
 from p3m.video.reader import VideoReader
 from p3m.video.writer import VideoWriter
 
@@ -50,6 +54,8 @@ class VideoAudit:
     identity_matches: int = 0      # faces still recognised at the strongest blur (in uncovered frames)
     min_identity_distance: float | None = None  # over every audited face of every frame
     uncovered: list[int] = field(default_factory=list)  # frames still identifiable at the strongest blur
+    faceless: list[int] = field(default_factory=list)   # frames with a person but no face found or carried
+    heads: int = 0                 # heads of people without a found face blurred (allow_no_face)
 
     def add(self, index: int, result: AnonymizeResult) -> None:
         """Count one frame's anonymization (``result`` of :func:`p3m.privacy.anonymize.anonymize`)."""
@@ -69,6 +75,8 @@ class VideoAudit:
                 f"{self.strengthened} blurred again, "
                 + (f"closest identity distance {self.min_identity_distance:.3f}, "
                    if self.min_identity_distance is not None else "")
+                + (f"{self.heads} heads of people without a found face blurred, " if self.heads else "")
+                + (f"{len(self.faceless)} frames with a person but no face found, " if self.faceless else "")
                 + f"{len(self.uncovered)} uncovered"
                 + (f" ({self.identity_matches} still recognised)" if self.identity_matches else ""))
 
@@ -131,8 +139,9 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
                     max_pixels: int | None = None, **face_options) -> tuple[Outcome, VideoAudit]:
     """Blur every frame's faces of the video at ``path`` into ``target`` (MP4, with the audio).
 
-    Returns the outcome (``OK``, ``NO_FACE``, ``NO_FACE_COPIED`` or ``IDENTIFIABLE``) and
-    the audit. Only ``OK`` and ``NO_FACE_COPIED`` publish ``target``. ``find_faces``
+    Returns the outcome (``OK``, ``HEADS_COVERED`` or ``NO_FACE_COPIED``, which publish
+    ``target``; held back: ``NO_FACE``, ``PERSON_WITHOUT_FACE`` or ``IDENTIFIABLE``) and
+    the audit. ``find_faces``
     (default: :func:`upright_finder`) finds faces before and after blurring.
     """
     options = options if options is not None else FaceBlurOptions(**face_options)
@@ -144,6 +153,12 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
         writer = VideoWriter(target, "composite", info)
         try:
             for index, pts, rgb, own, carried in FaceCarrier(options, find_faces, audit, carry)(reader.frames()):
+                heads = heads_without_faces(rgb, [face.box for face in own] + [region.box for region in carried])
+                if heads and not options.allow_no_face:
+                    audit.faceless.append(index)  # the video will not be published: no need to blur this frame
+                    writer.write(np.zeros_like(rgb), pts)
+                    continue
+                carried, audit.heads = carried + [Region(h.mask, h.width, h.box) for h in heads], audit.heads + len(heads)
                 if own or carried:
                     result = anonymize(rgb, None, options, faces=own, regions=carried, find_faces=find_faces)
                     audit.add(index, result)
@@ -154,8 +169,10 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
         except BaseException:
             writer.abandon()
             raise
-        if audit.uncovered or (audit.faces == 0 and not options.allow_no_face):
+        if audit.uncovered or audit.faceless or (audit.faces == 0 and not options.allow_no_face):
             writer.abandon()
-            return (Outcome.IDENTIFIABLE if audit.uncovered else Outcome.NO_FACE), audit
+            held = Outcome.IDENTIFIABLE if audit.uncovered else \
+                Outcome.PERSON_WITHOUT_FACE if audit.faceless else Outcome.NO_FACE
+            return held, audit
         writer.close()
-    return (Outcome.OK if audit.faces else Outcome.NO_FACE_COPIED), audit
+    return (Outcome.OK if audit.faces else Outcome.HEADS_COVERED if audit.heads else Outcome.NO_FACE_COPIED), audit
