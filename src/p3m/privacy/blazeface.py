@@ -169,8 +169,13 @@ def _near_edge(tile: tuple, box: tuple, reach: float) -> bool:
     return meets_outer and not within_inner
 
 
-@lru_cache(maxsize=None)
 def blazeface(config: BlazeFaceConfig) -> BlazeFace:
+    """The network of ``config``, loaded once per model file (the file of this P3M_HOME)."""
+    return _blazeface_at(config, config.model.path())
+
+
+@lru_cache(maxsize=8)
+def _blazeface_at(config: BlazeFaceConfig, path) -> BlazeFace:
     return BlazeFace(config)
 
 

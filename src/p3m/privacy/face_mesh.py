@@ -57,6 +57,11 @@ class FaceMesh:
         return Mesh(points.astype(np.float32), float(1 / (1 + np.exp(-np.clip(logit, -80, 80)))))
 
 
-@lru_cache(maxsize=None)
 def face_mesh() -> FaceMesh:
+    """The face mesh, loaded once per model file (the file of this P3M_HOME)."""
+    return _face_mesh_at(FACE_MESH.path())
+
+
+@lru_cache(maxsize=4)
+def _face_mesh_at(path) -> FaceMesh:
     return FaceMesh()

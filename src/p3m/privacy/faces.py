@@ -101,6 +101,11 @@ def detector_note(detector: str) -> str | None:
     """A warning line when ``detector`` runs without the second family."""
     if "blazeface" in resolve_detector(detector):
         return None
+    from p3m.weights.default_model import face_models_installed
+
+    if face_models_installed():  # dlib alone, as asked
+        return (f"detector {detector}: dlib alone, so recall is reduced (profile, rotated and small faces are "
+                "missed); the default, auto, adds BlazeFace")
     return ("face models not installed: detecting with dlib alone, so recall is reduced (profile, rotated and "
             "small faces are missed); run: p3m weights fetch faces")
 

@@ -6,7 +6,9 @@ descriptors, the event loop logs every failed accept, and ``/healthz`` stops ans
 Here each connection must deliver a request's headers within ``header_timeout``
 seconds of opening (or of its previous answer), and at most ``max_connections`` are
 open: a new one beyond that closes the oldest connection that has no request in
-progress. A client that sends its request promptly is never the one closed.
+progress. A client that sends its request promptly is never the one closed. An upload
+answered before it ended (a refusal) is read on and dropped, for at most ``LINGER``
+seconds, so that its client reads the answer; its connection is closed when it ends.
 """
 
 from __future__ import annotations
@@ -38,13 +40,69 @@ def protocol(limits) -> type:
             self.stop_timer()
             super().connection_lost(exc)
 
+        discarding: int | None = None  # bytes of a refused upload still allowed in before closing
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            cycle = self.cycle
+            if cycle is not None and not getattr(cycle, "guarded", False):  # a request has just begun
+                cycle.guarded = True
+                cycle.send = self.closing_early(cycle.send)
+                cycle.transport = _HalfClosing(self.transport, self)
+
+        def closing_early(self, send):
+            """An answer that starts before its upload ended says ``Connection: close``, so that
+            no client sends its next request down a connection about to end."""
+            async def guarded(message) -> None:
+                if message["type"] == "http.response.start" and self.conn.their_state is h11.SEND_BODY:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                await send(message)
+            return guarded
+
         def on_response_complete(self) -> None:
             if self.conn.their_state is h11.SEND_BODY:
-                # Answered before the upload ended (a refusal): close rather than read and
-                # discard the rest, which a refused 25 MB upload would make the loop do.
-                self.transport.close()
+                # Answered before the upload ended (a refusal). Closing at once would reset the
+                # connection under a client still sending, and it would never read the answer.
+                # So the rest is read and dropped (its framing followed, nothing handed on), up
+                # to max_body bytes or LINGER seconds; then the connection goes on as usual.
+                self.discarding = limits.max_body
+                self.stop_timer()
+                self.header_timer = self.loop.call_later(LINGER, self.drop)
+                self.flow.resume_reading()
+                self.discard(b"")  # what came in already
+                return
             super().on_response_complete()
             self.expect_request()
+
+        def data_received(self, data: bytes) -> None:
+            if self.discarding is None:
+                super().data_received(data)
+            else:
+                self.discard(data)
+
+        def discard(self, data: bytes) -> None:
+            """Drop a refused upload's bytes; at its end, back to the next request."""
+            self.discarding -= len(data)
+            if self.discarding < 0:
+                self.drop()
+                return
+            if data:
+                self.conn.receive_data(data)
+            while True:
+                try:
+                    event = self.conn.next_event()
+                except h11.RemoteProtocolError:
+                    self.drop()
+                    return
+                if isinstance(event, h11.EndOfMessage):
+                    self.discarding = None
+                    if self.conn.our_state is h11.MUST_CLOSE:
+                        self.drop()  # the upload is in: nothing is left unread, so the close is clean
+                    else:
+                        self.on_response_complete()  # both sides done: keep-alive, or the next request
+                    return
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return
 
         @property
         def busy(self) -> bool:
@@ -75,6 +133,31 @@ def protocol(limits) -> type:
 
     GuardedH11Protocol.opened = {}
     return GuardedH11Protocol
+
+
+class _HalfClosing:
+    """The transport as an answer's cycle sees it: closing while the client still sends its
+    upload only ends our side (FIN after the answer), and the protocol drops the rest of
+    the upload before closing; closing at once would reset the connection under the
+    answer."""
+
+    def __init__(self, transport, protocol) -> None:
+        self._transport, self._protocol = transport, protocol
+
+    def close(self) -> None:
+        import h11
+
+        if self._protocol.conn.their_state is h11.SEND_BODY and self._transport.can_write_eof():
+            self._transport.write_eof()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+#: Seconds a refused upload is read on (and dropped) so that its client can read the answer.
+LINGER = 2.0
 
 
 def config(app, host: str, port: int, **options: Any):
