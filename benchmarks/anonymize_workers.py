@@ -43,17 +43,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from machine import cpu_model  # benchmarks/ is on the path when a script in it runs
+
 REPORTS = ("report.csv", "report.json", "report.jsonl")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def exit_text(code: int) -> str:

@@ -73,7 +73,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -82,6 +81,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from machine import cpu_model  # benchmarks/ is on the path when a script in it runs
+from privacy_recall import crop_window
 
 MATCH = 0.6          # dlib's same-person threshold
 TINY = 40            # a face narrower than this (pixels) is tiny
@@ -100,20 +102,6 @@ def read_photo(folder: Path, manifest: dict, name: str) -> np.ndarray:
     return read_image_file(folder / manifest["photos"][name])
 
 
-def crop_window(box, how: str, shape) -> tuple[int, int, int, int]:
-    """The (left, top, right, bottom) window of an image of ``shape`` that cuts ``box`` as ``how`` says."""
-    height, width = shape[:2]
-    left, top, right, bottom = box
-    centre = round((left + right) / 2)
-    if how == "top 45% off":
-        return 0, round(top + 0.45 * (bottom - top)), width, height
-    if how == "left half off":
-        return centre, 0, width, height
-    if how == "right half off":
-        return 0, 0, centre, height
-    if how == "bottom 45% off":
-        return 0, 0, width, round(bottom - 0.45 * (bottom - top))
-    raise ValueError(f"unknown cut {how!r}")
 
 
 def clip(box, window) -> tuple[int, int, int, int] | None:
@@ -449,14 +437,6 @@ def report(records: list[dict], gallery: dict[str, list[np.ndarray]], manifest: 
                                      for p in records for f in p["faces"] if f in originals))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def source_fingerprint() -> str:
