@@ -83,7 +83,7 @@ import cv2
 import numpy as np
 
 from machine import cpu_model  # benchmarks/ is on the path when a script in it runs
-from privacy_recall import crop_window
+from privacy_recall import area, clip, crop_window
 
 MATCH = 0.6          # dlib's same-person threshold
 TINY = 40            # a face narrower than this (pixels) is tiny
@@ -101,20 +101,6 @@ def read_photo(folder: Path, manifest: dict, name: str) -> np.ndarray:
 
     return read_image_file(folder / manifest["photos"][name])
 
-
-
-
-def clip(box, window) -> tuple[int, int, int, int] | None:
-    """``box`` clipped to ``window``, in the window's coordinates; None when nothing is left."""
-    left, top = max(box[0], window[0]), max(box[1], window[1])
-    right, bottom = min(box[2], window[2]), min(box[3], window[3])
-    if right <= left or bottom <= top:
-        return None
-    return left - window[0], top - window[1], right - window[0], bottom - window[1]
-
-
-def area(box) -> float:
-    return float((box[2] - box[0]) * (box[3] - box[1]))
 
 
 def face(label: dict, box, *tags: str) -> dict:
