@@ -131,3 +131,29 @@ def test_a_prompt_client_keeps_its_keep_alive_connection_past_the_header_timeout
             for _ in range(3):
                 assert client.get("/healthz").status_code == 200
                 time.sleep(0.2)
+
+
+def test_a_refused_upload_is_answered_then_closed_once_it_is_in():
+    """Refused before its body (no token): the client still reads the 401, and once the
+    body is in, the connection ends at once (not on a keep-alive timer)."""
+    with running(create_app(ConstantEngine(), ServiceLimits(token="s3cret"))) as url:
+        sock = _connect(url)
+        sock.sendall(b"POST /v1/matte HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 150000\r\n\r\n")
+        time.sleep(0.2)
+        sock.sendall(b"\0" * 150000)
+        sock.settimeout(5)
+        answer = b""
+        started = time.monotonic()
+        while chunk := sock.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 401") and b"connection: close" in answer.lower()
+        assert time.monotonic() - started < 2, "closed when the upload was in"
+        sock.close()
+
+
+def test_a_malformed_host_is_a_bad_request_not_a_server_error():
+    with running(create_app(ConstantEngine(), ServiceLimits())) as url:
+        sock = _connect(url)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: [\r\n\r\n")
+        assert _status(sock, 5) == 400
+        sock.close()

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pixels", type=number_in(1), default=40e6, help="largest image in pixels (default 40e6)")
     parser.add_argument("--queue", type=positive_int, default=8, help="requests that may wait (default 8)")
     parser.add_argument("--timeout", type=number_in(0, open_low=True), default=120,
-                        help="seconds per request, its upload and waiting included (default 120)")
+                        help="seconds for a request's upload, and as long again for its wait and work (default 120)")
     parser.add_argument("--header-timeout", type=number_in(0, open_low=True), default=10,
                         help="seconds a connection may take to send a request's headers (default 10)")
     parser.add_argument("--max-connections", type=positive_int, default=1000,

@@ -21,7 +21,8 @@ most ``queue`` requests beside the running one, else 503 with Retry-After; bodie
 ``max_body`` 413 however they are framed) and by the server
 (:mod:`p3m.serve.server`: connections that do not send their headers in time are
 closed). Images over ``max_pixels`` are 413; a bad image is 400 with the same one-line
-reason the command line prints; a request that takes longer than ``timeout`` is 504.
+reason the command line prints; an upload slower than ``timeout`` is 408, and a request
+that waits and works longer than ``timeout`` after it is 504.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ServiceLimits:
     max_body: int = 25 * 2**20      # bytes of one request
     max_pixels: int = 40_000_000    # pixels of one image
     queue: int = 8                  # requests waiting beside the one running
-    timeout: float = 120.0          # seconds for one request, queue included
+    timeout: float = 120.0          # seconds for a request's upload, and again for its wait and work
     token: str | None = None        # required bearer token (off the loopback)
     hosts: tuple[str, ...] = ()     # the Host names answered (a loopback bind: its own names); () answers any
     header_timeout: float = 10.0    # seconds a connection may take to send a request's headers

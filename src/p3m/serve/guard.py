@@ -24,6 +24,8 @@ import time
 import urllib.parse
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 
 class Refusal(Exception):
     """A request refused with ``status`` and a one-line ``reason`` (the service's error body)."""
@@ -50,6 +52,9 @@ class Guard:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         try:
             self._check(scope, headers)
+        except ValueError:  # a Host or Origin that is no address at all
+            await answer(send, Refusal(400, "malformed Host or Origin header"))
+            return
         except Refusal as refusal:
             await answer(send, refusal)
             return
@@ -72,6 +77,8 @@ class Guard:
             if started:
                 raise
             await answer(send, refusal)
+        except ClientDisconnect:
+            return  # the client went away mid-request: nobody to answer
         finally:
             self.counts["in_flight"] -= 1
 

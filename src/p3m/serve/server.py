@@ -31,14 +31,20 @@ def protocol(limits) -> type:
             super().connection_made(transport)
             self.opened[self] = None
             if len(self.opened) > limits.max_connections:
-                idle = next((other for other in self.opened if other is not self and not other.busy), self)
+                idle = next((other for other in self.opened if other is not self and not other.busy
+                             and not other.transport.is_closing()), self)
                 idle.drop()
             self.expect_request()
 
         def connection_lost(self, exc) -> None:
-            self.opened.pop(self, None)
+            self.lost = True
+            self.opened.pop(self, None)  # counted until its socket is really gone
             self.stop_timer()
             super().connection_lost(exc)
+
+        def timeout_keep_alive_handler(self) -> None:
+            super().timeout_keep_alive_handler()
+            self.abort_later()
 
         discarding: int | None = None  # bytes of a refused upload still allowed in before closing
 
@@ -96,7 +102,7 @@ def protocol(limits) -> type:
                     return
                 if isinstance(event, h11.EndOfMessage):
                     self.discarding = None
-                    if self.conn.our_state is h11.MUST_CLOSE:
+                    if self.conn.our_state is not h11.DONE:  # we said Connection: close
                         self.drop()  # the upload is in: nothing is left unread, so the close is clean
                     else:
                         self.on_response_complete()  # both sides done: keep-alive, or the next request
@@ -125,11 +131,29 @@ def protocol(limits) -> type:
                 self.header_timer = None
 
         def drop(self) -> None:
-            """Close the connection without an answer (it has no request to answer)."""
-            self.opened.pop(self, None)
+            """Close the connection (it has no request in progress)."""
             self.stop_timer()
             if not self.transport.is_closing():
                 self.transport.close()
+            self.abort_later()
+
+        lost = False
+
+        def abort_later(self) -> None:
+            """A close waits for the answer to be read; a client that never reads it would keep
+            the socket and the answer's memory. Once nothing of it has drained for ``STALL``
+            seconds, the socket is reset (a slow reader that makes progress is left be)."""
+            transport = self.transport
+
+            def check(before: int | None) -> None:
+                if self.lost:
+                    return
+                size = transport.get_write_buffer_size()
+                if before is not None and size >= before:
+                    transport.abort()
+                else:
+                    self.loop.call_later(STALL, check, size)
+            self.loop.call_later(STALL, check, None)
 
     GuardedH11Protocol.opened = {}
     return GuardedH11Protocol
@@ -149,12 +173,17 @@ class _HalfClosing:
 
         if self._protocol.conn.their_state is h11.SEND_BODY and self._transport.can_write_eof():
             self._transport.write_eof()
+            self._protocol.stop_timer()
+            self._protocol.header_timer = self._protocol.loop.call_later(LINGER, self._protocol.drop)
         else:
             self._transport.close()
 
     def __getattr__(self, name: str):
         return getattr(self._transport, name)
 
+
+#: Seconds a closing connection may go without its answer draining before it is reset.
+STALL = 60.0
 
 #: Seconds a refused upload is read on (and dropped) so that its client can read the answer.
 LINGER = 2.0
