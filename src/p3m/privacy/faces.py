@@ -139,11 +139,10 @@ EDGE_CENTRE_SLACK = 0.1
 
 def _edge_faces(image: np.ndarray, families: list[str], upsample: int) -> list[Face]:
     """Faces that cross the frame's edge, found in ``image`` with a mirrored border."""
-    import cv2
 
     height, width = image.shape[:2]
     pad = max(1, round(EDGE_PAD * min(height, width)))
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    padded = _mirrored(image, pad)
     if "blazeface" in families:  # it finds the cut faces (dlib's landmarks fitted where they fit) at a third of HOG's cost
         found, _ = _blazeface_faces(padded, [], ring=(pad, pad, pad + width, pad + height))
     else:
@@ -222,11 +221,14 @@ def identity_shape(image: np.ndarray, face: Face):
 def _search_frame(image: np.ndarray, face: Face) -> np.ndarray:
     """``image`` as the face was found in it: turned by its rotation, with its mirrored border."""
     frame = np.ascontiguousarray(np.rot90(image, face.rotation))
-    if face.padding:
-        import cv2
+    return _mirrored(frame, face.padding) if face.padding else frame
 
-        frame = cv2.copyMakeBorder(frame, *(face.padding,) * 4, cv2.BORDER_REFLECT_101)
-    return frame
+
+def _mirrored(image: np.ndarray, pad: int) -> np.ndarray:
+    """``image`` with a mirrored border of ``pad`` pixels (where faces cut by the frame are found)."""
+    import cv2
+
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
 
 
 def same_face(a: tuple, b: tuple) -> bool:

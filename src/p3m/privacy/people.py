@@ -18,6 +18,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from p3m.privacy.audit import boxes_overlap
+from p3m.privacy.blazeface import tiles
+
 #: Person probability above this is a person.
 PERSON_THRESHOLD = 0.5
 #: A silhouette at least this fraction of the photo is a person (smaller: noise, a hand).
@@ -63,7 +66,7 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
         rows, cols = np.nonzero(part)
         box = (int(cols.min() * sx), int(rows.min() * sy), int(np.ceil((cols.max() + 1) * sx)),
                int(np.ceil((rows.max() + 1) * sy)))
-        if any(_overlap(box, face) for face in face_boxes):
+        if any(boxes_overlap(box, face) for face in face_boxes):
             continue
         grow = max(1, round(HEAD_GROW * w * sx))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -94,11 +97,8 @@ def person_probability(model, image: np.ndarray) -> np.ndarray:
     probability = run(small)
     side = min(mh, mw)
     if max(mh, mw) > 1.2 * side:
-        length = max(mh, mw)
-        count = int(np.ceil((length - side) / (side / 2))) + 1
-        for i in range(count):
-            start = round(i * (length - side) / (count - 1))
-            window = (slice(None), slice(start, start + side)) if mw > mh else (slice(start, start + side), slice(None))
+        for left, top, right, bottom in tiles(mh, mw, side):
+            window = (slice(top, bottom), slice(left, right))
             np.maximum(probability[window], run(small[window]), out=probability[window])
     return probability
 
@@ -109,10 +109,6 @@ def people_note() -> str | None:
         return None
     return ("person segmentation not installed: people whose face is not found (back views, bystanders out of "
             "focus) are not looked for; run: p3m weights fetch default")
-
-
-def _overlap(a: tuple, b: tuple) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _segmentation():

@@ -70,10 +70,10 @@ def protocol(limits) -> type:
                 # Answered before the upload ended (a refusal). Closing at once would reset the
                 # connection under a client still sending, and it would never read the answer.
                 # So the rest is read and dropped (its framing followed, nothing handed on), up
-                # to max_body bytes or LINGER seconds; then the connection goes on as usual.
+                # to max_body bytes or LINGER seconds; the answer said Connection: close, so the
+                # connection then closes.
                 self.discarding = limits.max_body
-                self.stop_timer()
-                self.header_timer = self.loop.call_later(LINGER, self.drop)
+                self.linger()
                 self.flow.resume_reading()
                 self.discard(b"")  # what came in already
                 return
@@ -87,7 +87,7 @@ def protocol(limits) -> type:
                 self.discard(data)
 
         def discard(self, data: bytes) -> None:
-            """Drop a refused upload's bytes; at its end, back to the next request."""
+            """Drop a refused upload's bytes; at its end, close (nothing is left unread)."""
             self.discarding -= len(data)
             if self.discarding < 0:
                 self.drop()
@@ -102,10 +102,7 @@ def protocol(limits) -> type:
                     return
                 if isinstance(event, h11.EndOfMessage):
                     self.discarding = None
-                    if self.conn.our_state is not h11.DONE:  # we said Connection: close
-                        self.drop()  # the upload is in: nothing is left unread, so the close is clean
-                    else:
-                        self.on_response_complete()  # both sides done: keep-alive, or the next request
+                    self.drop()
                     return
                 if event is h11.NEED_DATA or event is h11.PAUSED:
                     return
@@ -124,6 +121,11 @@ def protocol(limits) -> type:
             self.header_timer = None
             if not self.busy:
                 self.drop()
+
+        def linger(self) -> None:
+            """Closed in LINGER seconds, whatever the client still sends."""
+            self.stop_timer()
+            self.header_timer = self.loop.call_later(LINGER, self.drop)
 
         def stop_timer(self) -> None:
             if self.header_timer is not None:
@@ -173,8 +175,7 @@ class _HalfClosing:
 
         if self._protocol.conn.their_state is h11.SEND_BODY and self._transport.can_write_eof():
             self._transport.write_eof()
-            self._protocol.stop_timer()
-            self._protocol.header_timer = self._protocol.loop.call_later(LINGER, self._protocol.drop)
+            self._protocol.linger()
         else:
             self._transport.close()
 
