@@ -247,7 +247,7 @@ def _audit_with(monkeypatch, distance: float, erased: float, calls: list):
         result = real(*args, **kwargs)
         calls.append(kwargs.get("erased", False))
         result.distances = [distance] * len(result.distances)
-        result.erased = [erased] * len(result.distances) if kwargs.get("erased") else []
+        result.views = [[(distance, erased if kwargs.get("erased") else None)] for _ in result.distances]
         return result
     monkeypatch.setattr(module, "audit_pair", audit)
 
@@ -269,6 +269,22 @@ def test_a_face_as_far_from_itself_as_its_head_erased_passes(astronaut, monkeypa
     _audit_with(monkeypatch, 0.62, erased=0.625, calls=[])
     result = anonymize(astronaut)
     assert result.status == "ok" and result.whole_heads and result.sigma_scale == pytest.approx(0.4)
+
+
+def test_a_face_is_audited_where_an_attacker_would_frame_it_too(astronaut, monkeypatch):
+    """Besides its own landmarks, each face is measured at landmarks fitted in the boxes an
+    attacker's detector might draw, and counts at its closest. With a box three times
+    the face (its chip then mostly the unblurred surroundings) she stays recognised there,
+    and the photo is held back: the audit takes the attacker's view, not only ours."""
+    import p3m.privacy.faces as faces
+
+    result = anonymize(astronaut)
+    assert result.status == "ok" and len(result.audit.views[0]) == 2  # her own landmarks, the 1.25x box
+    assert result.audit.distances[0] == min(d for d, _ in result.audit.views[0])
+    monkeypatch.setattr(faces, "ATTACKER_BOXES", ((3.0, 0.0),))
+    result = anonymize(astronaut)
+    assert result.status == "identifiable" and result.image is None and result.whole_heads
+    assert result.audit.views[0][0][0] > 0.65 > result.audit.views[0][1][0]  # far at ours, close at theirs
 
 
 @pytest.mark.slow

@@ -357,15 +357,23 @@ def test_a_video_cut_short_is_a_failure_not_done(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurred(tmp_path, face_models):
+def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurred(tmp_path, face_models,
+                                                                                   monkeypatch):
     """Frames 4-7 show her head from behind (the face painted over with hair): a person is
     seen there with no face found or carried. The video is held back, or with
-    --allow-no-face written with her head blurred in those frames."""
+    --allow-no-face written with her head blurred in those frames. (Faces are searched
+    for confident detections only: HOG's weak hit on her suit would count as a face in
+    the frame, and her head would be blurred beside it, as in a photo.)"""
     import cv2
 
     pytest.importorskip("dlib")
+    import p3m.video.anonymize as video_anonymize
     from p3m.privacy.faces import detect_faces
     from p3m.video.anonymize import anonymize_video
+
+    finder = video_anonymize.upright_finder
+    monkeypatch.setattr(video_anonymize, "upright_finder",
+                        lambda options: lambda rgb: [f for f in finder(options)(rgb) if f.confident])
 
     frames = noisy_still(portrait(256, 256), 8, sigma=2)
     left, top, right, bottom = detect_faces(frames[0])[0].box
@@ -385,3 +393,70 @@ def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurr
     _, decoded, _ = frames_of(clip)
     centre = (slice((top + bottom) // 2 - 8, (top + bottom) // 2 + 8), slice((left + right) // 2 - 8, (left + right) // 2 + 8))
     assert all(np.abs(w[centre].astype(int) - d[centre]).mean() > 3 for w, d in zip(written[4:], decoded[4:]))
+    # A private cut-out of it goes by the same rule: frames 4 and 5 get her face carried from
+    # frames 2 and 3; frame 6 has neither, so nothing of the video is written.
+    (tmp_path / "in").mkdir()
+    clip.rename(tmp_path / "in" / "turns.mp4")
+    (record,) = matte_files(OpaqueEngine(), [tmp_path / "in"], tmp_path / "private",
+                            MatteOptions(save=("cutout",), anonymize=True, stabilise=False)).records
+    assert record.status == Status.HELD_BACK and "frame 6: 1 person(s) seen but no face found" in record.reason
+    assert not list((tmp_path / "private").rglob("*.webm"))
+
+
+class EdgeThroughTheFaceEngine(MattingEngine):
+    """Opaque on the left, clear on the right, an 8-px ramp between them down column
+    ``centre`` (along the side of the face): a matte edge the face blur must keep."""
+
+    def __init__(self, centre: int) -> None:
+        self.centre = centre
+
+    def predict(self, images):
+        out = []
+        for image in images:
+            ramp = np.clip((self.centre + 4 - np.arange(image.shape[1])) / 8, 0, 1).astype(np.float32)
+            out.append(np.tile(ramp, (image.shape[0], 1)))
+        return out
+
+
+def test_an_anonymised_video_keeps_the_edges_of_its_alpha_video(tmp_path):
+    """p3m anonymize --alpha with the alpha video p3m matte wrote: the face is blurred, and
+    no pixel strictly inside the matte's edge changes (counted before encoding). The alpha
+    video's flat 0 and 255 come back within ALPHA_VIDEO_SNAP, so codec noise is no edge;
+    an alpha video of another size, or one that ends early, is one clear error."""
+    pytest.importorskip("dlib")
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+    from p3m.privacy.faces import detect_faces
+    from p3m.video.anonymize import ALPHA_VIDEO_SNAP
+
+    clip = tmp_path / "in" / "face.mp4"
+    clip.parent.mkdir()
+    frames = _face_clip(clip, count=6)
+    left, top, right, bottom = detect_faces(frames[0])[0].box
+    engine = EdgeThroughTheFaceEngine(right)
+    assert matte_files(engine, [clip.parent], tmp_path / "mattes", MatteOptions(save=("alpha",), stabilise=False)).ok
+    truth = np.round(engine.predict([frames[0]])[0] * 255)
+    _, decoded, _ = frames_of(tmp_path / "mattes" / "alpha" / "face.mp4")
+    flat = (truth == 0) | (truth == 255)
+    assert all(np.abs(d[..., 0].astype(int) - truth)[flat].max() <= ALPHA_VIDEO_SNAP for d in decoded)
+
+    report = anonymize_files([clip.parent], tmp_path / "out", AnonymizeOptions(alpha_dir=tmp_path / "mattes"))
+    (record,) = report.records
+    assert record.status == Status.DONE, record.reason
+    assert record.changed_transition_pixels == 0 and report.totals()["changed_transition_pixels"] == 0
+    _, blurred, _ = frames_of(tmp_path / "out" / "blurred_image" / "face.mp4")
+    face, band, rows = slice(left, right - 10), slice(right - 2, right + 2), slice(top, bottom)  # band: in the ramp
+    for original, frame in zip(frames, blurred):
+        blurred_by = np.abs(frame[rows, face].astype(int) - original[rows, face]).mean()
+        assert blurred_by > 8 and np.abs(frame[rows, band].astype(int) - original[rows, band]).mean() < blurred_by / 3
+
+    short = tmp_path / "short"
+    (short / "alpha").mkdir(parents=True)
+    write_clip(short / "alpha" / "face.mp4", [np.full((256, 256, 3), 255, np.uint8)] * 3)
+    (record,) = anonymize_files([clip.parent], tmp_path / "out2", AnonymizeOptions(alpha_dir=short)).records
+    assert record.status == Status.FAILED and "the alpha video ends at frame 3" in record.reason
+    small = tmp_path / "small"
+    (small / "alpha").mkdir(parents=True)
+    write_clip(small / "alpha" / "face.mp4", [np.full((128, 128, 3), 255, np.uint8)] * 6)
+    (record,) = anonymize_files([clip.parent], tmp_path / "out3", AnonymizeOptions(alpha_dir=small)).records
+    assert record.status == Status.FAILED and "is 128x128, the video is 256x256" in record.reason
+    assert not list((tmp_path / "out2").rglob("*.mp4")) and not list((tmp_path / "out3").rglob("*.mp4"))

@@ -172,7 +172,7 @@ class MatteIndex:
             folder = folder / "alpha"  # the output folder of p3m matte
         self.folder = folder
         self.by_key = {p.relative_to(folder).with_suffix(""): p for p in sorted(folder.rglob("*"))
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+                       if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_video(p))}
         self.by_stem: dict[str, list[Path]] = {}
         for path in self.by_key.values():
             self.by_stem.setdefault(path.stem, []).append(path)
@@ -190,14 +190,15 @@ class MatteIndex:
 
 
 def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOptions,
-                         progress: Progress | None = None) -> AnonymizeRecord:
-    """One video: every frame blurred, detections carried between frames, fail closed."""
+                         progress: Progress | None = None, matte: Path | None = None) -> AnonymizeRecord:
+    """One video: every frame blurred, detections carried between frames, fail closed;
+    ``matte``: its alpha video, whose transition pixels are kept."""
     from p3m.video.anonymize import anonymize_video
 
     scale = options.scale
     target = output_paths(plan, item, matte=False)["blurred_image"]
     outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress,
-                                     max_pixels=options.max_pixels)
+                                     max_pixels=options.max_pixels, alpha=matte)
     if outcome is Outcome.IDENTIFIABLE:
         frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
         reason = (f"a face is still detected or recognised at the strongest blur in frame(s) {frames}: not "
@@ -211,6 +212,8 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
     else:
         reason = audit.line()
     record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=scale if audit.faces else None)
+    if matte is not None:
+        record.changed_transition_pixels = audit.changed_transition_pixels
     if outcome.written:
         record.outputs = {"blurred_image": str(target)}
     return record
@@ -218,14 +221,16 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
 
 def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, mattes: MatteIndex | None,
                   hand_masks: dict, progress: Progress | None = None) -> AnonymizeRecord:
+    matte = mattes.find(item) if mattes is not None else None
+    if mattes is not None and matte is None:
+        return _record(item, Outcome.MISSING_MATTE, f"no matte for {item.key} in {mattes.folder}")
+    if matte is not None and is_video(matte) != is_video(item.path):
+        return _record(item, Outcome.ERROR, f"its matte {matte} is " + ("a video" if is_video(matte) else "an image"))
     if is_video(item.path):
-        return anonymize_video_item(item, plan, options, progress)
+        return anonymize_video_item(item, plan, options, progress, matte)
     image, transparency = read_image_with_alpha(item.path, max_pixels=options.max_pixels)
-    alpha, matte = None, None
-    if mattes is not None:
-        matte = mattes.find(item)
-        if matte is None:
-            return _record(item, Outcome.MISSING_MATTE, f"no matte for {item.key} in {mattes.folder}")
+    alpha = None
+    if matte is not None:
         alpha = read_matte(matte)
         if alpha.shape != image.shape[:2]:
             return _record(item, Outcome.ERROR, f"matte {matte.name} is {alpha.shape[1]}x{alpha.shape[0]}, "

@@ -12,8 +12,11 @@ strongest blur it covers each face's whole head once (what identifies a profile 
 cut face may lie outside its outline). An image still identifiable then, or with a face
 still within the margin, is held back: its result carries no image. So is an image in
 which no face is found (unless ``allow_no_face``; a hand-drawn mask is used where
-given). Video frames go through the same rule, with the faces carried from neighbouring
-frames as extra regions (:mod:`p3m.video.anonymize`).
+given). A person seen (:mod:`p3m.privacy.people`) whose head meets no face gets the head
+blurred where other faces were found, and holds the image back where none were
+(``person-without-face``; with ``allow_no_face`` the heads are blurred). Video frames go
+through the same rule, with the faces carried from neighbouring frames as extra regions
+(:mod:`p3m.video.anonymize`).
 """
 
 from __future__ import annotations
@@ -172,9 +175,10 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     scale, strengthened, found_late = options.scale, 0, 0
     kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)
     people = 0
-    if faces is None and hand_mask is None:  # a photo: its faces, and the people whose face is not among them
-        faces = detect_faces(rgb, detector=detector)
-        heads = [Region(h.mask, h.width, h.box) for h in heads_without_faces(rgb, [f.box for f in faces])]
+    if hand_mask is None:  # the faces (found here unless given), and the people whose face is not among them
+        faces = faces if faces is not None else detect_faces(rgb, detector=detector)
+        heads = [Region(h.mask, h.width, h.box)
+                 for h in heads_without_faces(rgb, [f.box for f in faces] + [r.box for r in regions])]
         if heads and not faces and not regions and not options.allow_no_face:
             return AnonymizeResult(Outcome.PERSON_WITHOUT_FACE, None, np.zeros(rgb.shape[:2], np.uint8),
                                    people=len(heads))
@@ -216,12 +220,12 @@ ERASED_TOLERANCE = 0.01
 
 
 def _within_margin(audit: AuditResult) -> bool:
-    """A face (or a reference photo) stays within the identity margin; a face whose head
-    erased would stay as close (``audit.erased``, measured once heads are blurred) does not
-    count: its closeness lies in what surrounds the head, not in the face."""
-    erased = audit.erased or [None] * len(audit.distances)
+    """A face (at any of its alignments) or a reference photo stays within the identity
+    margin; an alignment at which the face's head erased would stay as close (measured
+    once heads are blurred) does not count: its closeness lies in what surrounds the
+    head, not in the face."""
     return any(d < MATCH_THRESHOLD + IDENTITY_MARGIN and (e is None or d < e - ERASED_TOLERANCE)
-               for d, e in zip(audit.distances, erased)) \
+               for views in audit.views for d, e in views) \
         or any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.reference_distances)
 
 

@@ -5,10 +5,12 @@
 - identity, of every blurred face that is a face: the distance between dlib's 128-d descriptors of the
   original face and the same face after blurring, and of the blurred face against
   reference photos of the person; a "match" is a distance below 0.6, dlib's usual
-  same-person threshold. The landmarks are the original face's, so the comparison is of
-  the same region; a face without its own (BlazeFace-only, a profile, a tiny or weak
-  detection) gets dlib's landmarks fitted in its box, as an attacker would fit them.
-  Only weak dlib detections that BlazeFace does not confirm are left out
+  same-person threshold. Both descriptors are taken at the same landmarks, so the
+  comparison is of the same region, at several alignments
+  (:func:`p3m.privacy.faces.alignments`): the face's own landmarks (fitted in its box
+  for a face without them: BlazeFace-only, a profile, a tiny or weak detection), and
+  landmarks fitted in the boxes an attacker's detector might draw; a face counts at its
+  closest. Only weak dlib detections that BlazeFace does not confirm are left out
   (:attr:`p3m.privacy.faces.Face.audited`);
 - matting integrity: with a matte, the number of changed pixels where 0 < alpha < 1
   (must be 0); and the share of changed pixels outside the face masks.
@@ -22,7 +24,7 @@ import numpy as np
 
 from p3m.io.images import matte_to_float
 from p3m.privacy.blur import transition_pixels
-from p3m.privacy.faces import Face, detect_faces, face_descriptor, identity_shape
+from p3m.privacy.faces import Alignment, Face, alignments, descriptor_at, detect_faces, face_descriptor
 
 MATCH_THRESHOLD = 0.6
 
@@ -32,8 +34,9 @@ class AuditResult:
     faces: int
     redetected: int
     low_confidence: int = 0                                          # weak dlib detections: blurred, not audited
-    distances: list[float] = field(default_factory=list)           # original vs anonymized
-    erased: list[float] = field(default_factory=list)              # original vs its head erased (when asked)
+    distances: list[float] = field(default_factory=list)           # original vs anonymized, closest alignment
+    # per audited face, per alignment: (original vs anonymized, original vs its head erased or None)
+    views: list[list[tuple[float, float | None]]] = field(default_factory=list)
     reference_distances: list[float] = field(default_factory=list)  # anonymized vs references (min per face)
     changed_transition_pixels: int | None = None
     changed_outside_fraction: float | None = None
@@ -76,13 +79,17 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
         if not face.audited:
             result.low_confidence += 1
             continue
-        shape = identity_shape(original, face)
-        blurred, before = face_descriptor(anonymized, face, shape), face_descriptor(original, face, shape)
-        result.distances.append(float(np.linalg.norm(before - blurred)))
-        if erased:
-            result.erased.append(erased_distance(original, face, shape, before, alpha))
+        views, nearest = [], float("inf")
+        for alignment in alignments(original, face):
+            blurred, before = descriptor_at(anonymized, alignment), descriptor_at(original, alignment)
+            views.append((float(np.linalg.norm(before - blurred)),
+                          erased_distance(original, face, alignment, before, alpha) if erased else None))
+            if references:
+                nearest = min(nearest, *(float(np.linalg.norm(blurred - r)) for r in references))
+        result.views.append(views)
+        result.distances.append(min(d for d, _ in views))
         if references:
-            result.reference_distances.append(float(min(np.linalg.norm(blurred - r) for r in references)))
+            result.reference_distances.append(nearest)
     changed = (original != anonymized).any(axis=2)
     if alpha is not None:
         result.changed_transition_pixels = changed_transition_pixels(original, anonymized, alpha)
@@ -91,9 +98,9 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
     return result
 
 
-def erased_distance(original: np.ndarray, face: Face, shape, before: np.ndarray,
+def erased_distance(original: np.ndarray, face: Face, alignment: Alignment, before: np.ndarray,
                     alpha: np.ndarray | None = None) -> float:
-    """The identity distance of ``face`` with its whole head erased (filled with its mean
+    """The identity distance of ``face`` (at ``alignment``) with its whole head erased (filled with its mean
     colour, the matte's transition pixels kept as the blur keeps them): as far as any blur
     inside the head can take it. A blurred face this close to it keeps no more of the face
     than nothing would; what is left is what surrounds the head (for a face cut by the
@@ -107,7 +114,7 @@ def erased_distance(original: np.ndarray, face: Face, shape, before: np.ndarray,
         return float("inf")
     erased = original.copy()
     erased[head] = np.round(original[head].mean(axis=0)).astype(np.uint8)
-    return float(np.linalg.norm(before - face_descriptor(erased, face, shape)))
+    return float(np.linalg.norm(before - descriptor_at(erased, alignment)))
 
 
 def changed_transition_pixels(original: np.ndarray, anonymized: np.ndarray, alpha: np.ndarray) -> int:

@@ -10,14 +10,22 @@ frames before or after a frame, with no detection overlapping it in that frame, 
 blurred there too, as an extra region widened by ``CARRY_MARGIN`` of the face width per
 frame of distance, for movement. A frame still identifiable at the strongest blur is
 uncovered and the video is not written (fail closed). A video in which no frame has a
-face is held back like a photo without one. A frame showing a person whose face is
-neither found nor carried there (:mod:`p3m.privacy.people`: a back view, a face lost
-for a moment) holds the video back as ``person-without-face``; with ``allow_no_face``
-that person's head is blurred instead.
+face is held back like a photo without one. A person seen (:mod:`p3m.privacy.people`)
+whose face is neither found nor carried gets the head blurred, as in a photo, in a frame
+with other faces; a frame with such a person and no face at all (a back view, a face
+lost for longer than the carry) holds the video back as ``person-without-face``; with
+``allow_no_face`` that person's head is blurred instead.
+
+With ``alpha`` (the alpha video ``p3m matte`` wrote for it) the matte's transition
+pixels are kept, as for a photo. That video is lossy (H.264), so its values within
+``ALPHA_VIDEO_SNAP`` of 0 and 255 are read as 0 and 255 (codec noise, not an edge);
+the pixels kept are those strictly between.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,12 +34,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from p3m.errors import VideoError
 from p3m.options import FaceBlurOptions
 from p3m.privacy.anonymize import AnonymizeResult, Outcome, anonymize
 from p3m.privacy.audit import boxes_overlap
 from p3m.privacy.blur import Region, face_region_of
 from p3m.privacy.faces import Face, detect_faces, resolve_detector
-from p3m.privacy.people import heads_without_faces
 from p3m.video.reader import VideoReader
 from p3m.video.writer import VideoWriter
 
@@ -55,11 +63,19 @@ class VideoAudit:
     min_identity_distance: float | None = None  # over every audited face of every frame
     uncovered: list[int] = field(default_factory=list)  # frames still identifiable at the strongest blur
     faceless: list[int] = field(default_factory=list)   # frames with a person but no face found or carried
-    heads: int = 0                 # heads of people without a found face blurred (allow_no_face)
+    heads: int = 0                 # heads of people without a found face blurred
+    changed_transition_pixels: int = 0  # with an alpha video: matte edge pixels the blur changed (must stay 0)
 
     def add(self, index: int, result: AnonymizeResult) -> None:
         """Count one frame's anonymization (``result`` of :func:`p3m.privacy.anonymize.anonymize`)."""
+        if result.status is Outcome.PERSON_WITHOUT_FACE:
+            self.faceless.append(index)
+        if result.status in (Outcome.NO_FACE, Outcome.NO_FACE_COPIED, Outcome.PERSON_WITHOUT_FACE):
+            return  # nothing blurred in this frame
         self.frames_with_faces += 1
+        self.heads += result.people
+        if result.audit is not None and result.audit.changed_transition_pixels is not None:
+            self.changed_transition_pixels += result.audit.changed_transition_pixels
         self.strengthened += result.strengthened
         self.found_after_blur += result.found_after_blur
         if result.audit is not None and result.audit.distances:
@@ -136,34 +152,35 @@ class FaceCarrier:
 
 def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = None, *, carry: int = CARRY_FRAMES,
                     progress=None, find_faces: Callable[[np.ndarray], list[Face]] | None = None,
-                    max_pixels: int | None = None, **face_options) -> tuple[Outcome, VideoAudit]:
+                    max_pixels: int | None = None, alpha: Path | None = None,
+                    **face_options) -> tuple[Outcome, VideoAudit]:
     """Blur every frame's faces of the video at ``path`` into ``target`` (MP4, with the audio).
 
     Returns the outcome (``OK``, ``HEADS_COVERED`` or ``NO_FACE_COPIED``, which publish
     ``target``; held back: ``NO_FACE``, ``PERSON_WITHOUT_FACE`` or ``IDENTIFIABLE``) and
-    the audit. ``find_faces``
-    (default: :func:`upright_finder`) finds faces before and after blurring.
+    the audit. ``find_faces`` (default: :func:`upright_finder`) finds faces before and
+    after blurring; ``alpha``: the video's alpha video, whose transition pixels are kept.
     """
     options = options if options is not None else FaceBlurOptions(**face_options)
     find_faces = find_faces or upright_finder(options)
     audit = VideoAudit()
     start = time.perf_counter()
-    with VideoReader(path, max_pixels=max_pixels) as reader:
+    with VideoReader(path, max_pixels=max_pixels) as reader, \
+            (VideoReader(alpha, max_pixels=max_pixels) if alpha is not None else contextlib.nullcontext()) as mattes:
         info = reader.info
+        if mattes is not None and (mattes.info.width, mattes.info.height) != (info.width, info.height):
+            raise VideoError(f"{alpha}: the alpha video is {mattes.info.width}x{mattes.info.height}, "
+                             f"the video is {info.width}x{info.height}")
+        alphas = _alpha_frames(mattes, alpha) if mattes is not None else itertools.repeat(None)
         writer = VideoWriter(target, "composite", info)
         try:
-            for index, pts, rgb, own, carried in FaceCarrier(options, find_faces, audit, carry)(reader.frames()):
-                heads = heads_without_faces(rgb, [face.box for face in own] + [region.box for region in carried])
-                if heads and not options.allow_no_face:
-                    audit.faceless.append(index)  # the video will not be published: no need to blur this frame
-                    writer.write(np.zeros_like(rgb), pts)
-                    continue
-                carried, audit.heads = carried + [Region(h.mask, h.width, h.box) for h in heads], audit.heads + len(heads)
-                if own or carried:
-                    result = anonymize(rgb, None, options, faces=own, regions=carried, find_faces=find_faces)
-                    audit.add(index, result)
-                    rgb = result.image if result.written else np.zeros_like(rgb)  # (never published: abandoned)
-                writer.write(rgb, pts)
+            for (index, pts, rgb, own, carried), matte in zip(FaceCarrier(options, find_faces, audit, carry)(
+                    reader.frames()), alphas):
+                if matte is _ENDED:
+                    raise VideoError(f"{alpha}: the alpha video ends at frame {index}, before the video does")
+                result = anonymize(rgb, matte, options, faces=own, regions=carried, find_faces=find_faces)
+                audit.add(index, result)
+                writer.write(result.image if result.written else np.zeros_like(rgb), pts)  # held back: never published
                 if progress is not None and index % 10 == 9:
                     progress.frames(str(path), index + 1, info.frames, time.perf_counter() - start)
         except BaseException:
@@ -176,3 +193,21 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
             return held, audit
         writer.close()
     return (Outcome.OK if audit.faces else Outcome.HEADS_COVERED if audit.heads else Outcome.NO_FACE_COPIED), audit
+
+
+#: An alpha video's values this close to 0 or 255 are read as 0 or 255: H.264 (CRF 16,
+#: as ``p3m matte`` writes it) moves flat black and white by at most a few levels
+#: (measured in tests/test_video.py), and a pixel it moved is no matte edge.
+ALPHA_VIDEO_SNAP = 8
+_ENDED = object()
+
+
+def _alpha_frames(mattes: VideoReader, path: Path) -> Iterator:
+    """The alpha video's frames as uint8 mattes (codec noise near 0 and 255 snapped), then
+    ``_ENDED`` for ever: the caller stops at its own last frame."""
+    for _, frame in mattes.frames():
+        matte = frame[..., 0].copy()
+        matte[matte <= ALPHA_VIDEO_SNAP] = 0
+        matte[matte >= 255 - ALPHA_VIDEO_SNAP] = 255
+        yield matte
+    yield from itertools.repeat(_ENDED)
