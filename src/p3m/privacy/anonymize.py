@@ -113,7 +113,7 @@ class AnonymizeResult:
             elif audit is not None and audit.identity_matches:
                 how = "recognised"
             else:
-                closest = min(audit.distances + audit.reference_distances) if audit is not None else float("nan")
+                closest = audit.nearest() if audit is not None else float("nan")
                 how = (f"within the identity margin (distance {closest:.3f}, under "
                        f"{MATCH_THRESHOLD + IDENTITY_MARGIN:.2f})")
             return f"a face is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width): " \
@@ -214,19 +214,10 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
         scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1
 
 
-#: A blurred face within the margin passes when it is as far from itself as its head
-#: erased outright, within this tolerance: no blur inside the head can do more.
-ERASED_TOLERANCE = 0.01
-
-
 def _within_margin(audit: AuditResult) -> bool:
-    """A face (at any of its alignments) or a reference photo stays within the identity
-    margin; an alignment at which the face's head erased would stay as close (measured
-    once heads are blurred) does not count: its closeness lies in what surrounds the
-    head, not in the face."""
-    return any(d < MATCH_THRESHOLD + IDENTITY_MARGIN and (e is None or d < e - ERASED_TOLERANCE)
-               for views in audit.views for d, e in views) \
-        or any(d < MATCH_THRESHOLD + IDENTITY_MARGIN for d in audit.reference_distances)
+    """A face (at a view that counts, :func:`p3m.privacy.audit.counted`) or a reference
+    photo stays within the identity margin."""
+    return audit.nearest() < MATCH_THRESHOLD + IDENTITY_MARGIN
 
 
 def _no_face(rgb, alpha, options: FaceBlurOptions, hand_mask, scale: float, kwargs) -> AnonymizeResult:
