@@ -309,6 +309,16 @@ def test_a_face_without_its_own_landmarks_is_audited_with_fitted_ones(face_model
     assert result.status != "ok" or result.audit.distances[0] >= MATCH_THRESHOLD + 0.05
 
 
+def test_anonymize_gives_an_rgba_array_or_pil_image_back_with_its_alpha(astronaut):
+    alpha = np.tile(np.linspace(255, 32, 512).astype(np.uint8), (512, 1))
+    for given in (np.dstack([astronaut, alpha]), Image.fromarray(np.dstack([astronaut, alpha]))):
+        result = anonymize(given)
+        assert result.status == "ok" and result.image.shape == (512, 512, 4)
+        assert np.array_equal(result.image[..., 3], alpha)
+        assert not np.array_equal(result.image[..., :3], astronaut)  # the face blurred in the stored colours
+    assert anonymize(astronaut).image.shape == (512, 512, 3)
+
+
 def test_an_rgba_photo_keeps_its_alpha_and_its_hidden_faces_are_blurred_too(tmp_path, astronaut, real_face):
     """Its alpha channel is written back untouched; the faces are found in the colours as
     stored, so a face under transparent pixels (still in the file) is blurred as well."""

@@ -162,6 +162,22 @@ def test_anonymize_returns_the_audit_and_fails_closed():
     assert held.status_code == 422 and held.json()["status"] == "no-face"
 
 
+def test_an_rgba_upload_is_anonymized_with_its_alpha_kept():
+    """The answer is RGBA with the upload's alpha untouched; a face under transparent
+    pixels (still in the file) is blurred all the same."""
+    import base64
+
+    astronaut = data.astronaut()
+    alpha = np.tile(np.linspace(255, 32, 512).astype(np.uint8), (512, 1))
+    alpha[80:250, 150:300] = 0  # her face transparent
+    with running(create_app(ConstantEngine())) as url:
+        answer = httpx.post(f"{url}/v1/anonymize", content=_png(np.dstack([astronaut, alpha])), timeout=120)
+    assert answer.status_code == 200 and answer.json()["status"] == "ok", answer.text
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer.json()["image"].split(",", 1)[1]))))
+    assert image.shape == (512, 512, 4) and np.array_equal(image[..., 3], alpha)
+    assert np.abs(image[100:200, 180:280, :3].astype(int) - astronaut[100:200, 180:280]).mean() > 10
+
+
 def test_serve_refuses_other_addresses_without_a_token(capsys, monkeypatch):
     from p3m.cli.main import main
 

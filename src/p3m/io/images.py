@@ -68,11 +68,30 @@ def read_image_with_alpha(path: str | os.PathLike, *,
     return _decode(path, str(path), max_pixels, split_alpha=True)
 
 
-def read_image_bytes(data: bytes, *, name: str = "<stdin>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes (a PNG, a JPEG, ... as read from stdin or a request)."""
+def read_image_bytes(data: bytes, *, name: str = "<stdin>", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                     split_alpha: bool = False):
+    """Decode encoded image bytes (a PNG, a JPEG, ... as read from stdin or a request);
+    ``split_alpha``: (stored RGB, alpha or None), as :func:`read_image_with_alpha`."""
     if not data:
         raise ImageError(f"{name}: no image data (empty input)")
-    return _decode(io.BytesIO(data), name, max_pixels)
+    return _decode(io.BytesIO(data), name, max_pixels, split_alpha)
+
+
+def load_image_with_alpha(image: ImageLike, *,
+                          max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB uint8, alpha uint8 or None) of a path, PIL image or array: an image with an
+    alpha channel gives its colours as stored and its alpha (what anonymizing must keep:
+    :func:`read_image_with_alpha`); any other, as :func:`load_image`."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image_with_alpha(image, max_pixels=max_pixels)
+    if isinstance(image, Image.Image) and (image.mode in ALPHA_MODES or
+                                           (image.mode == "P" and "transparency" in image.info)):
+        rgba = np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
+        return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 4 and image.size:
+        rgba = _array_to_rgb(image[..., :3]), _array_to_rgb(image[..., 3:])[..., 0]  # dtype checked, 16 bits to 8
+        return rgba[0], np.ascontiguousarray(rgba[1])
+    return load_image(image, max_pixels=max_pixels), None
 
 
 #: The formats p3m decodes (its image suffixes); no other decoder ever sees an input:

@@ -235,14 +235,13 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
         if alpha.shape != image.shape[:2]:
             return _record(item, Outcome.ERROR, f"matte {matte.name} is {alpha.shape[1]}x{alpha.shape[0]}, "
                                                 f"image is {image.shape[1]}x{image.shape[0]}")
-    result = anonymize(image, alpha, options, hand_mask=hand_masks.get(item.path.stem))
+    stored = image if transparency is None else np.dstack([image, transparency])  # its alpha comes back as it was
+    result = anonymize(stored, alpha, options, hand_mask=hand_masks.get(item.path.stem))
     outcome, audit, scale = result.status, result.audit, result.sigma_scale
     if outcome.held_back:
         return _record(item, outcome, result.reason, faces=len(result.faces), sigma_scale=scale, audit=audit)
     anonymized = result.image
     written = output_paths(plan, item, matte=matte is not None)
-    if transparency is not None:  # kept as it was: the faces are blurred in the colours it was stored with
-        anonymized = np.dstack([anonymized, transparency])
     _save_like_input(item.path, anonymized, written["blurred_image"], options.jpeg_quality)
     write_image(written["facemask"], result.mask)
     if matte is not None:
@@ -252,7 +251,7 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
                      sigma_scale=scale if outcome is not Outcome.NO_FACE_COPIED else None)
     record.outputs = {kind: str(path) for kind, path in written.items()}
     if audit is None and alpha is not None and outcome is not Outcome.NO_FACE_COPIED:
-        record.changed_transition_pixels = changed_transition_pixels(image, anonymized, alpha)
+        record.changed_transition_pixels = changed_transition_pixels(image, anonymized[..., :3], alpha)
     return record
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from p3m.errors import OptionError
-from p3m.io.images import load_image
+from p3m.io.images import load_image, load_image_with_alpha
 from p3m.options import STRENGTHS, FaceBlurOptions
 from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, boxes_overlap
 from p3m.privacy.blur import FaceDetail, Region, blur_faces
@@ -81,7 +81,7 @@ class Outcome(str, Enum):
 @dataclass
 class AnonymizeResult:
     status: Outcome                 # OK, HAND_MASK, NO_FACE_COPIED, or held back: NO_FACE, IDENTIFIABLE
-    image: np.ndarray | None        # the anonymized copy; None when held back (fail closed)
+    image: np.ndarray | None        # the anonymized copy (RGBA for an RGBA input); None when held back
     mask: np.ndarray                # uint8 0/255: the pixels that changed (P3M-10k's facemask)
     faces: list[FaceDetail] = field(default_factory=list)
     detected: list[Face] = field(default_factory=list)
@@ -159,7 +159,9 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
               find_faces: Callable[[np.ndarray], list[Face]] | None = None, **face_options: Any) -> AnonymizeResult:
     """Blur every face of ``image`` (path, PIL or array), keeping the transition pixels of
     ``alpha``; search and audit; blur harder while a face is still found or recognised;
-    fail closed.
+    fail closed. An image with an alpha channel is searched in its colours as stored
+    (what lies under transparent pixels is still in the file) and comes back with its
+    alpha channel as it was.
 
     ``options`` (or its fields as keywords: ``strength``, ``sigma_scale``, ``detector``,
     ...) say how. ``hand_mask`` (H x W, non-zero = face, or its file) is blurred where no
@@ -170,7 +172,15 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     if options is not None and face_options:
         raise OptionError(f"give {', '.join(face_options)} in the options, not beside them")
     options = options if options is not None else FaceBlurOptions(**face_options)
-    rgb = load_image(image)
+    rgb, transparency = load_image_with_alpha(image)
+    result = _anonymize(rgb, alpha, options, hand_mask, faces, regions, find_faces)
+    if transparency is not None and result.image is not None:
+        result.image = np.dstack([result.image, transparency])
+    return result
+
+
+def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, faces, regions,
+               find_faces) -> AnonymizeResult:
     detector = resolve_detector(options.detector)
     scale, strengthened, found_late = options.scale, 0, 0
     kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)

@@ -249,11 +249,16 @@ def create_app(engine, limits: ServiceLimits | None = None):
                                 "give each once")
         return data, dict(given), background
 
-    def decode(data: bytes, name: str) -> np.ndarray:
+    def decode(data: bytes, name: str, keep_alpha: bool = False) -> np.ndarray:
+        """The upload as RGB; ``keep_alpha``: an upload with an alpha channel as RGBA (its
+        colours as stored), for an anonymized image that keeps it."""
         from p3m.errors import ImageError, ImageTooLargeError
         from p3m.io.images import read_image_bytes
 
         try:
+            if keep_alpha:
+                rgb, alpha = read_image_bytes(data, name=name, max_pixels=limits.max_pixels, split_alpha=True)
+                return rgb if alpha is None else np.dstack([rgb, alpha])
             return read_image_bytes(data, name=name, max_pixels=limits.max_pixels)
         except ImageTooLargeError as exc:
             raise Refusal(413, str(exc)) from None
@@ -347,7 +352,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
         data, params, _ = await read_request(request, "anonymize")
         options = FaceBlurOptions.from_values(params, "service")
-        image = await on_coder(decode, data, "image")
+        image = await on_coder(decode, data, "image", True)
         try:
             result = await queued(anonymize_image, image, None, options)
         except P3MError as exc:
