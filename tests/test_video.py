@@ -266,6 +266,24 @@ def test_a_face_the_detector_misses_in_one_frame_is_carried_from_its_neighbours(
     assert detect_faces(blurred[4]) == []
 
 
+def test_a_face_carried_into_a_frame_is_identity_audited_there():
+    """A face carried from a neighbouring frame is blurred as a region and its identity
+    audited in this frame (at its landmarks and the attacker's boxes), like a found face;
+    blurred too weakly, it holds the frame back."""
+    pytest.importorskip("dlib")
+    from p3m.privacy.anonymize import anonymize
+    from p3m.privacy.blur import face_region_of
+    from p3m.privacy.faces import detect_faces
+
+    frame = portrait(256, 256)
+    (face,) = [f for f in detect_faces(frame) if f.confident]
+    carried = face_region_of(face, frame.shape[:2], grow=4)
+    result = anonymize(frame, None, faces=[], regions=[carried], find_faces=lambda rgb: [])
+    assert result.status == "ok" and len(result.audit.distances) == 1 and result.audit.distances[0] >= 0.65
+    faint = anonymize(frame, None, faces=[], regions=[carried], find_faces=lambda rgb: [], sigma_scale=0.001)
+    assert faint.strengthened > 0 and faint.sigma_scale > 0.001  # the carried face's audit made it blur harder
+
+
 def test_a_video_fails_closed_when_a_face_cannot_be_covered_or_none_is_found(tmp_path):
     pytest.importorskip("dlib")
     from p3m.privacy.anonymize import Outcome

@@ -209,7 +209,7 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             faces, found_late, rounds = faces + new, found_late + len(new), rounds + 1
             continue
         audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
-                           after=after, erased=head)
+                           after=after, erased=head, also=[r.face for r in regions if r.face is not None])
         audit.redetected += len(new) + sum(any(boxes_overlap(f.box, r.box) for f in after) for r in regions)
         narrow = _within_margin(audit)
         leaks = bool(audit.redetected or audit.identity_matches)

@@ -85,17 +85,18 @@ def boxes_overlap(a: tuple, b: tuple) -> bool:
 def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face] | None = None,
                alpha: np.ndarray | None = None, face_mask: np.ndarray | None = None,
                references: list[np.ndarray] | None = None, detector: str = "auto",
-               after: list[Face] | None = None, erased: bool = False) -> AuditResult:
+               after: list[Face] | None = None, erased: bool = False, also: list[Face] = ()) -> AuditResult:
     """The audit of one anonymized image; ``after``: the faces found in it already (by
     whoever searched it), else it is searched here at the turns the faces were found at.
     ``erased``: also measure each face against itself with its whole head erased
-    (:func:`erased_distance`)."""
+    (:func:`erased_distance`). ``also``: faces not found in this image but blurred in it
+    (carried from a neighbouring video frame), identity-audited only."""
     faces = faces if faces is not None else detect_faces(original, detector=detector)
     if after is None:
         turns = sorted({0} | {face.rotation for face in faces})
         after = detect_faces(anonymized, detector=detector, rotations=turns)
     result = AuditResult(len(faces), sum(any(boxes_overlap(f.box, g.box) for g in after) for f in faces))
-    for face in faces:
+    for face in [*faces, *also]:
         if not face.audited:
             result.low_confidence += 1
             continue

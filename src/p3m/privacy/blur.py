@@ -180,18 +180,20 @@ def blur_inside(image: np.ndarray, mask: np.ndarray, sigma: float, keep: np.ndar
 @dataclass
 class Region:
     """A region to blur that is not a face found in this image: a face carried from a
-    neighbouring video frame, say. ``width`` sets its blur as a face's width does."""
+    neighbouring video frame, say. ``width`` sets its blur as a face's width does; a
+    carried face is identity-audited in this image at its landmarks and boxes there."""
 
     mask: np.ndarray                 # bool H x W
     width: int
     box: tuple[int, int, int, int]   # (left, top, right, bottom), for overlap tests
+    face: Face | None = None         # the face it was carried from: identity-audited here too
 
 
 def face_region_of(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD, grow: int = 0) -> Region:
     """The Region of a detected face, grown by ``grow`` pixels (for movement)."""
     mask = dilate(face_mask(face, shape, forehead), grow)
     left, top, right, bottom = face.box
-    return Region(mask, max(face.width, 1), (left - grow, top - grow, right + grow, bottom + grow))
+    return Region(mask, max(face.width, 1), (left - grow, top - grow, right + grow, bottom + grow), face)
 
 
 def blur_faces(image, alpha=None, *, sigma_scale: float, forehead: float = DEFAULT_FOREHEAD, detector: str = "auto",
