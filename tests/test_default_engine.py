@@ -101,3 +101,18 @@ def test_the_default_engine_prints_no_runtime_noise(home, tmp_path, capfd):
     assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
     err = capfd.readouterr().err
     assert "XNNPACK" not in err and "INFO:" not in err and "1 done" in err
+
+
+def test_a_photo_on_the_default_engine_never_imports_torch(home, tmp_path):
+    """`p3m matte photo -o cut.png` with torch installed but no P3M-Net weights: the
+    engine is chosen without importing torch (1.4 s of the 1.5 s budget, issue 29)."""
+    import subprocess
+    import sys
+
+    Image.fromarray(cover(data.astronaut(), 300, 200)).save(tmp_path / "a.png")
+    script = ("import sys; from p3m.cli.main import main; "
+              f"rc = main(['matte', {str(tmp_path / 'a.png')!r}, '-o', {str(tmp_path / 'cut.png')!r}]); "
+              "print(rc, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["0", "False"], done.stderr
+    assert (tmp_path / "cut.png").is_file()

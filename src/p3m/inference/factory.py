@@ -60,19 +60,23 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
         return _onnx_engine(text.removeprefix(ONNX_PREFIX), options, device)
     if text == "default":
         return _default_engine(options, device, why="the default engine was asked for", reason="")
-    if text == "auto" and not _has_torch():
-        return _default_engine(options, device, why="PyTorch is not installed",
-                               reason=f"auto: PyTorch is not installed; for P3M-Net: {TORCH_HINT}")
-    _require_torch()
-    if text in ("auto", "p3m"):
+    if text == "auto":  # the weights are looked for first: without any, torch is never imported (1.4 s)
         weights = _installed_weights(options["arch"])
-        if weights is not None:
+        if weights is not None and _has_torch():
             return _network_engine(None, weights, options, device,
-                                   reason=f"{text}: installed P3M-Net weights '{weights.name}'")
-        if text == "p3m":
-            raise EngineError(f"no P3M-Net weights are installed; {INSTALL_HINT}, or pass a checkpoint file")
+                                   reason=f"auto: installed P3M-Net weights '{weights.name}'")
+        if weights is not None:
+            return _default_engine(options, device, why="PyTorch is not installed",
+                                   reason=f"auto: PyTorch is not installed; for P3M-Net: {TORCH_HINT}")
         return _default_engine(options, device, why="no P3M-Net weights are installed",
-                               reason="auto: no P3M-Net weights installed; for P3M-Net: p3m weights install FILE")
+                               reason="auto: no P3M-Net weights installed; for P3M-Net: p3m weights install FILE"
+                               + ("" if _has_torch() else f" and {TORCH_HINT}"))
+    _require_torch()
+    if text == "p3m":
+        weights = _installed_weights(options["arch"])
+        if weights is None:
+            raise EngineError(f"no P3M-Net weights are installed; {INSTALL_HINT}, or pass a checkpoint file")
+        return _network_engine(None, weights, options, device, reason=f"p3m: installed P3M-Net weights '{weights.name}'")
     return _network_engine(None, weights_file(text), options, device, reason="")
 
 
