@@ -116,3 +116,25 @@ def test_a_photo_on_the_default_engine_never_imports_torch(home, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["0", "False"], done.stderr
     assert (tmp_path / "cut.png").is_file()
+
+
+def test_pymatting_kernels_are_announced_once_per_environment_then_load_silently(home, tmp_path, capsys):
+    """The first import in an environment says it prepares the kernels (they compile then:
+    45-56 s in a fresh venv); `p3m weights fetch` does it up front. A second process
+    says nothing and compiles no kernel: every one comes from numba's cache."""
+    import os
+    import subprocess
+    import sys
+
+    from p3m.inference.kernels import NOTICE
+
+    env = {**os.environ, "P3M_HOME": str(tmp_path / "home")}  # no note yet for this environment
+    script = ("from p3m.inference.kernels import import_pymatting, compile_counts; "
+              "print(*compile_counts(import_pymatting()))")
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+            for _ in range(2)]
+    assert NOTICE in runs[0].stderr and NOTICE not in runs[1].stderr
+    hits, compiled = map(int, runs[1].stdout.split())
+    assert hits > 20 and compiled == 0
+    assert main(["weights", "fetch"]) == 0  # "default" by default, now with the kernels' line
+    assert "pymatting's" in capsys.readouterr().out

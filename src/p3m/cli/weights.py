@@ -31,7 +31,8 @@ def register(subparsers) -> None:
         description="Downloads the mediapipe 0.10.14 wheel once with pip and keeps only its model files, each "
         "checked against a pinned SHA-256: default = selfie segmentation + BlazeFace short/full range + face "
         "mesh; faces = the three face models.")
-    fetch.add_argument("what", choices=["default", "faces"])
+    fetch.add_argument("what", nargs="?", default="default", choices=["default", "faces"],
+                       help="default (the default) or faces")
     fetch.set_defaults(func=run_fetch)
 
 
@@ -41,6 +42,10 @@ def run_fetch(args: argparse.Namespace) -> int:
     models = ALL_MODELS if args.what == "default" else FACE_MODELS
     for path, model in zip(fetch_models(models), models):
         print(f"installed {model.purpose} (MediaPipe, Apache-2.0) at {path}")
+    if args.what == "default":  # the default engine's first cut-out would otherwise wait on this, silent
+        from p3m.inference.kernels import prepare
+
+        print(prepare())
     return 0
 
 

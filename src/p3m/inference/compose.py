@@ -23,8 +23,9 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     Images of a few pixels (pymatting's pyramid needs more) keep their own colours.
     """
-    from pymatting import estimate_foreground_ml
+    from p3m.inference.kernels import import_pymatting
 
+    estimate_foreground_ml = import_pymatting().estimate_foreground_ml
     if min(image.shape[:2]) < 4:
         return image.astype(np.float32) / 255.0
     # pymatting works in float32 whatever it is given: float32 inputs give the same

@@ -55,7 +55,9 @@ class SegmentationMattingEngine(MattingEngine):
         return trimap
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        from pymatting import estimate_alpha_cf
+        from p3m.inference.kernels import import_pymatting
+
+        estimate_alpha_cf = import_pymatting().estimate_alpha_cf
 
         alphas = []
         for image in images:

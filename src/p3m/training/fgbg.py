@@ -21,9 +21,10 @@ from p3m.io.writers import write_image
 
 def estimate_fgbg(image: np.ndarray, alpha: np.ndarray, method: str = "ml") -> tuple[np.ndarray, np.ndarray]:
     """uint8 RGB + float alpha -> uint8 foreground and background."""
-    from pymatting import estimate_foreground_cf, estimate_foreground_ml
+    from p3m.inference.kernels import import_pymatting
 
-    estimate = estimate_foreground_ml if method == "ml" else estimate_foreground_cf
+    pymatting = import_pymatting()
+    estimate = pymatting.estimate_foreground_ml if method == "ml" else pymatting.estimate_foreground_cf
     fg, bg = estimate(image.astype(np.float64) / 255.0, alpha.astype(np.float64), return_background=True)
     def to8(x):
         return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
