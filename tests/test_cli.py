@@ -56,7 +56,31 @@ def test_doctor_says_what_is_missing_and_what_to_run(tmp_path, monkeypatch):
     report = "\n".join(installation_report())
     assert "default engine model: not fetched" in report and "run: p3m weights fetch default" in report
     assert "P3M-Net weights: none installed; run: p3m weights install p3mnet-vitae-s" in report
-    assert "face anonymization (p3m anonymize, privacy-audit): installed" in report  # the test extras have dlib
+    assert "[privacy] face anonymization" in report and "dlib and its face models: installed" in report
+
+
+def test_doctor_runs_without_torch_and_lists_every_extra(tmp_path):
+    """The base install (no PyTorch) is the one that most needs a diagnosis: the report
+    runs, says what torch would bring, skips the network checks, and names every extra
+    of pyproject.toml with its install command."""
+    import os
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    script = ("import sys; sys.modules['torch'] = None; from p3m.cli.main import main; rc = main(['doctor']); "
+              "print('torch imported:', sys.modules.get('torch') is not None); sys.exit(rc)")
+    env = {**os.environ, "P3M_HOME": str(tmp_path / "empty")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    out = done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PyTorch: not installed" in out and "pip install 'p3m[torch]'" in out
+    assert "Network checks: skipped" in out and "[ok] metrics on a hand-worked case" in out
+    assert "torch imported: False" in out
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"]) - {"test"}
+    assert extras == {line.split("]")[0].lstrip("[ ") for line in out.splitlines() if line.strip().startswith("[")
+                      and "]" in line and not line.strip().startswith("[ok]")}
+    assert "[torch] P3M-Net weights" in out and "missing torch; run: pip install 'p3m[torch]'" in out
 
 
 @pytest.mark.slow

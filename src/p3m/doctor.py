@@ -1,11 +1,14 @@
 """``p3m doctor``: what this environment is, and whether p3m computes correctly here.
 
 Each check is a function returning :class:`CheckResult`; :func:`all_checks` lists them,
-one set per registered architecture. The environment report never fails; the numerical checks do.
+one set per registered architecture. The environment report never fails; the numerical
+checks do. Without PyTorch (the base install) the report says what it would bring, the
+network checks are skipped (they need it), and the rest still runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import time
@@ -14,11 +17,8 @@ from functools import partial
 from typing import Callable
 
 import numpy as np
-import torch
 
-from p3m.architectures import all_specs, build_model, get_spec
-from p3m.reference import load_manifest, run_reference_check
-from p3m.utils.device import torch_threads
+from p3m.architectures import all_specs, get_spec
 
 
 @dataclass
@@ -28,39 +28,66 @@ class CheckResult:
     lines: list[str] = field(default_factory=list)
 
 
+def has_module(name: str) -> bool:
+    """``name`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ValueError, ImportError):  # blocked (None in sys.modules), or a parent package missing
+        return False
+
+
 def environment_report() -> list[str]:
     from p3m import __version__
 
-    lines = [
-        f"p3m {__version__}, Python {platform.python_version()} on {platform.system()} {platform.machine()}",
-        f"torch {torch.__version__}, numpy {np.__version__}",
-        f"CPU threads: torch uses {torch.get_num_threads()} of {os.cpu_count()} logical cores",
-    ]
+    lines = [f"p3m {__version__}, Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+             f"numpy {np.__version__}, {os.cpu_count()} logical cores"]
+    if not has_module("torch"):
+        return lines + ["PyTorch: not installed (the default engine, ONNX exports, metrics and anonymizing run "
+                        "without it; P3M-Net weights, training and export need it: pip install 'p3m[torch]')"]
+    import torch
+
+    lines += [f"torch {torch.__version__}; CPU threads: torch uses {torch.get_num_threads()} of {os.cpu_count()}"]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             lines.append(f"CUDA device {i}: {props.name}, {props.total_memory / 2**30:.1f} GiB")
     else:
-        lines.append("CUDA: not available (CPU only)")
+        lines.append("CUDA: not available (CPU only; a CUDA build of torch and an NVIDIA driver are needed for "
+                     "--device cuda)")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         lines.append("Apple MPS: available")
     return lines
 
 
-#: Optional extras: (what they enable, a module they bring, how to get them).
+#: The extras (pyproject's optional dependencies): what each enables, the modules it brings, how to get it.
 EXTRAS = (
-    ("face anonymization (p3m anonymize, privacy-audit)", "dlib", "pip install 'p3m[privacy]'"),
-    ("dlib's face models", "face_recognition_models", "pip install 'p3m[privacy]'"),
-    ("the demo's sample photos", "skimage", "pip install 'p3m[demo]'"),
-    ("TensorBoard logs in training", "tensorboard", "pip install 'p3m[tensorboard]'"),
+    ("torch", "P3M-Net weights (p3m matte with installed weights, benchmark, evaluate --checkpoint), training",
+     ("torch",)),
+    ("privacy", "face anonymization (p3m anonymize, privacy-audit, --anonymize): dlib and its face models",
+     ("dlib", "face_recognition_models")),
+    ("video", "videos in p3m matte and p3m anonymize (PyAV, FFmpeg inside its wheel)", ("av",)),
+    ("serve", "p3m serve: the HTTP service and its page", ("fastapi", "uvicorn", "multipart")),
+    ("onnx", "running ONNX exports without PyTorch (ONNX Runtime)", ("onnxruntime",)),
+    ("export", "p3m export: P3M-Net to ONNX", ("torch", "onnx", "onnxscript", "onnxruntime")),
+    ("cluster", "--cluster: jobs on a Ray cluster", ("ray",)),
+    ("demo", "p3m demo and its sample photos", ("skimage",)),
+    ("tensorboard", "TensorBoard logs in training", ("tensorboard",)),
 )
 
 
-def installation_report() -> list[str]:
-    """What is installed (models, weights, extras, GPU), and the command for each missing piece."""
-    import importlib.util
+def extras_report() -> list[str]:
+    """One line per extra: installed, or what is missing and the command that brings it."""
+    lines = []
+    for extra, enables, modules in EXTRAS:
+        missing = [m for m in modules if not has_module(m)]
+        state = "installed" if not missing else f"missing {', '.join(missing)}; run: pip install 'p3m[{extra}]'"
+        lines.append(f"[{extra}] {enables}: {state}")
+    return lines
 
+
+def installation_report() -> list[str]:
+    """What is installed (models, weights, extras), and the command for each missing piece."""
     from p3m.errors import P3MError
     from p3m.weights.default_model import check_default_model, default_model_path, face_models_installed
     from p3m.weights.store import scan_installed, weights_dir
@@ -83,17 +110,14 @@ def installation_report() -> list[str]:
         lines.append("P3M-Net weights: none installed; run: p3m weights install p3mnet-vitae-s "
                      "(or p3mnet-r34, a URL or a file; README 'Getting P3M-Net')")
     lines += [f"P3M-Net weights: unusable file {path}: {reason}" for path, reason in problems]
-    for what, module, install in EXTRAS:
-        present = importlib.util.find_spec(module) is not None
-        lines.append(f"{what}: {'installed' if present else 'missing; run: ' + install}")
-    if not torch.cuda.is_available():
-        lines.append("GPU: none found; inference and training run on the CPU (a CUDA build of torch and an "
-                     "NVIDIA driver are needed for --device cuda)")
-    return lines
+    return lines + extras_report()
 
 
 def check_state_dict_keys(arch: str) -> CheckResult:
     """The network's state-dict keys and shapes are those of the published checkpoint."""
+    from p3m.architectures import build_model
+    from p3m.reference import load_manifest
+
     manifest = load_manifest(arch)
     expected = [(name, tuple(shape)) for name, shape, _ in manifest["keys"]]
     got = [(k, tuple(v.shape)) for k, v in build_model(arch).state_dict().items()]
@@ -107,6 +131,8 @@ def check_state_dict_keys(arch: str) -> CheckResult:
 
 def check_reference_outputs(arch: str) -> CheckResult:
     """The network reproduces the published model's outputs on the shipped fixture."""
+    from p3m.reference import run_reference_check
+
     start = time.perf_counter()
     checks = run_reference_check(arch)
     seconds = time.perf_counter() - start
@@ -118,6 +144,10 @@ def check_reference_outputs(arch: str) -> CheckResult:
 def check_output_convention(arch: str) -> CheckResult:
     """A network without a reference fixture at least builds and follows the P3M-Net
     output convention (six outputs at the input's size) on a small input."""
+    import torch
+
+    from p3m.architectures import build_model
+
     model = build_model(arch).eval()
     with torch.no_grad():
         outputs = model(torch.zeros(1, 3, 64, 96))
@@ -138,6 +168,7 @@ def check_hybrid_shortcuts() -> CheckResult:
     from p3m.inference.strategies import FullNetworkOnly, StrategyRunner
     from p3m.reference import load_reference_model
     from p3m.reference.given_trimap import GivenTrimap, ellipse_trimap
+    from p3m.utils.device import torch_threads
 
     model = load_reference_model("p3mnet-r34")
     rng = np.random.default_rng(0)
@@ -178,6 +209,9 @@ def network_checks() -> list[Callable[[], CheckResult]]:
 
 
 def all_checks() -> list[Callable[[], CheckResult]]:
+    """Every check this install can run: the network ones need PyTorch."""
+    if not has_module("torch"):
+        return [check_metrics]
     return [*network_checks(), check_hybrid_shortcuts, check_metrics]
 
 

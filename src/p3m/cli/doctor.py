@@ -24,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     print("Installed")
     for line in installation_report():
         print(f"  {line}")
+    from p3m.doctor import has_module
+
+    if not has_module("torch"):
+        print("Network checks: skipped (they run P3M-Net, which needs PyTorch: pip install 'p3m[torch]')")
     results = run_checks()
     for result in results:
         print(f"[{'ok' if result.ok else 'FAILED'}] {result.name}")
