@@ -106,3 +106,22 @@ def test_bad_checkpoint_gives_one_line_no_traceback(tmp_path, capsys):
     assert err.startswith("p3m: error: ") and str(bad) in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_quiet_prints_only_what_went_wrong(tmp_path, published_checkpoint, capsys):
+    """--quiet (on any command) drops the engine line, progress and totals; a failed
+    input still gets its line, and the exit status still says so."""
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((40, 30, 3), 128, np.uint8)).save(tmp_path / "in" / "good.png")
+    (tmp_path / "in" / "bad.png").write_bytes(b"not an image")
+    args = ["matte", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--engine", str(published_checkpoint)]
+    assert main(args) == 1
+    loud = capsys.readouterr().err
+    assert "p3m: engine" in loud and "1 done" in loud
+    assert main([*args, "--overwrite", "-q"]) == 1
+    quiet = capsys.readouterr().err.strip().splitlines()
+    assert len(quiet) == 1 and "bad.png" in quiet[0] and "failed" in quiet[0]
+    assert list((tmp_path / "out").rglob("good.png"))

@@ -73,6 +73,7 @@ def test_every_output_kind_with_timing_and_audio_kept(still_clip, tmp_path):
     result = matte_files(engine, [still_clip], out, MatteOptions(save=("alpha", "composite", "cutout", "frames"),
                                                                   stabilise=False))
     assert result.ok and result.done == 1
+    assert "(10 frames, " in result.line() and "frames/s)" in result.line() and "per image" not in result.line()
     pts_in, frames_in, info_in = frames_of(still_clip)
     expected = [f.mean(axis=2) for f in frames_in]
 

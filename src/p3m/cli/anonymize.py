@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from p3m.cli import say
 from p3m.cli.options import add_cluster_options, add_options, cluster_from, given
 from p3m.options import AnonymizeOptions
 
@@ -38,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from p3m.privacy.people import people_note
 
     if args.no_audit:
-        print("p3m: --no-audit is ignored: every image is audited before it is written (fail closed)", file=sys.stderr)
+        say.note("--no-audit is ignored: every image is audited before it is written (fail closed)")
     options = AnonymizeOptions.from_values(given(args, AnonymizeOptions), "cli")
-    report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress(), cluster=cluster_from(args))
-    print(f"p3m: face detection: {report.detector}", file=sys.stderr)
-    for note in (detector_note(report.detector), people_note()):
-        if note:
-            print(f"p3m: {note}", file=sys.stderr)
-    print(f"p3m: privacy audit: {report.audit_line()}", file=sys.stderr)
-    print(f"p3m: {report.line()}; report in {args.out}/report.csv", file=sys.stderr)
+    report = anonymize_files(args.inputs, args.out, options, progress=TerminalProgress(quiet=say.quiet),
+                             cluster=cluster_from(args))
+    say.note(f"face detection: {report.detector}")
+    for warning in (detector_note(report.detector), people_note()):
+        if warning:  # reduced recall: a privacy matter, shown even with --quiet
+            say.problem(warning)
+    say.note(f"privacy audit: {report.audit_line()}")
+    say.note(f"{report.line()}; report in {args.out}/report.csv")
     return 0 if report.ok else 1

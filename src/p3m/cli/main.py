@@ -22,6 +22,7 @@ from p3m.cli import (
     matte,
     prepare_fgbg,
     privacy_audit,
+    say,
     serve,
     synth,
     train,
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(subparsers)
+    for command in subparsers.choices.values():  # one --quiet for every command
+        command.add_argument("-q", "--quiet", action="store_true",
+                             help="print only errors and what was held back or failed (no progress, engine or totals)")
     return parser
 
 
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    say.quiet = bool(getattr(args, "quiet", False))
     try:
         return int(args.func(args) or 0)
     except OptionError as exc:  # a usage error, as argparse's own: exit status 2

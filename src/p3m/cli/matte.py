@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from p3m.cli import say
 from p3m.cli.options import (
     add_cluster_options,
     add_engine_options,
@@ -64,16 +65,17 @@ def run(args: argparse.Namespace) -> int:
         from p3m.inference.factory import open_engine
 
         runner = open_engine(engine)
-        print(f"p3m: engine {runner.summary()}", file=sys.stderr)
+        say.note(f"engine {runner.summary(verbose=args.verbose)}")
     else:
         runner = engine.engine  # each actor opens it
-        print(f"p3m: engine {runner} in Ray actors at {cluster.address}", file=sys.stderr)
+        say.note(f"engine {runner} in Ray actors at {cluster.address}")
     if single is not None:
         return _matte_one(runner, args, options, single[1])
-    result = matte_files(runner, args.inputs, args.out, options, progress=TerminalProgress(), cluster=cluster)
+    result = matte_files(runner, args.inputs, args.out, options, progress=TerminalProgress(quiet=say.quiet),
+                         cluster=cluster)
     if options.anonymize is not None:
-        print(f"p3m: privacy: {privacy_line(result.records)}", file=sys.stderr)
-    print(f"p3m: {result.line()}", file=sys.stderr)
+        say.note(f"privacy: {privacy_line(result.records)}")
+    say.note(result.line())
     return 0 if result.ok else 1
 
 
@@ -132,10 +134,10 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     if result.held_back:
         if target is not None:  # --overwrite asked to replace it: nothing unblurred stays
             withdraw({kind: target})
-        print(f"p3m: held back: {source}: {result.reason}", file=sys.stderr)
+        say.problem(f"held back: {source}: {result.reason}")
         return 1
     if result.privacy is not None:
-        print(f"p3m: privacy: {result.privacy.line()}", file=sys.stderr)
+        say.note(f"privacy: {result.privacy.line()}")
     data = encode_image(result.outputs[kind], suffix)
     if target is None:
         sys.stdout.buffer.write(data)
@@ -143,5 +145,5 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
         return 0
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
-    print(f"p3m: wrote {kind} {target}", file=sys.stderr)
+    say.note(f"wrote {kind} {target}")
     return 0

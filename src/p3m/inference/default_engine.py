@@ -33,8 +33,8 @@ class SegmentationMattingEngine(MattingEngine):
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.work_size, self.band = work_size, band
-        self.description = (f"default engine: MediaPipe selfie segmentation (LiteRT) + closed-form matting "
-                            f"(pymatting) at {work_size} px; a baseline, not P3M-Net")
+        self.description = (f"default engine: MediaPipe selfie segmentation + closed-form matting at {work_size} px; "
+                            "a baseline, not P3M-Net")
 
     def person_probability(self, image: np.ndarray) -> np.ndarray:
         """Person probability at 256 x 256, float32 in [0, 1]."""

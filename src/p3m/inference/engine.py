@@ -33,9 +33,9 @@ class MattingEngine(ABC):
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One alpha per image, each the size of its image."""
 
-    def summary(self) -> str:
-        """One line: what runs, from which weights, and why it was picked."""
-        text = self.description + (f", weights {self.weights}" if self.weights else "")
+    def summary(self, verbose: bool = True) -> str:
+        """One line: what runs, from which weights (``verbose``), and why it was picked."""
+        text = self.description + (f", weights {self.weights}" if self.weights and verbose else "")
         return f"{text} ({self.reason})" if self.reason else text
 
 

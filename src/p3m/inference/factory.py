@@ -69,7 +69,7 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
             return _default_engine(options, device, why="PyTorch is not installed",
                                    reason=f"auto: PyTorch is not installed; for P3M-Net: {TORCH_HINT}")
         return _default_engine(options, device, why="no P3M-Net weights are installed",
-                               reason="auto: no P3M-Net weights installed; for P3M-Net: p3m weights install FILE"
+                               reason="auto: no P3M-Net weights installed; p3m weights install NAME"
                                + ("" if _has_torch() else f" and {TORCH_HINT}"))
     _require_torch()
     if text == "p3m":

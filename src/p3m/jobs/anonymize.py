@@ -43,7 +43,7 @@ from p3m.privacy.anonymize import Outcome, anonymize, prepared
 from p3m.privacy.audit import AuditResult, changed_transition_pixels
 from p3m.utils.files import atomic_path
 
-REPORT_FIELDS = ("image", "status", "faces", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
+REPORT_FIELDS = ("image", "status", "faces", "frames", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
                  "identity_matches", "changed_transition_pixels", "changed_outside_fraction", "message")
 JOURNAL = "report.jsonl"
 
@@ -75,6 +75,8 @@ class AnonymizeRecord(ItemRecord):
                                "message": self.reason}
         if self.sigma_scale is not None:
             row["sigma_scale"] = round(self.sigma_scale, 4)
+        if self.frames is not None:
+            row["frames"] = self.frames  # a video: its faces are detections over these frames
         if self.audit is not None:
             audit = self.audit.to_dict()
             row.update({key: audit[key] for key in REPORT_FIELDS if key in audit and key != "faces"})
@@ -114,7 +116,9 @@ class AnonymizeReport(JobResult):
 
     def audit_line(self) -> str:
         t = self.totals()
-        return (f"{t['faces']} face(s) blurred in {t['anonymized']} image(s); re-detected {t['redetected']}; "
+        videos = sum(Outcome(r["status"]).written and "frames" in r for r in self.rows())
+        where = f"{t['anonymized'] - videos} image(s)" + (f" and {videos} video(s)" if videos else "")
+        return (f"{t['faces']} face(s) blurred in {where}; re-detected {t['redetected']}; "
                 f"identity matches {t['identity_matches']}; changed transition pixels "
                 f"{t['changed_transition_pixels']}; held back for review: {t['no_face']} without a face, "
                 f"{t['person_without_face']} with a person but no face found, "
@@ -211,7 +215,8 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
                   f"or --allow-no-face to blur their heads)")
     else:
         reason = audit.line()
-    record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=scale if audit.faces else None)
+    record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=scale if audit.faces else None,
+                     frames=audit.frames)
     if matte is not None:
         record.changed_transition_pixels = audit.changed_transition_pixels
     if outcome.written:

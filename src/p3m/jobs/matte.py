@@ -30,7 +30,7 @@ from p3m.io.discovery import InputItem, collect_images, is_video
 from p3m.io.images import read_image_file
 from p3m.io.outputs import OutputPlan, exclusive, output_folder, withdraw
 from p3m.io.writers import write_image
-from p3m.jobs.progress import Progress
+from p3m.jobs.progress import FrameCount, Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
 from p3m.options import OUTPUT_KINDS, ClusterOptions, MatteOptions
 from p3m.pipeline import ImageResult, matte_image
@@ -267,14 +267,16 @@ def _matte_one_video(engine: MattingEngine, item: InputItem, paths: dict[str, Pa
     from p3m.video.matte import matte_video
 
     audit = VideoAudit() if options.anonymize is not None else None
+    counted = FrameCount(progress)
     try:
-        written = matte_video(engine, item.path, paths, options, progress=progress, audit=audit)
+        written = matte_video(engine, item.path, paths, options, progress=counted, audit=audit)
     except HeldBackError as exc:  # faces that could not be anonymized in a frame: nothing published
         withdraw(paths)
         return MatteRecord(str(item.path), Status.HELD_BACK, str(exc), privacy=_video_privacy(audit, exc.privacy))
     except Exception as exc:  # one bad video never stops the batch; nothing of it is published
         return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
-    return MatteRecord(str(item.path), Status.DONE, outputs=written, privacy=_video_privacy(audit, None))
+    return MatteRecord(str(item.path), Status.DONE, outputs=written, privacy=_video_privacy(audit, None),
+                       frames=counted.done)
 
 
 def _video_privacy(audit, cause) -> dict | None:
@@ -288,11 +290,17 @@ def _video_privacy(audit, cause) -> dict | None:
 
 
 def privacy_line(records: Sequence[ItemRecord]) -> str:
-    """The privacy outcome of a run with anonymize, in one line."""
+    """The privacy outcome of a run with anonymize, in one line (a video's faces are
+    detections over its frames)."""
     audited = [r.privacy for r in records if getattr(r, "privacy", None)]
     audits = [p["audit"] for p in audited if p.get("audit")]
+    done = [r for r in records if r.status is Status.DONE and getattr(r, "privacy", None)]
+    frames = sum(r.frames for r in done if r.frames is not None)
+    videos = sum(r.frames is not None for r in done)
+    where = " and ".join(part for part in (f"{len(done) - videos} image(s)" if len(done) > videos else "",
+                                           f"{frames} frames of {videos} video(s)" if videos else "") if part)
     return (f"{sum(p['faces'] for p in audited if p['status'] != 'identifiable')} face(s) blurred in "
-            f"{sum(r.status is Status.DONE for r in records if getattr(r, 'privacy', None))} image(s); "
+            f"{where or '0 image(s)'}; "
             f"re-detected {sum(a['redetected'] for a in audits)}; identity matches "
             f"{sum(a['identity_matches'] for a in audits)}; not identity-checked (weak detections) "
             f"{sum(a['low_confidence'] for a in audits)}; held back {sum(r.status is Status.HELD_BACK for r in records)}")

@@ -34,16 +34,20 @@ class Progress:
 
 
 class TerminalProgress(Progress):
-    def __init__(self, stream=None) -> None:
+    """A bar (or a line per item off a terminal), a line per failure; ``quiet``: the
+    failures' lines only."""
+
+    def __init__(self, stream=None, *, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
+        self.quiet = quiet
         self._bar = None
         self.total = self.count = 0
         self._last_frames_line = time.monotonic()
 
     def start(self, total: int, desc: str) -> None:
         self.total, self.count = total, 0
-        bar = progress_bar(total, desc, "img", self.stream)
-        self._bar = None if bar.disable else bar
+        bar = None if self.quiet else progress_bar(total, desc, "item", self.stream)
+        self._bar = None if bar is None or bar.disable else bar
 
     def _emit(self, text: str) -> None:
         if self._bar is not None:
@@ -59,14 +63,14 @@ class TerminalProgress(Progress):
                        else f"p3m: {item.status}: {item.name}: {reason}")
         if self._bar is not None:
             self._bar.update(1)
-        elif item.status not in (Status.FAILED, Status.HELD_BACK):
+        elif item.status not in (Status.FAILED, Status.HELD_BACK) and not self.quiet:
             label = "skipped (exists)" if item.status == Status.SKIPPED else str(item.status)
             self._emit(f"[{self.count}/{self.total}] {label} {item.name}")
 
     def frames(self, name: str, done: int, total: int, seconds: float) -> None:
         """A status line every few seconds: frames, frames/s and the time left."""
         now = time.monotonic()
-        if now - self._last_frames_line < FRAMES_LINE_SECONDS:
+        if self.quiet or now - self._last_frames_line < FRAMES_LINE_SECONDS:
             return
         self._last_frames_line = now
         rate = done / seconds if seconds > 0 else 0.0
@@ -78,3 +82,27 @@ class TerminalProgress(Progress):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class FrameCount(Progress):
+    """Passes everything on to ``inner`` and keeps the frames done of the current video."""
+
+    def __init__(self, inner: Progress | None) -> None:
+        self.inner, self.done = inner, 0
+
+    def start(self, total: int, desc: str) -> None:
+        if self.inner is not None:
+            self.inner.start(total, desc)
+
+    def record(self, item: ItemRecord) -> None:
+        if self.inner is not None:
+            self.inner.record(item)
+
+    def frames(self, name: str, done: int, total: int, seconds: float) -> None:
+        self.done = done
+        if self.inner is not None:
+            self.inner.frames(name, done, total, seconds)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()

@@ -29,6 +29,7 @@ class ItemRecord:
     status: Status
     reason: str = ""
     outputs: dict[str, str] = field(default_factory=dict)  # kind -> path written
+    frames: int | None = None                  # a video's frames done; None for an image
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -71,9 +72,21 @@ class JobResult:
 
     def line(self) -> str:
         held = f", {self.held_back} held back" if self.held_back else ""
-        per_image = f" ({self.seconds / self.done:.2f} s per image)" if self.done else ""
         return (f"{self.done} done, {self.skipped} skipped, {self.failed} failed{held} "
-                f"in {self.seconds:.1f} s{per_image}")
+                f"in {self.seconds:.1f} s{self._rate()}")
+
+    def _rate(self) -> str:
+        """Seconds per image, frames per second for videos, or what a mixed run held."""
+        done = [r for r in self.records if r.status == Status.DONE]
+        videos = [r for r in done if r.frames is not None]
+        frames = sum(r.frames for r in videos)
+        if not done or self.seconds <= 0:
+            return ""
+        if not videos:
+            return f" ({self.seconds / len(done):.2f} s per image)"
+        if len(videos) == len(done):
+            return f" ({frames} frames, {frames / self.seconds:.1f} frames/s)"
+        return f" ({len(done) - len(videos)} image(s), {len(videos)} video(s) of {frames} frames)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"totals": {s.value: self.count(s) for s in Status}, "seconds": round(self.seconds, 3),
