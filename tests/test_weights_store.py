@@ -66,4 +66,6 @@ def test_matte_uses_installed_weights_and_says_so(home, published_checkpoint, tm
     assert "no P3M-Net weights" in capsys.readouterr().err
     main(["weights", "install", str(published_checkpoint)])
     assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--method", "resize"]) == 0
-    assert f"weights {home / 'weights' / 'p3mnet-r34.safetensors'}" in capsys.readouterr().err
+    assert "(auto: installed P3M-Net weights 'p3mnet-r34')" in capsys.readouterr().err
+    assert main(["-v", "matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o2"), "--method", "resize"]) == 0
+    assert f"weights {home / 'weights' / 'p3mnet-r34.safetensors'}" in capsys.readouterr().err  # the file, with -v
