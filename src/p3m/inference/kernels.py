@@ -39,7 +39,7 @@ def import_pymatting(say: Callable[[str], None] | None = None) -> ModuleType:
         (say or (lambda line: print(line, file=sys.stderr, flush=True)))(NOTICE)
     import pymatting
 
-    if not note.exists() and compile_counts(pymatting)[1] == 0:  # every kernel came from the cache: ready
+    if not note.exists():  # compiled now, or loaded: either way in numba's cache from now on
         try:
             note.parent.mkdir(parents=True, exist_ok=True)
             note.touch()
