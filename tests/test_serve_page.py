@@ -133,11 +133,11 @@ def test_the_page_says_what_went_wrong_whatever_the_answer(tmp_path):
                    if route.request.url.replace(url, "") in answers else route.continue_())
         page.goto(url)
         page.set_input_files("#file", str(photo))
-        page.wait_for_function("document.querySelector('#status').textContent !== 'Working…'")
+        page.wait_for_function("!document.querySelector('#status').textContent.startsWith('Working')")
         matte_status = page.inner_text("#status")
         page.click("#tab-anon")
         page.set_input_files("#anon-file", str(photo))
-        page.wait_for_function("document.querySelector('#anon-status').textContent !== 'Working…'")
+        page.wait_for_function("!document.querySelector('#anon-status').textContent.startsWith('Working')")
         anon_status = page.inner_text("#anon-status")
         page.unroute("**/v1/*")
         page.route("**/v1/matte", lambda route: route.abort())
@@ -147,3 +147,131 @@ def test_the_page_says_what_went_wrong_whatever_the_answer(tmp_path):
         browser.close()
     assert matte_status == "There was an error parsing the body"
     assert anon_status == "Internal Server Error"
+
+
+def _png_bytes(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (make test installs it)")
+def test_the_page_as_a_tool_keyboard_many_files_paste_progress_and_failures(tmp_path):
+    """Each defect of the first page, tried (issue 29): nothing but the drop zone before an
+    upload; the drop zone reached with Tab and opened with Enter; several files, each
+    with its own result and download; a pasted image; seconds counted while working; a
+    held-back result hides the previous one; a server that stops answering is said so
+    within the deadline; a new strength runs the anonymization again."""
+    import base64
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from p3m.serve.app import create_app
+    from serving import ConstantEngine
+
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("one.png", "two.png"):
+        files.append(tmp_path / name)
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(files[-1])
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()[::2, ::2]).save(astronaut)
+    pasted = base64.b64encode(_png_bytes(rng.integers(0, 256, (30, 20, 3), dtype=np.uint8))).decode()
+    with running(create_app(ConstantEngine(0.5))) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script("window.p3mTimeoutSeconds = 2")
+        requests = []
+        page.on("request", lambda request: requests.append(request.url.replace(url, "")))
+        page.goto(url)
+        before_upload = {s: page.is_visible(s) for s in ("#result-row", "#result", "#slider", "#download")}
+
+        for _ in range(8):  # Tab from the top of the page to the drop zone
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "drop":
+                break
+        focused = page.evaluate("document.activeElement.id")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files([str(f) for f in files])
+        page.wait_for_selector("body[data-result=ready]", timeout=30_000)
+        page.wait_for_function("document.querySelector('#status').textContent.includes('2 of 2 done')")
+        cards = page.eval_on_selector_all("#gallery .card", "cs => cs.map(c => [c.dataset.name, c.querySelector('a').download])")
+
+        page.evaluate("""async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], 'image.png', { type: 'image/png' }));
+            window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
+        }""", pasted)
+        page.wait_for_function("document.querySelector('#download').download === 'pasted_cutout.png'")
+        page.wait_for_selector("body[data-result=ready]")
+
+        page.evaluate("""() => { window.statuses = [];
+            new MutationObserver(() => window.statuses.push(document.querySelector('#status').innerHTML))
+              .observe(document.querySelector('#status'), { childList: true, subtree: true, characterData: true }); }""")
+        page.route("**/v1/matte", lambda route: (time.sleep(1.6), route.continue_()))
+        page.set_input_files("#file", str(files[0]))
+        page.wait_for_selector("body[data-result=ready]", timeout=30_000)
+        statuses = page.evaluate("window.statuses")
+        page.unroute("**/v1/matte")
+
+        page.check("#private")  # noise has no face: held back, and the previous cut-out goes away
+        page.wait_for_function("document.querySelector('#status').classList.contains('error')", timeout=60_000)
+        held = page.inner_text("#status")
+        after_held = {s: page.is_visible(s) for s in ("#result-row", "#download")}
+        page.uncheck("#private")
+        page.wait_for_selector("body[data-result=ready]", timeout=30_000)
+
+        page.route("**/v1/matte", lambda route: None)  # the server stops answering
+        page.select_option("#background", "blur")
+        page.wait_for_function("document.querySelector('#status').textContent.startsWith('No answer')", timeout=10_000)
+        lost = page.inner_text("#status")
+        page.unroute("**/v1/matte")
+
+        page.click("#tab-anon")
+        page.set_input_files("#anon-file", str(astronaut))
+        page.wait_for_selector("body[data-anonymized=ready]", timeout=120_000)
+        page.select_option("#strength", "high")
+        page.wait_for_selector("body[data-anonymized=ready]", timeout=120_000)
+        browser.close()
+    assert before_upload == {"#result-row": False, "#result": False, "#slider": False, "#download": False}
+    assert focused == "drop"
+    assert cards == [["one.png", "one_cutout.png"], ["two.png", "two_cutout.png"]]
+    assert any("Working… 1 s<progress" in s for s in statuses), statuses
+    assert "no face" in held and after_held == {"#result-row": False, "#download": False}
+    assert lost == "No answer from the server in 2 s: is p3m serve still running?"
+    assert requests.count("/v1/anonymize") == 2  # the new strength ran it again
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (make test installs it)")
+@pytest.mark.parametrize("width, height, name", [(390, 844, "serve_phone.png"), (1280, 900, "serve_desktop.png")])
+def test_the_page_fits_a_phone_and_a_desktop(page_url, tmp_path, width, height, name):
+    """No sideways scrolling at 390 px, and the before/after layers cover each other exactly."""
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(photo, quality=92)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(page_url)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("body[data-result=ready]", timeout=60_000)
+        page.wait_for_function("document.querySelector('#result').complete && document.querySelector('#before').complete")
+        page.fill("#slider", "40")
+        page.dispatch_event("#slider", "input")
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        before, after = page.locator("#before").bounding_box(), page.locator("#result").bounding_box()
+        shot = tmp_path / name
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert scroll <= width
+    assert all(abs(before[k] - after[k]) <= 1 for k in ("x", "y", "width", "height")), (before, after)
+    assert before["width"] <= width
+    target = os.environ.get("P3M_SCREENSHOTS")  # set it to refresh docs/images
+    if target:
+        shutil.copy(shot, Path(target) / name)
