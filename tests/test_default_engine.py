@@ -138,3 +138,32 @@ def test_pymatting_kernels_are_announced_once_per_environment_then_load_silently
     assert hits > 20 and compiled == 0
     assert main(["weights", "fetch"]) == 0  # "default" by default, now with the kernels' line
     assert "pymatting's" in capsys.readouterr().out
+
+
+def test_the_default_engine_has_its_working_size_and_band_everywhere(home, published_checkpoint):
+    """--work-size / --band (and the same keywords in Python and the service) reach the
+    default engine and change its matte; P3M-Net refuses them with one line."""
+    import httpx
+
+    import p3m
+    from p3m.errors import InapplicableOptionError
+    from p3m.serve.app import create_app
+    from serving import ConstantEngine, running
+
+    image = cover(data.astronaut(), 300, 200)
+    engine = p3m.open_engine("default", work_size=160, band=0.05)
+    assert (engine.work_size, engine.band) == (160, 0.05) and "at 160 px" in engine.description
+    coarse, fine = p3m.matte(image, engine="default", work_size=96), p3m.matte(image, engine="default", work_size=300)
+    assert np.abs(coarse - fine).mean() > 0.002  # the knob does something
+    with pytest.raises(InapplicableOptionError, match="work_size applies to the default engine"):
+        p3m.open_engine(published_checkpoint, work_size=256)
+    Image.fromarray(image).save(buffer := __import__("io").BytesIO(), format="PNG")
+    with running(create_app(p3m.open_engine("default"))) as url:
+        ok = httpx.post(f"{url}/v1/matte?output=alpha&work_size=96", content=buffer.getvalue(), timeout=60)
+        bad = httpx.post(f"{url}/v1/matte?work_size=10", content=buffer.getvalue(), timeout=60)
+    served = np.asarray(Image.open(__import__("io").BytesIO(ok.content))).astype(np.float32) / 255
+    assert ok.status_code == 200 and np.abs(served - coarse).max() <= 1 / 255 + 1e-6
+    assert bad.status_code == 400 and "work_size" in bad.json()["error"]
+    with running(create_app(ConstantEngine(0.5))) as url:
+        refused = httpx.post(f"{url}/v1/matte?band=0.05", content=buffer.getvalue(), timeout=60)
+    assert refused.status_code == 400 and "settings of the default engine" in refused.json()["error"]

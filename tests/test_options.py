@@ -123,7 +123,7 @@ def test_a_request_built_from_the_schema_alone_is_answered(service):
 def test_the_service_refuses_fields_it_does_not_know(service):
     answer = httpx.post(f"{service}/v1/matte", files={"image": ("a.png", _png())}, data={"format": "jpeg"})
     assert answer.status_code == 400
-    assert answer.json()["error"].startswith("unknown option 'format'; accepted: output, method, background")
+    assert answer.json()["error"].startswith("unknown option 'format'; accepted: output, method, work_size, band, background")
     other = httpx.post(f"{service}/v1/anonymize?output=alpha", content=_png())
     assert other.status_code == 400 and "unknown option 'output'" in other.json()["error"]
 

@@ -285,6 +285,25 @@ def test_a_face_carried_into_a_frame_is_identity_audited_there():
     assert faint.strengthened > 0 and faint.sigma_scale > 0.001  # the carried face's audit made it blur harder
 
 
+def test_frames_without_a_face_or_a_person_are_written_as_they_are(tmp_path):
+    """She leaves the picture: the frames after show only a wall. They are written as
+    they are (not blacked out), and her face carried into the first two of them is blurred
+    there but not identity-audited, since her face is no longer there (auditing the wall
+    would hold the video back for nothing)."""
+    pytest.importorskip("dlib")
+    from p3m.video.anonymize import anonymize_video
+
+    frames = noisy_still(portrait(256, 256), 4, sigma=2) + noisy_still(np.full((256, 256, 3), 150, np.uint8), 4,
+                                                                        sigma=2)
+    clip = tmp_path / "leaves.mp4"
+    write_clip(clip, frames)
+    outcome, audit = anonymize_video(clip, tmp_path / "out.mp4", allow_no_face=False)
+    assert outcome.value == "ok" and audit.carried >= 2 and audit.frames_with_faces == 6 and not audit.uncovered, audit
+    _, written, _ = frames_of(tmp_path / "out.mp4")
+    _, decoded, _ = frames_of(clip)
+    assert all(abs(w.mean() - d.mean()) < 2 for w, d in zip(written[6:], decoded[6:]))  # the wall, as it was
+
+
 def test_a_video_fails_closed_when_a_face_cannot_be_covered_or_none_is_found(tmp_path):
     pytest.importorskip("dlib")
     from p3m.privacy.anonymize import Outcome
@@ -468,6 +487,11 @@ def test_an_anonymised_video_keeps_the_edges_of_its_alpha_video(tmp_path):
         blurred_by = np.abs(frame[rows, face].astype(int) - original[rows, face]).mean()
         assert blurred_by > 8 and np.abs(frame[rows, band].astype(int) - original[rows, band]).mean() < blurred_by / 3
 
+    long = tmp_path / "long"
+    (long / "alpha").mkdir(parents=True)
+    write_clip(long / "alpha" / "face.mp4", [np.full((256, 256, 3), 255, np.uint8)] * 9)
+    (record,) = anonymize_files([clip.parent], tmp_path / "out1", AnonymizeOptions(alpha_dir=long)).records
+    assert record.status == Status.FAILED and "the alpha video has more frames than the video" in record.reason
     short = tmp_path / "short"
     (short / "alpha").mkdir(parents=True)
     write_clip(short / "alpha" / "face.mp4", [np.full((256, 256, 3), 255, np.uint8)] * 3)

@@ -253,6 +253,8 @@ def _device(value: str, source: str) -> str:
 
 #: What P3M-Net takes when a network option is left as None.
 NETWORK_DEFAULTS = {"method": "hybrid", "precision": "fp32", "max_size": 1600, "sizing": "aspect"}
+#: The default engine's settings (segmentation + closed-form matting), when not given.
+DEFAULT_ENGINE_DEFAULTS = {"work_size": 400, "band": 0.02}
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,12 @@ class EngineOptions(OptionSet):
                                 "max_size separately, as the authors' code (squashes large images)",
                                 choices=SIZINGS, shown_default=NETWORK_DEFAULTS["sizing"])
     batch_size: int = option(1, "same-size images per forward pass", number=int, low=1, high=4096)
+    work_size: int | None = option(None, "the default engine's working size: closed-form matting runs with the long "
+                                   "side at this many pixels (larger: finer edges, slower)", number=int, low=64,
+                                   high=4096, service=True, shown_default=str(DEFAULT_ENGINE_DEFAULTS["work_size"]))
+    band: float | None = option(None, "the default engine's unknown band around the person's outline, a fraction of "
+                                "the long side (wider: more hair solved, more background mistaken)", number=float,
+                                low=0.002, high=0.2, service=True, shown_default=str(DEFAULT_ENGINE_DEFAULTS["band"]))
 
     def network(self) -> dict[str, Any]:
         """The keyword arguments of ``open_engine`` besides the spec."""
@@ -469,4 +477,5 @@ def service_options(endpoint: str) -> list[tuple[str, type[OptionSet]]]:
     if endpoint == "anonymize":
         return faces
     looks = [(name, MatteOptions) for name in MatteOptions.names() if MatteOptions.spec(name).service]
-    return [("output", ImageRequest), ("method", EngineOptions), *looks, *faces]
+    engine = [(name, EngineOptions) for name in EngineOptions.names() if EngineOptions.spec(name).service]
+    return [("output", ImageRequest), *engine, *looks, *faces]

@@ -36,6 +36,17 @@ class SegmentationMattingEngine(MattingEngine):
         self.description = (f"default engine: MediaPipe selfie segmentation + closed-form matting at {work_size} px; "
                             "a baseline, not P3M-Net")
 
+    def tuned(self, work_size: int | None = None, band: float | None = None) -> SegmentationMattingEngine:
+        """This engine with another working size or band: the same loaded model, no reload
+        (the service's per-request settings)."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.work_size = work_size if work_size is not None else self.work_size
+        twin.band = band if band is not None else self.band
+        twin.description = self.description.replace(f"at {self.work_size} px", f"at {twin.work_size} px")
+        return twin
+
     def person_probability(self, image: np.ndarray) -> np.ndarray:
         """Person probability at 256 x 256, float32 in [0, 1]."""
         x = cv2.resize(image, (SEGMENTATION_SIZE, SEGMENTATION_SIZE), interpolation=cv2.INTER_AREA)

@@ -28,7 +28,7 @@ from typing import Any
 
 from p3m.errors import CheckpointError, EngineError, InapplicableOptionError
 from p3m.inference.engine import MattingEngine
-from p3m.options import NETWORK_DEFAULTS, EngineOptions
+from p3m.options import DEFAULT_ENGINE_DEFAULTS, NETWORK_DEFAULTS, EngineOptions
 
 KEYWORDS = ("auto", "default", "p3m")
 ONNX_PREFIX = "onnx:"
@@ -38,10 +38,12 @@ INSTALL_HINT = "install P3M-Net weights once with: p3m weights install FILE (see
 
 def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | None = None,
                 device: str | None = None, precision: str | None = None, max_size: int | None = None,
-                sizing: str | None = None, batch_size: int = 1) -> MattingEngine:
+                sizing: str | None = None, batch_size: int = 1, work_size: int | None = None,
+                band: float | None = None) -> MattingEngine:
     """The engine ``spec`` names, ready to predict; ``engine.summary()`` says what runs and why."""
     given = EngineOptions(arch=arch, method=method, device=device, precision=precision, max_size=max_size,
-                          sizing=sizing, batch_size=batch_size)  # every option checked before anything is loaded
+                          sizing=sizing, batch_size=batch_size, work_size=work_size,
+                          band=band)  # every option checked before anything is loaded
     if isinstance(spec, EngineOptions):
         if given.given():
             raise EngineError(f"{', '.join(given.given())}: give them in the EngineOptions, not beside it")
@@ -83,7 +85,7 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
 def _given(options: dict[str, Any], device: str | None) -> list[str]:
     """The network options that were set, as 'name value' for messages."""
     given = [f"{name} {value!r}" for name, value in options.items()
-             if value is not None and name not in ("batch_size", "device")]
+             if value is not None and name not in ("batch_size", "device", *DEFAULT_ENGINE_DEFAULTS)]
     if options.get("batch_size", 1) != 1:
         given.append(f"batch_size {options['batch_size']!r}")
     if device not in (None, "auto", "cpu"):
@@ -99,14 +101,26 @@ def _default_engine(options: dict[str, Any], device: str | None, *, why: str, re
                           f"{INSTALL_HINT}, or leave {'it' if len(given) == 1 else 'them'} out")
     from p3m.inference.default_engine import SegmentationMattingEngine
 
-    engine = SegmentationMattingEngine()
+    settings = {name: options.get(name) if options.get(name) is not None else default
+                for name, default in DEFAULT_ENGINE_DEFAULTS.items()}
+    engine = SegmentationMattingEngine(**settings)
     engine.reason = reason
     return engine
+
+
+def _no_default_engine_options(options: dict[str, Any], what: str) -> None:
+    """work_size and band are the default engine's: refused for a network or an export."""
+    given = [name for name in DEFAULT_ENGINE_DEFAULTS if options.get(name) is not None]
+    if given:
+        raise InapplicableOptionError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the default "
+                                      f"engine (segmentation + closed-form matting), not to {what}; leave "
+                                      f"{'it' if len(given) == 1 else 'them'} out")
 
 
 def _onnx_engine(path: str, options: dict[str, Any], device: str | None) -> MattingEngine:
     from p3m.inference.onnx_engine import OnnxEngine
 
+    _no_default_engine_options(options, "an ONNX export")
     if options["precision"] not in (None, "fp32"):
         raise EngineError(f"precision {options['precision']!r}: ONNX Runtime runs an export in fp32; "
                           "for bf16 on the CPU, run the PyTorch weights with --precision bf16")
@@ -170,6 +184,7 @@ def _network_engine(model, weights, options: dict[str, Any], device: str | None,
     from p3m.inference.network_engine import NetworkEngine
     from p3m.weights import load_model
 
+    _no_default_engine_options(options, "P3M-Net")
     if weights is not None:
         weights = getattr(weights, "path", weights)  # InstalledWeights or a path
         model, device = load_model(weights, arch=options["arch"], device=device), None  # already there

@@ -127,7 +127,7 @@ class AnonymizeResult:
         if self.audit is None:
             return f"{self.status.value}: {len(self.faces)} region(s) blurred, not audited"
         audit = self.audit
-        low = min(audit.distances) if audit.distances else None
+        low = audit.nearest() if np.isfinite(audit.nearest()) else None  # over the views that count
         return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width"
                 f"{', whole heads' if self.whole_heads else ''}); "
                 + (f"heads of {self.people} people without a found face blurred; " if self.people else "")

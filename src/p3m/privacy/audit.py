@@ -70,7 +70,7 @@ class AuditResult:
         """The audit as plain values: the service's JSON and the report's columns."""
         return {"faces": self.faces, "redetected": self.redetected, "identity_matches": self.identity_matches,
                 "low_confidence": self.low_confidence,
-                "min_identity_distance": round(min(self.distances), 4) if self.distances else None,
+                "min_identity_distance": round(self.nearest(), 4) if np.isfinite(self.nearest()) else None,
                 "distances": [round(d, 4) for d in self.distances],
                 "reference_distances": [round(d, 4) for d in self.reference_distances],
                 "changed_transition_pixels": self.changed_transition_pixels,

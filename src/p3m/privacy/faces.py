@@ -239,8 +239,8 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
     height, width = turned.shape[:2]
     left, top, right, bottom = turn_box(face.box, face.rotation, image.shape[:2])
     for scale, drop in ATTACKER_BOXES:
-        if scale == 1.0 and drop == 0.0 and face._shape is not None and not face.padding:
-            continue  # dlib's own box: its landmarks are the face's own
+        if scale == 1.0 and drop == 0.0 and not face.padding:
+            continue  # its own box on the frame as it is: the first view has it already
         cx, cy = (left + right) / 2, (top + bottom) / 2 + drop * (bottom - top)
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))

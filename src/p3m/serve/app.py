@@ -179,8 +179,15 @@ def create_app(engine, limits: ServiceLimits | None = None):
     app.add_middleware(Guard, limits=limits, counts=counts)
     variants: dict[str, Any] = {}
 
-    def engine_for(method: str | None):
-        """The engine, or a sibling with another P3M-Net strategy (same network, no reload)."""
+    def engine_for(method: str | None, work_size: int | None = None, band: float | None = None):
+        """The engine, or a sibling with another P3M-Net strategy (same network, no reload),
+        or the default engine with another working size or band (same model, no reload)."""
+        settings = {name: value for name, value in (("work_size", work_size), ("band", band)) if value is not None}
+        if settings:
+            if not hasattr(engine, "tuned"):
+                raise Refusal(400, f"{', '.join(settings)}: settings of the default engine; the running engine "
+                                   f"({engine.description}) has none")
+            return engine.tuned(**settings)
         if not method or method.lower() == getattr(getattr(engine, "runner", None), "method", None):
             return engine
         runner = getattr(engine, "runner", None)
@@ -290,21 +297,23 @@ def create_app(engine, limits: ServiceLimits | None = None):
                 "method": getattr(runner, "method", None)}
 
     def options_of(params: dict[str, str], background: np.ndarray | None):
-        """(one output kind, MatteOptions, method) of a /v1/matte request, checked by the model."""
+        """(one output kind, MatteOptions, the engine's method / work_size / band) of a /v1/matte
+        request, checked by the model."""
         from p3m.options import EngineOptions, FaceBlurOptions, ImageRequest, MatteOptions, face_options_for
 
         def pick(owner) -> dict[str, str]:
             return {name: value for name, value in params.items() if name in owner.names()}
 
         output = ImageRequest.from_values(pick(ImageRequest), "service").output
-        method = EngineOptions.spec("method").parse("method", params.get("method"), "service")
+        tuning = {name: EngineOptions.spec(name).parse(name, params.get(name), "service")
+                  for name in ("method", "work_size", "band")}
         looks = pick(MatteOptions)
         faces = face_options_for(looks.pop("anonymize", None), pick(FaceBlurOptions), "service")
         if background is not None:
             if "background" in looks:
                 raise OptionError("background and background_image name two backgrounds; give one")
             looks["background"] = background
-        return output, MatteOptions.from_values({**looks, "save": (output,)}, "service", anonymize=faces), method
+        return output, MatteOptions.from_values({**looks, "save": (output,)}, "service", anonymize=faces), tuning
 
     @app.exception_handler(OptionError)
     async def bad_option(request: Request, error: OptionError):
@@ -322,9 +331,9 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
         data, params, background_bytes = await read_request(request, "matte")
         plate = await on_coder(decode, background_bytes, "background_image") if background_bytes else None
-        output, options, method = options_of(params, plate)
+        output, options, tuning = options_of(params, plate)
         try:
-            chosen = engine_for(method)
+            chosen = engine_for(**tuning)
         except P3MError as exc:
             raise Refusal(400, str(exc)) from None
         image = await on_coder(decode, data, "image")

@@ -78,9 +78,11 @@ class VideoAudit:
             self.changed_transition_pixels += result.audit.changed_transition_pixels
         self.strengthened += result.strengthened
         self.found_after_blur += result.found_after_blur
-        if result.audit is not None and result.audit.distances:
-            low = min(result.audit.distances)
-            self.min_identity_distance = low if self.min_identity_distance is None else min(low, self.min_identity_distance)
+        if result.audit is not None and result.audit.views:
+            low = result.audit.nearest()  # over the views that count (inf: none does)
+            if np.isfinite(low):
+                self.min_identity_distance = low if self.min_identity_distance is None else \
+                    min(low, self.min_identity_distance)
         if result.status is Outcome.IDENTIFIABLE:
             self.uncovered.append(index)
             self.identity_matches += result.audit.identity_matches if result.audit else 0
@@ -116,15 +118,15 @@ class FaceCarrier:
     def __call__(self, frames: Iterable[tuple[int | None, np.ndarray]]
                  ) -> Iterator[tuple[int, int | None, np.ndarray, list[Face], list[Region]]]:
         """(index, pts, rgb, own faces, carried regions) for every (pts, rgb) frame, in order."""
-        past: deque[list[Face]] = deque(maxlen=self.carry)
+        past: deque[tuple[np.ndarray, list[Face]]] = deque(maxlen=self.carry)
         pending: deque[tuple[int, int | None, np.ndarray, list[Face]]] = deque()
 
         def first():
             index, pts, rgb, own = pending.popleft()
-            neighbours = [(d + 1, faces) for d, faces in enumerate(reversed(past))]
-            neighbours += [(d + 1, entry[3]) for d, entry in enumerate(list(pending)[:self.carry])]
-            past.append(own)
-            return index, pts, rgb, own, self.regions(rgb.shape[:2], own, neighbours)
+            neighbours = [(d + 1, faces, frame) for d, (frame, faces) in enumerate(reversed(past))]
+            neighbours += [(d + 1, entry[3], entry[2]) for d, entry in enumerate(list(pending)[:self.carry])]
+            past.append((rgb, own))
+            return index, pts, rgb, own, self.regions(rgb, own, neighbours)
 
         for index, (pts, rgb) in enumerate(frames):
             faces = self.find_faces(rgb)
@@ -136,18 +138,40 @@ class FaceCarrier:
         while pending:
             yield first()
 
-    def regions(self, shape, own: list[Face], neighbours: list[tuple[int, list[Face]]]) -> list[Region]:
-        """The faces of neighbouring frames that no face of this frame overlaps, widened."""
+    def regions(self, rgb: np.ndarray, own: list[Face],
+                neighbours: list[tuple[int, list[Face], np.ndarray]]) -> list[Region]:
+        """The faces of neighbouring frames that no face of this frame overlaps, widened.
+        A carried face is identity-audited here only where it still is: its descriptor in
+        this frame, at its landmarks, within the match threshold of its descriptor where it
+        was found. Where it has gone (a cut, a person walking out), the region is blurred
+        all the same, but background at its landmarks is no face to audit (blurred and
+        unblurred background look alike to dlib, which would hold the video back)."""
         boxes, regions = [face.box for face in own], []
-        for distance, faces in sorted(neighbours, key=lambda item: item[0]):
+        for distance, faces, frame in sorted(neighbours, key=lambda item: item[0]):
             for face in faces:
                 if any(boxes_overlap(face.box, box) for box in boxes):
                     continue  # detected here, or already carried from a nearer frame
-                region = face_region_of(face, shape, self.forehead, int(round(CARRY_MARGIN * face.width * distance)))
+                region = face_region_of(face, rgb.shape[:2], self.forehead,
+                                        int(round(CARRY_MARGIN * face.width * distance)))
+                if not _still_there(face, frame, rgb):
+                    region.face = None
                 regions.append(region)
                 boxes.append(region.box)
                 self.audit.carried += 1
         return regions
+
+
+def _still_there(face: Face, found_in: np.ndarray, here: np.ndarray) -> bool:
+    """``face`` (found in the frame ``found_in``) is the same face at the same place in ``here``:
+    dlib's descriptors of both frames at its landmarks are within the match threshold.
+    A face without a descriptor (a weak detection, dlib absent) counts as there (audited)."""
+    from p3m.privacy.audit import MATCH_THRESHOLD
+    from p3m.privacy.faces import alignments, descriptor_at
+
+    if not face.audited:
+        return True
+    own = alignments(found_in, face)[0]
+    return float(np.linalg.norm(descriptor_at(found_in, own) - descriptor_at(here, own))) < MATCH_THRESHOLD
 
 
 def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = None, *, carry: int = CARRY_FRAMES,
@@ -171,6 +195,9 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
         if mattes is not None and (mattes.info.width, mattes.info.height) != (info.width, info.height):
             raise VideoError(f"{alpha}: the alpha video is {mattes.info.width}x{mattes.info.height}, "
                              f"the video is {info.width}x{info.height}")
+        if mattes is not None and mattes.info.rate != info.rate:
+            raise VideoError(f"{alpha}: the alpha video runs at {float(mattes.info.rate):g} frames/s, the video at "
+                             f"{float(info.rate):g}: its frames would not be this video's")
         alphas = _alpha_frames(mattes, alpha) if mattes is not None else itertools.repeat(None)
         writer = VideoWriter(target, "composite", info)
         try:
@@ -180,9 +207,15 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
                     raise VideoError(f"{alpha}: the alpha video ends at frame {index}, before the video does")
                 result = anonymize(rgb, matte, options, faces=own, regions=carried, find_faces=find_faces)
                 audit.add(index, result)
-                writer.write(result.image if result.written else np.zeros_like(rgb), pts)  # held back: never published
+                if result.status is Outcome.NO_FACE:  # no face found or carried, no person seen: as it is
+                    writer.write(rgb, pts)
+                else:
+                    writer.write(result.image if result.written else np.zeros_like(rgb), pts)  # held back: unpublished
                 if progress is not None and index % 10 == 9:
                     progress.frames(str(path), index + 1, info.frames, time.perf_counter() - start)
+            if mattes is not None and next(alphas) is not _ENDED:
+                raise VideoError(f"{alpha}: the alpha video has more frames than the video ({audit.frames}): its "
+                                 "frames would not be this video's")
         except BaseException:
             writer.abandon()
             raise
