@@ -124,4 +124,5 @@ def test_quiet_prints_only_what_went_wrong(tmp_path, published_checkpoint, capsy
     assert main([*args, "--overwrite", "-q"]) == 1
     quiet = capsys.readouterr().err.strip().splitlines()
     assert len(quiet) == 1 and "bad.png" in quiet[0] and "failed" in quiet[0]
+    assert main(["weights", "list", "-q"]) == 0  # nested commands take it too
     assert list((tmp_path / "out").rglob("good.png"))

@@ -34,10 +34,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _package_files() -> set[str]:
-    """Every file git tracks under src/p3m that is not Python: what package data must carry."""
-    listed = _run("git", "-C", ROOT, "ls-files", "src/p3m").stdout.split()
-    return {name.removeprefix("src/") for name in listed if not name.endswith(".py")}
+def _tracked() -> list[str]:
+    return _run("git", "-C", ROOT, "ls-files").stdout.split()
+
+
+def _clean_copy(target: Path) -> Path:
+    """The tracked files as they are now, without the checkout's build/ (a module removed from
+    src/ could still ship from a stale build/lib)."""
+    import shutil
+
+    for name in _tracked():
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
 
 
 def test_the_wheel_stands_alone(tmp_path, reference_model):
@@ -45,11 +55,12 @@ def test_the_wheel_stands_alone(tmp_path, reference_model):
     from skimage import data
 
     wheel_dir = tmp_path / "dist"
-    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheel_dir, ROOT)
+    source = _clean_copy(tmp_path / "source")
+    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheel_dir, source)
     (wheel,) = wheel_dir.glob("p3m-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    missing = _package_files() - names
-    assert not missing, f"package data the wheel lacks: {sorted(missing)}"
+    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("p3m/")}
+    package = {name.removeprefix("src/") for name in _tracked() if name.startswith("src/p3m/")}
+    assert shipped == package, f"lacks {sorted(package - shipped)}, extra {sorted(shipped - package)}"
 
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", venv)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from p3m.cli import say
 from p3m.cli.options import add_engine_options, given, positive_int
 from p3m.errors import OptionError
 
@@ -92,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
                          default_engine="default" in args.engine,
                          **{**PUBLISHED_SETTING, **_network(args).given()})
     for model in models:
-        print(f"p3m: {model.name}: engine {model.engine.summary()}", file=sys.stderr)
+        say.note(f"{model.name}: engine {model.engine.summary(verbose=args.verbose)}")
     result = run_benchmark(models, args.data, splits, args.out, limit=args.limit, fast=args.fast,
                            progress=TerminalProgress())
     print(result.markdown())
-    print(f"p3m: wrote {args.out}/report.md, metrics.json, per_image.csv, gallery_*.png", file=sys.stderr)
+    say.note(f"wrote {args.out}/report.md, metrics.json, per_image.csv, gallery_*.png")
     return 1 if result.problems else 0

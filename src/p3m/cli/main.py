@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from p3m.cli import (
@@ -63,10 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(subparsers)
-    for command in subparsers.choices.values():  # one --quiet for every command
+    for command in _commands(parser):  # one --quiet for every command, nested ones included
         command.add_argument("-q", "--quiet", action="store_true",
                              help="print only errors and what was held back or failed (no progress, engine or totals)")
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser):
+    """The parsers that run something: every subcommand without subcommands of its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                nested = list(_commands(command))
+                yield from nested or [command]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     say.quiet = bool(getattr(args, "quiet", False))
+    from p3m.inference import kernels
+
+    kernels.announce = not say.quiet
     try:
         return int(args.func(args) or 0)
     except OptionError as exc:  # a usage error, as argparse's own: exit status 2
@@ -100,4 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `p3m weights list | head`: the reader has gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from p3m.cli import say
 from p3m.cli.options import positive_int
 
 
@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from p3m.training.fgbg import prepare_fgbg
 
     def report(name, error):
-        print(f"p3m: {'failed ' + name + ': ' + error if error else 'done ' + name}", file=sys.stderr)
+        say.problem(f"failed {name}: {error}") if error else say.note(f"done {name}")
 
     done, skipped, failures = prepare_fgbg(args.root, images=args.images, method=args.method,
                                            workers=args.workers, overwrite=args.overwrite, progress=report)
-    print(f"p3m: {done} done, {skipped} skipped, {len(failures)} failed", file=sys.stderr)
+    say.note(f"{done} done, {skipped} skipped, {len(failures)} failed")
     return 1 if failures else 0

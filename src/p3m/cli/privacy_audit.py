@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from p3m.cli import say
 from p3m.cli.options import add_options
 from p3m.options import FaceBlurOptions
 
@@ -38,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     report = audit_folders(args.originals, args.anonymized, reference=args.reference, alpha=args.alpha,
                            detector=getattr(args, "detector", FaceBlurOptions.default("detector")))
     if args.reference:
-        print(f"p3m: {report.references} reference face(s) from {args.reference}", file=sys.stderr)
+        say.note(f"{report.references} reference face(s) from {args.reference}")
     data = report.to_dict()
     for stem, row in data["images"].items():
         print(f"{stem}: {json.dumps(row)}")
-    print(f"p3m: {json.dumps(data['total'])}", file=sys.stderr)
+    say.note(json.dumps(data['total']))
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(data, indent=2))

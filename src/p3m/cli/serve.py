@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import sys
 
+from p3m.cli import say
 from p3m.cli.options import add_engine_options, number_in, open_engine_from, positive_int
 
 
@@ -83,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
                           "pip install 'p3m[serve]'") from None
     _large_arrays_back_to_the_system()
     engine = open_engine_from(args)
-    print(f"p3m: engine {engine.summary()}", file=sys.stderr)
+    say.note(f"engine {engine.summary(verbose=args.verbose)}")
     limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,
                            timeout=float(args.timeout), token=token,
                            hosts=LOOPBACK_NAMES + (args.host,) if _loopback(args.host) else (),
                            header_timeout=float(args.header_timeout), max_connections=args.max_connections)
-    print(f"p3m: serving http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
+    say.note(f"serving http://{args.host}:{args.port}/ (API docs at /docs)")
     serve(create_app(engine, limits), args.host, args.port)
     return 0

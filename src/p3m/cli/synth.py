@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from p3m.cli import say
 from p3m.cli.options import number_in
 
 
@@ -45,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
     write_synthetic_dataset(args.out, train=args.train, val=args.val, size=args.size, seed=args.seed,
                             progress=lambda: progress.record(ItemRecord("portrait", Status.DONE)))
     progress.close()
-    print(f"p3m: wrote {args.train} training and 2 x {args.val} test portraits to {args.out}", file=sys.stderr)
+    say.note(f"wrote {args.train} training and 2 x {args.val} test portraits to {args.out}")
     return 0

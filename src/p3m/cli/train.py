@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from p3m.architectures import architecture_names
+from p3m.cli import say
 from p3m.cli.options import number_in, positive_int
 from p3m.options import PRECISIONS
 from p3m.training.recipe import RECIPES
@@ -74,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
     if result.final_weights:
         state = result.state
         best = f", best {result.best_weights} (mean SAD {state.best_sad:.2f})" if result.best_weights else ""
-        print(f"p3m: {state.step} steps, {state.epoch} epochs, {state.bad_samples} bad samples in "
-              f"{result.seconds:.0f} s; final weights {result.final_weights}{best}", file=sys.stderr)
+        say.note(f"{state.step} steps, {state.epoch} epochs, {state.bad_samples} bad samples in "
+                 f"{result.seconds:.0f} s; final weights {result.final_weights}{best}")
     return 0

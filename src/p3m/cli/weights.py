@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from p3m.cli import say
 
 
 def register(subparsers) -> None:
@@ -63,7 +64,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     found, problems = scan_installed()
     for path, reason in problems:
-        print(f"p3m: skipped {path}: {reason}", file=sys.stderr)
+        say.problem(f"skipped {path}: {reason}")
     for model in ALL_MODELS:
         path = model.path()
         print(f"{model.file_name:40s} " + (f"{path.stat().st_size / 1e6:7.1f} MB  {path}" if path.is_file()

@@ -18,6 +18,8 @@ from importlib import metadata
 from types import ModuleType
 from typing import Callable
 
+#: Whether the first import says so (the command line's --quiet turns it off).
+announce = True
 NOTICE = ("p3m: preparing pymatting's kernels (the first time in an environment they compile: about a minute on "
           "2 cores) ...")
 
@@ -35,7 +37,7 @@ def import_pymatting(say: Callable[[str], None] | None = None) -> ModuleType:
     if "pymatting" in sys.modules:
         return sys.modules["pymatting"]
     note = _note_path()
-    if not note.exists():
+    if not note.exists() and (announce or say is not None):
         (say or (lambda line: print(line, file=sys.stderr, flush=True)))(NOTICE)
     import pymatting
 

@@ -38,9 +38,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
         gray = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if has_alpha(img):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
@@ -81,11 +79,13 @@ def load_image_with_alpha(image: ImageLike, *,
                           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
     """(RGB uint8, alpha uint8 or None) of a path, PIL image or array: an image with an
     alpha channel gives its colours as stored and its alpha (what anonymizing must keep:
-    :func:`read_image_with_alpha`); any other, as :func:`load_image`."""
+    :func:`read_image_with_alpha`); any other, as :func:`load_image`. A 16-bit array's
+    alpha comes back in 8 bits, as its colours do."""
     if isinstance(image, (str, os.PathLike)):
         return read_image_with_alpha(image, max_pixels=max_pixels)
-    if isinstance(image, Image.Image) and (image.mode in ALPHA_MODES or
-                                           (image.mode == "P" and "transparency" in image.info)):
+    if isinstance(image, Image.Image) and has_alpha(image):
+        if image.size[0] == 0 or image.size[1] == 0:
+            raise ImageError(f"image has zero size ({image.size[0]}x{image.size[1]})")
         rgba = np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 4 and image.size:
@@ -108,6 +108,11 @@ def open_image(source) -> Image.Image:
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
+def has_alpha(img: Image.Image) -> bool:
+    """A Pillow image with an alpha channel, or a palette with a transparent entry."""
+    return img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+
+
 def _decode(source, path: str, max_pixels: int | None, split_alpha: bool = False):
     """Decode a file or buffer to RGB uint8, honouring EXIF orientation; ``path`` names it
     in errors. ``split_alpha``: (stored RGB, alpha or None) instead, see :func:`read_image_with_alpha`."""
@@ -127,7 +132,7 @@ def _decode(source, path: str, max_pixels: int | None, split_alpha: bool = False
                 img = ImageOps.exif_transpose(img)
                 if not split_alpha:
                     return _to_rgb(img)
-                if img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
+                if has_alpha(img):
                     rgba = np.asarray(img.convert("RGBA"))
                     return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
                 return _to_rgb(img), None

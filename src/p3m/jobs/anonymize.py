@@ -175,18 +175,23 @@ class MatteIndex:
         if (folder / "alpha").is_dir() and not images_by_stem(folder):
             folder = folder / "alpha"  # the output folder of p3m matte
         self.folder = folder
-        self.by_key = {p.relative_to(folder).with_suffix(""): p for p in sorted(folder.rglob("*"))
+        # keyed by (path without suffix, is a video): a photo's matte x.png and a video's x.mp4 both stay
+        self.by_key = {(p.relative_to(folder).with_suffix(""), is_video(p)): p for p in sorted(folder.rglob("*"))
                        if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_video(p))}
-        self.by_stem: dict[str, list[Path]] = {}
-        for path in self.by_key.values():
-            self.by_stem.setdefault(path.stem, []).append(path)
+        self.by_stem: dict[tuple[str, bool], list[Path]] = {}
+        for (_, video), path in self.by_key.items():
+            self.by_stem.setdefault((path.stem, video), []).append(path)
         self.input_stems = Counter(item.path.stem for item in items)
 
     def find(self, item: InputItem) -> Path | None:
-        """The matte of ``item``; None if there is none; an error if the choice would be a guess."""
-        if item.key in self.by_key:
-            return self.by_key[item.key]
-        candidates = self.by_stem.get(item.path.stem, [])
+        """The matte of ``item`` (an alpha video for a video, an image for a photo; the
+        other kind where only that exists, which the caller refuses); None if there is
+        none; an error if the choice would be a guess."""
+        video = is_video(item.path)
+        for kind in (video, not video):
+            if (item.key, kind) in self.by_key:
+                return self.by_key[(item.key, kind)]
+        candidates = self.by_stem.get((item.path.stem, video), []) or self.by_stem.get((item.path.stem, not video), [])
         if len(candidates) > 1 or (candidates and self.input_stems[item.path.stem] > 1):
             raise ImageError(f"no matte at {item.key} in {self.folder}, and the stem {item.path.stem!r} is "
                              "ambiguous there; arrange the mattes like the inputs (as p3m matte writes them)")
