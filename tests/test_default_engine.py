@@ -167,3 +167,37 @@ def test_the_default_engine_has_its_working_size_and_band_everywhere(home, publi
     with running(create_app(ConstantEngine(0.5))) as url:
         refused = httpx.post(f"{url}/v1/matte?band=0.05", content=buffer.getvalue(), timeout=60)
     assert refused.status_code == 400 and "settings of the default engine" in refused.json()["error"]
+
+
+def test_a_photo_without_a_face_is_written_with_a_warning(home, tmp_path, capsys):
+    """A cat: the person segmentation scores 91% of it as a person, so the cut-out is not
+    empty; no face is found, so the record, the command line, the service and Python say
+    so (the output is still written); the astronaut gets no warning."""
+    import io
+    import warnings
+
+    import httpx
+
+    import p3m
+    from p3m.jobs.matte import MatteOptions, matte_files
+    from p3m.serve.app import create_app
+    from serving import running
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(data.chelsea()).save(tmp_path / "in" / "cat.png")
+    Image.fromarray(data.astronaut()).save(tmp_path / "in" / "astronaut.png")
+    result = matte_files(p3m.open_engine("default"), [tmp_path / "in"], tmp_path / "out", MatteOptions())
+    by_name = {r.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]: r for r in result.records}
+    assert result.ok and by_name["cat"].warning.startswith("no face found") and not by_name["astronaut"].warning
+    assert "1 to review (no face found)" in result.line() and by_name["cat"].to_dict()["warning"]
+    assert main(["matte", str(tmp_path / "in" / "cat.png"), "-o", str(tmp_path / "cat.png"), "-q"]) == 0
+    assert "warning:" in capsys.readouterr().err and (tmp_path / "cat.png").is_file()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p3m.remove(data.chelsea(), engine="default")
+    assert any("no face found" in str(w.message) for w in caught)
+    buffer = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buffer, format="PNG")
+    with running(create_app(p3m.open_engine("default"))) as url:
+        answer = httpx.post(f"{url}/v1/matte", content=buffer.getvalue(), timeout=60)
+    assert answer.status_code == 200 and answer.headers["X-P3M-Warning"].startswith("no face found")

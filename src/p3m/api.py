@@ -101,4 +101,8 @@ def remove(image: Any, *, background: Any = None, engine: Any = "auto", bgr: boo
     result = matte_image(_engine(engine, network), rgb, settings)
     if result.held_back:
         raise HeldBackError(result.reason, result.cause)
+    if result.warning:
+        import warnings
+
+        warnings.warn(f"p3m: {result.warning}", UserWarning, stacklevel=2)
     return Image.fromarray(result.outputs[kind], mode)

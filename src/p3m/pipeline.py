@@ -32,6 +32,7 @@ class ImageResult:
     outputs: dict[str, np.ndarray]     # kind -> array; empty when the image is held back
     privacy: AnonymizeResult | None = None  # with options.anonymize: the blur's outcome and audit
     plate: AnonymizeResult | None = None    # with options.anonymize and an image background: its faces' outcome
+    warning: str = ""                       # written, but worth a look (no face found: maybe no person)
 
     @property
     def held_back(self) -> bool:
@@ -65,9 +66,27 @@ def image_kinds(save: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys("cutout" if kind == "frames" else kind for kind in save))
 
 
+#: What a photo in which no face is found is told: the matte is the engine's idea of a
+#: person (MediaPipe's segmentation scores 91% of a cat photo as person), so it may be none.
+NO_FACE_WARNING = ("no face found: if there is no person in it, the result is whatever the engine took for one "
+                   "(review it)")
+
+
+def person_warning(image: np.ndarray) -> str:
+    """``NO_FACE_WARNING`` when BlazeFace finds no face in ``image`` (30-50 ms for a
+    photo); "" when it finds one, or without the face models (nothing is checked then)."""
+    from p3m.weights.default_model import face_models_installed
+
+    if not face_models_installed():
+        return ""
+    from p3m.privacy.blazeface import detect_blazeface
+
+    return "" if detect_blazeface(image) else NO_FACE_WARNING
+
+
 def matte_image(engine: MattingEngine, image: np.ndarray, options: MatteOptions | None = None,
                 kinds: Iterable[str] | None = None, *, alpha: np.ndarray | None = None,
-                **faces: Any) -> ImageResult:
+                look_for_a_face: bool = True, **faces: Any) -> ImageResult:
     """The outputs (``kinds``, default ``options.save``) of one RGB uint8 image.
 
     ``alpha`` is the engine's matte when the caller ran the engine already (a batch, a
@@ -75,7 +94,9 @@ def matte_image(engine: MattingEngine, image: np.ndarray, options: MatteOptions 
     outputs show the image with every face blurred, or the result is held back;
     ``faces`` passes ``faces``, ``regions`` and ``find_faces`` on to
     :func:`p3m.privacy.anonymize.anonymize` (a video's frames: faces found upright, and
-    carried from the neighbouring frames).
+    carried from the neighbouring frames). Otherwise, with ``look_for_a_face`` (not for
+    a video's frames), a photo without a face found gets a ``warning``
+    (:func:`person_warning`).
     """
     options = options or MatteOptions()
     kinds = image_kinds(kinds if kinds is not None else options.save)
@@ -97,7 +118,8 @@ def matte_image(engine: MattingEngine, image: np.ndarray, options: MatteOptions 
                 return ImageResult(alpha, {}, privacy, plate)
             options = dataclasses.replace(options, background=plate.image)
         return ImageResult(alpha, render_outputs(image, alpha, kinds, options), privacy, plate)
-    return ImageResult(alpha, render_outputs(image, alpha, kinds, options))
+    return ImageResult(alpha, render_outputs(image, alpha, kinds, options),
+                       warning=person_warning(image) if look_for_a_face else "")
 
 
 def private_background(options: MatteOptions) -> AnonymizeResult | None:

@@ -142,8 +142,12 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     if target is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+        if result.warning:
+            say.problem(f"warning: {source}: {result.warning}")
         return 0
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     say.note(f"wrote {kind} {target}")
+    if result.warning:
+        say.problem(f"warning: {source}: {result.warning}")
     return 0

@@ -73,7 +73,7 @@ def image_record(name: str, result: ImageResult, paths: dict[str, Path]) -> Matt
         withdraw(paths)
         return MatteRecord(name, Status.HELD_BACK, result.reason, privacy=privacy)
     write_outputs(result, paths)
-    return MatteRecord(name, Status.DONE, outputs=_strings(paths), privacy=privacy)
+    return MatteRecord(name, Status.DONE, outputs=_strings(paths), privacy=privacy, warning=result.warning)
 
 
 def engine_identity(engine: MattingEngine, _=None) -> tuple[str, str]:

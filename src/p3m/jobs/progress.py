@@ -61,6 +61,8 @@ class TerminalProgress(Progress):
             reason = item.reason
             self._emit(f"p3m: {item.status}: {reason}" if reason.startswith(item.name)
                        else f"p3m: {item.status}: {item.name}: {reason}")
+        elif item.warning:  # written, but worth a look: shown even when quiet
+            self._emit(f"p3m: warning: {item.name}: {item.warning}")
         if self._bar is not None:
             self._bar.update(1)
         elif item.status not in (Status.FAILED, Status.HELD_BACK) and not self.quiet:

@@ -30,6 +30,7 @@ class ItemRecord:
     reason: str = ""
     outputs: dict[str, str] = field(default_factory=dict)  # kind -> path written
     frames: int | None = None                  # a video's frames done; None for an image
+    warning: str = ""                          # done, but worth a look (no face found: maybe no person)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -72,6 +73,8 @@ class JobResult:
 
     def line(self) -> str:
         held = f", {self.held_back} held back" if self.held_back else ""
+        warned = sum(bool(r.warning) for r in self.records if r.status == Status.DONE)
+        held += f", {warned} to review (no face found)" if warned else ""
         return (f"{self.done} done, {self.skipped} skipped, {self.failed} failed{held} "
                 f"in {self.seconds:.1f} s{self._rate()}")
 

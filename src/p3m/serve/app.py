@@ -321,7 +321,8 @@ def create_app(engine, limits: ServiceLimits | None = None):
 
     @app.post("/v1/matte", openapi_extra=openapi_extra("matte"), responses={
         200: {"content": {"image/png": {}}, "description": "the PNG; with anonymize, the outcome and audit in the "
-              "X-P3M-Privacy header (JSON)"}, **REFUSALS})
+              "X-P3M-Privacy header (JSON); a photo in which no face is found, a line in X-P3M-Warning"},
+        **REFUSALS})
     async def matte(request: Request):
         """The image's cut-out (RGBA PNG), alpha matte or composite; with ``anonymize``, every
         face blurred (fail closed: 422 when a face stays identifiable or none is found)."""
@@ -348,6 +349,8 @@ def create_app(engine, limits: ServiceLimits | None = None):
         if result.held_back:
             return JSONResponse({"status": result.cause.status.value, "reason": result.reason, "privacy": privacy}, 422)
         headers = {"X-P3M-Privacy": json.dumps(privacy, separators=(",", ":"))} if privacy else {}
+        if result.warning:
+            headers["X-P3M-Warning"] = result.warning
         return Response(await on_coder(encode_image, result.outputs[output], ".png"), media_type="image/png",
                         headers=headers)
 

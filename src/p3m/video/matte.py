@@ -87,7 +87,7 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
             for done, ((pts, rgb, *found), alpha) in enumerate(zip(frames, alphas)):
                 if not np.isfinite(alpha).all():
                     raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")
-                result = matte_image(engine, rgb, options, kinds, alpha=alpha, **faces(*found))
+                result = matte_image(engine, rgb, options, kinds, alpha=alpha, look_for_a_face=False, **faces(*found))
                 if result.privacy is not None and audit is not None:
                     audit.add(done, result.privacy)
                 if result.held_back:
