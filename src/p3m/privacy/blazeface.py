@@ -198,3 +198,15 @@ def detect_blazeface(image: np.ndarray, *, tile_size: int = 384, ring: tuple | N
     points = np.concatenate([p[1] for p in parts])
     scores = np.concatenate([p[2] for p in parts])
     return [Detection(b, k, s) for b, k, s in weighted_nms(boxes, points, scores)]
+
+
+def any_face(image: np.ndarray, *, tile_size: int = 384) -> bool:
+    """Whether :func:`detect_blazeface` would find a face, stopping at the first: the
+    whole-image passes, then the tiles one at a time (a presence check, not a search)."""
+    short, full = blazeface(SHORT_RANGE), blazeface(FULL_RANGE)
+    if len(short.raw(image)[2]) or len(full.raw(image)[2]):
+        return True
+    for left, top, right, bottom in tiles(*image.shape[:2], tile_size):
+        if len(full.raw(image[top:bottom, left:right])[2]):
+            return True
+    return False

@@ -52,6 +52,8 @@ class ServiceLimits:
     hosts: tuple[str, ...] = ()     # the Host names answered (a loopback bind: its own names); () answers any
     header_timeout: float = 10.0    # seconds a connection may take to send a request's headers
     max_connections: int = 1000     # open connections; beyond, the oldest without a request is closed
+    max_work_size: int = 1024       # the default engine's working size a request may ask for (1024: 2 s a photo)
+    max_band: float = 0.05          # and its band (the time grows with both: 1024 px at 0.2 took 131 s)
 
 
 #: The upload fields of each endpoint (files), beside the option parameters.
@@ -187,6 +189,12 @@ def create_app(engine, limits: ServiceLimits | None = None):
             if not hasattr(engine, "tuned"):
                 raise Refusal(400, f"{', '.join(settings)}: settings of the default engine; the running engine "
                                    f"({engine.description}) has none")
+            if method:
+                raise Refusal(400, f"method {method!r}: the running engine ({engine.description}) has no strategies")
+            for name, value, most in (("work_size", work_size, limits.max_work_size), ("band", band, limits.max_band)):
+                if value is not None and value > most:
+                    raise Refusal(400, f"{name} {value:g}: over this service's limit of {most:g} (the time grows "
+                                       "with it; run p3m matte for more)")
             return engine.tuned(**settings)
         if not method or method.lower() == getattr(getattr(engine, "runner", None), "method", None):
             return engine
