@@ -161,6 +161,10 @@ def test_the_default_engine_has_its_working_size_and_band_everywhere(home, publi
     with running(create_app(p3m.open_engine("default"))) as url:
         ok = httpx.post(f"{url}/v1/matte?output=alpha&work_size=96", content=buffer.getvalue(), timeout=60)
         bad = httpx.post(f"{url}/v1/matte?work_size=10", content=buffer.getvalue(), timeout=60)
+        over = httpx.post(f"{url}/v1/matte?work_size=2000", content=buffer.getvalue(), timeout=60)
+        mixed = httpx.post(f"{url}/v1/matte?work_size=256&method=resize", content=buffer.getvalue(), timeout=60)
+    assert over.status_code == 400 and "over this service's limit of 1024" in over.json()["error"]
+    assert mixed.status_code == 400 and "has no strategies" in mixed.json()["error"]
     served = np.asarray(Image.open(__import__("io").BytesIO(ok.content))).astype(np.float32) / 255
     assert ok.status_code == 200 and np.abs(served - coarse).max() <= 1 / 255 + 1e-6
     assert bad.status_code == 400 and "work_size" in bad.json()["error"]
