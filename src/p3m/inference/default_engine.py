@@ -33,8 +33,11 @@ class SegmentationMattingEngine(MattingEngine):
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.work_size, self.band = work_size, band
-        self.description = (f"default engine: MediaPipe selfie segmentation + closed-form matting at {work_size} px; "
-                            "a baseline, not P3M-Net")
+
+    @property
+    def description(self) -> str:
+        return (f"default engine: MediaPipe selfie segmentation + closed-form matting at {self.work_size} px; "
+                "a baseline, not P3M-Net")
 
     def tuned(self, work_size: int | None = None, band: float | None = None) -> SegmentationMattingEngine:
         """This engine with another working size or band: the same loaded model, no reload
@@ -44,7 +47,6 @@ class SegmentationMattingEngine(MattingEngine):
         twin = copy.copy(self)
         twin.work_size = work_size if work_size is not None else self.work_size
         twin.band = band if band is not None else self.band
-        twin.description = self.description.replace(f"at {self.work_size} px", f"at {twin.work_size} px")
         return twin
 
     def person_probability(self, image: np.ndarray) -> np.ndarray:

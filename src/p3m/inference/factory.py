@@ -101,11 +101,14 @@ def _default_engine(options: dict[str, Any], device: str | None, *, why: str, re
                           f"{INSTALL_HINT}, or leave {'it' if len(given) == 1 else 'them'} out")
     from p3m.inference.default_engine import SegmentationMattingEngine
 
-    settings = {name: options.get(name) if options.get(name) is not None else default
-                for name, default in DEFAULT_ENGINE_DEFAULTS.items()}
-    engine = SegmentationMattingEngine(**settings)
+    engine = SegmentationMattingEngine(**_with_defaults(options, DEFAULT_ENGINE_DEFAULTS))
     engine.reason = reason
     return engine
+
+
+def _with_defaults(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The options named in ``defaults``, each given value or else its default."""
+    return {name: options[name] if options.get(name) is not None else default for name, default in defaults.items()}
 
 
 def _no_default_engine_options(options: dict[str, Any], what: str) -> None:
@@ -126,8 +129,7 @@ def _onnx_engine(path: str, options: dict[str, Any], device: str | None) -> Matt
                           "for bf16 on the CPU, run the PyTorch weights with --precision bf16")
     if options["arch"] is not None:
         raise EngineError(f"arch {options['arch']!r}: an ONNX export records its architecture; leave arch out")
-    settings = {name: options[name] if options[name] is not None else NETWORK_DEFAULTS[name]
-                for name in ("method", "max_size", "sizing")}
+    settings = _with_defaults(options, {name: NETWORK_DEFAULTS[name] for name in ("method", "max_size", "sizing")})
     engine = OnnxEngine(path, device=device, batch_size=options["batch_size"], **settings)
     engine.reason = ""
     return engine
@@ -190,8 +192,7 @@ def _network_engine(model, weights, options: dict[str, Any], device: str | None,
         model, device = load_model(weights, arch=options["arch"], device=device), None  # already there
     elif options["arch"] is not None:
         raise EngineError(f"arch {options['arch']!r}: a network object is already built; arch applies to files")
-    settings = {name: options[name] if options[name] is not None else default
-                for name, default in NETWORK_DEFAULTS.items()}
+    settings = _with_defaults(options, NETWORK_DEFAULTS)
     engine = NetworkEngine(model, device=device, batch_size=options["batch_size"], weights=weights, **settings)
     engine.reason = reason
     return engine

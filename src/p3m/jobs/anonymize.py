@@ -37,7 +37,7 @@ from p3m.io.images import open_image, read_image_with_alpha, read_matte
 from p3m.io.outputs import OutputPlan, exclusive, output_folder
 from p3m.io.writers import write_image
 from p3m.jobs.progress import Progress
-from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
+from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason, images_and_videos
 from p3m.options import AnonymizeOptions, ClusterOptions
 from p3m.privacy.anonymize import Outcome, anonymize, prepared
 from p3m.privacy.audit import AuditResult, changed_transition_pixels
@@ -117,8 +117,8 @@ class AnonymizeReport(JobResult):
     def audit_line(self) -> str:
         t = self.totals()
         videos = sum(Outcome(r["status"]).written and "frames" in r for r in self.rows())
-        where = f"{t['anonymized'] - videos} image(s)" + (f" and {videos} video(s)" if videos else "")
-        return (f"{t['faces']} face(s) blurred in {where}; re-detected {t['redetected']}; "
+        return (f"{t['faces']} face(s) blurred in {images_and_videos(t['anonymized'] - videos, videos)}; "
+                f"re-detected {t['redetected']}; "
                 f"identity matches {t['identity_matches']}; changed transition pixels "
                 f"{t['changed_transition_pixels']}; held back for review: {t['no_face']} without a face, "
                 f"{t['person_without_face']} with a person but no face found, "

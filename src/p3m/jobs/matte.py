@@ -31,7 +31,7 @@ from p3m.io.images import read_image_file
 from p3m.io.outputs import OutputPlan, exclusive, output_folder, withdraw
 from p3m.io.writers import write_image
 from p3m.jobs.progress import FrameCount, Progress
-from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason
+from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason, images_and_videos
 from p3m.options import OUTPUT_KINDS, ClusterOptions, MatteOptions
 from p3m.pipeline import ImageResult, matte_image
 from p3m.privacy.anonymize import prepared
@@ -297,10 +297,8 @@ def privacy_line(records: Sequence[ItemRecord]) -> str:
     done = [r for r in records if r.status is Status.DONE and getattr(r, "privacy", None)]
     frames = sum(r.frames for r in done if r.frames is not None)
     videos = sum(r.frames is not None for r in done)
-    where = " and ".join(part for part in (f"{len(done) - videos} image(s)" if len(done) > videos else "",
-                                           f"{frames} frames of {videos} video(s)" if videos else "") if part)
     return (f"{sum(p['faces'] for p in audited if p['status'] != 'identifiable')} face(s) blurred in "
-            f"{where or '0 image(s)'}; "
+            f"{images_and_videos(len(done) - videos, videos, frames)}; "
             f"re-detected {sum(a['redetected'] for a in audits)}; identity matches "
             f"{sum(a['identity_matches'] for a in audits)}; not identity-checked (weak detections) "
             f"{sum(a['low_confidence'] for a in audits)}; held back {sum(r.status is Status.HELD_BACK for r in records)}")

@@ -89,11 +89,19 @@ class JobResult:
             return f" ({self.seconds / len(done):.2f} s per image)"
         if len(videos) == len(done):
             return f" ({frames} frames, {frames / self.seconds:.1f} frames/s)"
-        return f" ({len(done) - len(videos)} image(s), {len(videos)} video(s) of {frames} frames)"
+        return f" ({images_and_videos(len(done) - len(videos), len(videos), frames)})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"totals": {s.value: self.count(s) for s in Status}, "seconds": round(self.seconds, 3),
                 "items": [r.to_dict() for r in self.records]}
+
+
+def images_and_videos(images: int, videos: int, frames: int | None = None) -> str:
+    """"N image(s)", "V video(s)" (of F frames), or both: what a run's totals counted."""
+    parts = [f"{images} image(s)"] if images or not videos else []
+    if videos:
+        parts.append(f"{videos} video(s)" + (f" of {frames} frames" if frames is not None else ""))
+    return " and ".join(parts)
 
 
 def _plain(value: Any) -> Any:

@@ -201,7 +201,7 @@ def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
     shape = shape if shape is not None else face._shape
     if shape is None:
         raise ValueError("this face has no dlib landmarks, so no descriptor")
-    return np.array(dlib_models.face_recognizer().compute_face_descriptor(_search_frame(image, face), shape))
+    return descriptor_at(image, Alignment(face.rotation, face.padding, shape))
 
 
 #: Besides its own landmarks, a face's identity is audited at dlib's landmarks fitted in
@@ -234,8 +234,8 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
     the one that repeats its own (a dlib face inside the frame)."""
     import dlib
 
-    out = [Alignment(face.rotation, face.padding, identity_shape(image, face))]
-    turned = np.ascontiguousarray(np.rot90(image, face.rotation))
+    out = [own_alignment(image, face)]
+    turned = _frame(image, face.rotation, 0)
     height, width = turned.shape[:2]
     left, top, right, bottom = turn_box(face.box, face.rotation, image.shape[:2])
     for scale, drop in ATTACKER_BOXES:
@@ -252,15 +252,18 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
     return out
 
 
+def own_alignment(image: np.ndarray, face: Face) -> Alignment:
+    """``face``'s own landmarks (:func:`identity_shape`), where it was found."""
+    return Alignment(face.rotation, face.padding, identity_shape(image, face))
+
+
 def _area(box) -> int:
     return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
 
 
 def descriptor_at(image: np.ndarray, alignment: Alignment) -> np.ndarray:
     """dlib's 128-d identity descriptor of ``image`` at ``alignment``."""
-    frame = np.ascontiguousarray(np.rot90(image, alignment.rotation))
-    if alignment.padding:
-        frame = _mirrored(frame, alignment.padding)
+    frame = _frame(image, alignment.rotation, alignment.padding)
     return np.array(dlib_models.face_recognizer().compute_face_descriptor(frame, alignment.shape))
 
 
@@ -280,8 +283,14 @@ def identity_shape(image: np.ndarray, face: Face):
 
 def _search_frame(image: np.ndarray, face: Face) -> np.ndarray:
     """``image`` as the face was found in it: turned by its rotation, with its mirrored border."""
-    frame = np.ascontiguousarray(np.rot90(image, face.rotation))
-    return _mirrored(frame, face.padding) if face.padding else frame
+    return _frame(image, face.rotation, face.padding)
+
+
+def _frame(image: np.ndarray, rotation: int, padding: int) -> np.ndarray:
+    """``image`` turned by ``rotation`` quarter turns, with a mirrored border of ``padding``
+    (contiguous: dlib refuses strided views)."""
+    frame = np.ascontiguousarray(np.rot90(image, rotation))
+    return _mirrored(frame, padding) if padding else frame
 
 
 def _mirrored(image: np.ndarray, pad: int) -> np.ndarray:
@@ -397,7 +406,7 @@ def _dlib_shape(image: np.ndarray, box: np.ndarray):
 
 def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample: int) -> list[Face]:
     """Faces of ``image`` turned by ``turns`` quarter turns, in ``image``'s coordinates."""
-    turned = np.ascontiguousarray(np.rot90(image, turns))  # dlib refuses strided views (crops, flips)
+    turned = _frame(image, turns, 0)
     faces: list[Face] = []
     for family in families:
         if family != "blazeface":

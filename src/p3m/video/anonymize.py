@@ -166,11 +166,11 @@ def _still_there(face: Face, found_in: np.ndarray, here: np.ndarray) -> bool:
     dlib's descriptors of both frames at its landmarks are within the match threshold.
     A face without a descriptor (a weak detection, dlib absent) counts as there (audited)."""
     from p3m.privacy.audit import MATCH_THRESHOLD
-    from p3m.privacy.faces import alignments, descriptor_at
+    from p3m.privacy.faces import descriptor_at, own_alignment
 
     if not face.audited:
         return True
-    own = alignments(found_in, face)[0]
+    own = own_alignment(found_in, face)  # not the attacker's boxes: only where the face was found
     return float(np.linalg.norm(descriptor_at(found_in, own) - descriptor_at(here, own))) < MATCH_THRESHOLD
 
 
@@ -198,7 +198,7 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
         if mattes is not None and mattes.info.rate != info.rate:
             raise VideoError(f"{alpha}: the alpha video runs at {float(mattes.info.rate):g} frames/s, the video at "
                              f"{float(info.rate):g}: its frames would not be this video's")
-        alphas = _alpha_frames(mattes, alpha) if mattes is not None else itertools.repeat(None)
+        alphas = _alpha_frames(mattes) if mattes is not None else itertools.repeat(None)
         writer = VideoWriter(target, "composite", info)
         try:
             for (index, pts, rgb, own, carried), matte in zip(FaceCarrier(options, find_faces, audit, carry)(
@@ -235,7 +235,7 @@ ALPHA_VIDEO_SNAP = 8
 _ENDED = object()
 
 
-def _alpha_frames(mattes: VideoReader, path: Path) -> Iterator:
+def _alpha_frames(mattes: VideoReader) -> Iterator:
     """The alpha video's frames as uint8 mattes (codec noise near 0 and 255 snapped), then
     ``_ENDED`` for ever: the caller stops at its own last frame."""
     for _, frame in mattes.frames():
