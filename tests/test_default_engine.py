@@ -205,3 +205,6 @@ def test_a_photo_without_a_face_is_written_with_a_warning(home, tmp_path, capsys
     with running(create_app(p3m.open_engine("default"))) as url:
         answer = httpx.post(f"{url}/v1/matte", content=buffer.getvalue(), timeout=60)
     assert answer.status_code == 200 and answer.headers["X-P3M-Warning"].startswith("no face found")
+    from p3m.pipeline import person_warning
+
+    assert person_warning(np.zeros((1, 20000, 3), np.uint8)).startswith("no face found")  # shrunk, never to 0 px

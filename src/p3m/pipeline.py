@@ -89,9 +89,11 @@ def person_warning(image: np.ndarray) -> str:
 
     from p3m.privacy.blazeface import any_face
 
-    scale = WARNING_SEARCH_SIZE / max(image.shape[:2])
-    if scale < 1:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = image.shape[:2]
+    scale = WARNING_SEARCH_SIZE / max(height, width)
+    if scale < 1:  # every side at least a pixel: a 20000 x 1 strip must not shrink to nothing
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return "" if any_face(image) else NO_FACE_WARNING
 
 
