@@ -1,5 +1,5 @@
 """Video: streamed matting of generated clips, every output kind, timing, rotation,
-audio, bad input, atomic outputs, steadier edges."""
+audio, bad input, atomic outputs, temporal consistency, ProRes cut-outs."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from p3m.errors import OptionError
 from p3m.inference.engine import MattingEngine
 from p3m.jobs.matte import MatteOptions, matte_files
 from p3m.jobs.results import Status
-from p3m.video import EdgeSmoother, VideoReader, matte_frames
-from p3m.video.synthetic import noisy_still, write_clip
+from p3m.video import EdgeSmoother, FlowSmoother, VideoReader, matte_frames
+from p3m.video.synthetic import PARTS, moving_portrait, noisy_still, write_clip
 
 av = pytest.importorskip("av")
 
@@ -71,7 +72,7 @@ def test_every_output_kind_with_timing_and_audio_kept(still_clip, tmp_path):
     out = tmp_path / "out"
     engine = BrightnessEngine()
     result = matte_files(engine, [still_clip], out, MatteOptions(save=("alpha", "composite", "cutout", "frames"),
-                                                                  stabilise=False))
+                                                                  temporal="off"))
     assert result.ok and result.done == 1
     assert "(10 frames, " in result.line() and "frames/s)" in result.line() and "per image" not in result.line()
     pts_in, frames_in, info_in = frames_of(still_clip)
@@ -95,7 +96,7 @@ def test_every_output_kind_with_timing_and_audio_kept(still_clip, tmp_path):
     assert first.shape == (96, 128, 4) and np.abs(first[..., 3].astype(float) - expected[0]).max() <= 1
     # a second run resumes: everything is there, nothing is redone
     again = matte_files(engine, [still_clip], out, MatteOptions(save=("alpha", "composite", "cutout", "frames"),
-                                                                 stabilise=False))
+                                                                 temporal="off"))
     assert again.skipped == 1 and again.done == 0
 
 
@@ -104,7 +105,7 @@ def test_a_rotated_phone_video_is_matted_upright_and_keeps_its_rotation(tmp_path
     upright = noisy_still(portrait(96, 64), 3)  # a portrait-format frame
     write_clip(clip, upright, rotation=90)
     engine = BrightnessEngine()
-    assert matte_files(engine, [clip], tmp_path / "out", MatteOptions(save=("alpha",), stabilise=False)).ok
+    assert matte_files(engine, [clip], tmp_path / "out", MatteOptions(save=("alpha",), temporal="off")).ok
     assert set(engine.shapes) == {(96, 64)}  # the engine saw people the right way up
     _, frames, info = frames_of(tmp_path / "out" / "alpha" / "phone.mp4")
     assert info.rotation == 90 and frames[0].shape == (96, 64, 3)  # the display matrix is kept
@@ -165,7 +166,7 @@ def test_an_interrupted_video_publishes_nothing(still_clip, tmp_path):
 def test_matte_frames_streams_in_order_in_batches():
     frames = noisy_still(portrait(32, 32), 7, sigma=20)
     engine = BrightnessEngine()
-    alphas = list(matte_frames(engine, iter(frames), batch_size=3, stabilise=False))
+    alphas = list(matte_frames(engine, iter(frames), batch_size=3, temporal="off"))
     assert len(alphas) == 7 and len(engine.shapes) == 7
     for frame, alpha in zip(frames, alphas):
         np.testing.assert_allclose(alpha, frame.mean(axis=2) / 255, atol=1e-6)
@@ -190,6 +191,97 @@ def test_edge_smoother_steadies_noise_in_the_band_and_leaves_motion_and_solid_re
     solid(ones)
     np.testing.assert_array_equal(solid(ones), ones)  # decided pixels untouched
     solid(zeros)
+
+
+def _ground_truth_clip(frames_per_part: int = 8):
+    """A synthetic portrait moved over a real background: frames, true alphas, and an
+    engine's alphas imitated as the truth plus independent noise in the edge band."""
+    from p3m.data.synthetic import make_portrait
+
+    portrait_layer = make_portrait(np.random.default_rng(1), 320, 240)
+    frames, truth = moving_portrait(portrait_layer.foreground, portrait_layer.alpha, data.coffee(), (240, 320),
+                                    frames_per_part=frames_per_part)
+    rng = np.random.default_rng(2)
+    shimmer = [np.clip(t + rng.normal(0, 0.15, t.shape).astype(np.float32) * ((t > 0) & (t < 1)), 0, 1)
+               for t in truth]
+    return frames, truth, shimmer
+
+
+def _part(seq, name, n=8):
+    i = PARTS.index(name)
+    return seq[i * n:(i + 1) * n]
+
+
+def _flicker(pred, truth):
+    return np.mean([np.abs((p1 - p0) - (g1 - g0)).mean() for p0, p1, g0, g1 in zip(pred, pred[1:], truth, truth[1:])])
+
+
+def test_flow_consistency_steadies_still_edges_and_moving_edges_do_not_lag():
+    frames, truth, shimmer = _ground_truth_clip()
+    step = FlowSmoother()
+    steady = [step(rgb, alpha) for rgb, alpha in zip(frames, shimmer)]
+    still_off, still_on = (_flicker(_part(s, "still"), _part(truth, "still")) for s in (shimmer, steady))
+    assert still_on < still_off / 3  # still edges stop shimmering
+    dim_off, dim_on = (_flicker(_part(s, "light-change"), _part(truth, "light-change")) for s in (shimmer, steady))
+    assert dim_on < dim_off / 2.5  # a change of light is not motion
+
+    def mad(seq, name):
+        return np.mean([np.abs(a - t).mean() for a, t in zip(_part(seq, name), _part(truth, name))])
+    for moving in ("pan-zoom", "person-moves"):  # no lag: never further from the truth than each frame alone
+        assert mad(steady, moving) <= 1.05 * mad(shimmer, moving)
+    # A cut to another size starts afresh; decided pixels stay decided.
+    np.testing.assert_array_equal(step(frames[0][:64, :96], shimmer[0][:64, :96]), shimmer[0][:64, :96])
+    solid = FlowSmoother()
+    ones = np.ones((64, 96), np.float32)
+    solid(frames[0][:64, :96], ones)
+    np.testing.assert_array_equal(solid(frames[1][:64, :96], ones), ones)
+
+
+def test_matte_frames_takes_any_frame_source_with_the_files_temporal_step(tmp_path):
+    frames, truth, _ = _ground_truth_clip(4)
+    engine = BrightnessEngine()
+    from_list = list(matte_frames(engine, frames))  # temporal="flow", the default, as for files
+    from_generator = list(matte_frames(engine, (f for f in frames), batch_size=3))
+    for a, b in zip(from_list, from_generator):
+        np.testing.assert_array_equal(a, b)
+    per_frame = list(matte_frames(engine, frames, temporal="off"))
+    assert any(np.abs(a - b).max() > 0.01 for a, b in zip(from_list, per_frame))  # the step ran
+    with pytest.raises(ValueError, match="flow, edges, off"):
+        list(matte_frames(engine, frames, temporal="steady"))
+    with pytest.raises(OptionError, match="temporal"):
+        MatteOptions(temporal="steady")
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, frames)
+    for mode in ("flow", "off"):
+        assert matte_files(engine, [clip], tmp_path / mode, MatteOptions(save=("alpha",), temporal=mode)).ok
+    _, on, _ = frames_of(tmp_path / "flow" / "alpha" / "clip.mp4")
+    _, off, _ = frames_of(tmp_path / "off" / "alpha" / "clip.mp4")
+    assert any(np.abs(a.astype(int) - b.astype(int)).mean() > 0.5 for a, b in zip(on, off))  # p3m matte uses it
+
+
+def test_a_prores_4444_cutout_carries_the_alpha_video_as_the_webm_does(still_clip, tmp_path):
+    engine = BrightnessEngine()
+    for cutout in ("mov", "webm"):
+        options = MatteOptions(save=("alpha", "cutout"), video_cutout=cutout, temporal="off")
+        assert matte_files(engine, [still_clip], tmp_path / cutout, options).ok
+    _, alpha_video, _ = frames_of(tmp_path / "mov" / "alpha" / "talk.mp4")
+    mov = tmp_path / "mov" / "cutout" / "talk.mov"
+    with av.open(str(mov)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "prores" and video.codec_context.pix_fmt.startswith("yuva444p")
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]  # copied as it is
+        prores = [f.to_ndarray(format="rgba") for f in container.decode(video)]  # FFmpeg's own decoder
+    webm = decode_rgba_webm(tmp_path / "webm" / "cutout" / "talk.webm")  # libvpx's decoder
+    assert len(prores) == len(webm) == len(alpha_video) == 10
+    for name, decoded, tolerance in (("mov", prores, 1.0), ("webm", webm, 2.5)):
+        for rgba, gray in zip(decoded, alpha_video):  # mean error of the alpha video's H.264 and this codec
+            error = np.abs(rgba[..., 3].astype(float) - gray[..., 0].astype(float)).mean()
+            assert error < tolerance + 1.5, (name, error)
+    expected = [f.mean(axis=2) for f in frames_of(still_clip)[1]]
+    for rgba, want in zip(prores, expected):  # ProRes's alpha is near lossless
+        assert np.abs(rgba[..., 3].astype(float) - want).max() <= 1.5  # 8-bit rounding and ProRes
+    with pytest.raises(OptionError, match="video_cutout 'mov' applies to cut-outs"):
+        MatteOptions(save=("alpha",), video_cutout="mov")
 
 
 def test_without_pyav_a_video_says_which_extra_to_install(still_clip, tmp_path, published_checkpoint):
@@ -326,7 +418,7 @@ def test_full_range_input_stays_full_range_with_the_right_levels(tmp_path):
     half[:, :32] = 255
     write_clip(tmp_path / "phone.mp4", [half] * 3, pix_fmt="yuvj420p")  # full range, as phones record
     assert matte_files(BrightnessEngine(), [tmp_path / "phone.mp4"], tmp_path / "out",
-                       MatteOptions(save=("alpha",), stabilise=False)).ok
+                       MatteOptions(save=("alpha",), temporal="off")).ok
     _, frames, info = frames_of(tmp_path / "out" / "alpha" / "phone.mp4")
     assert info.color_range == 2
     assert frames[0][:, 4:28, 0].min() >= 250 and frames[0][:, 36:60, 0].max() <= 5  # not squeezed to 16-235
@@ -355,7 +447,7 @@ def test_a_private_video_cutout_carries_a_face_the_detector_misses(tmp_path, mon
 
     monkeypatch.setattr(video_anonymize, "upright_finder", missing_frame_4)
     result = matte_files(OpaqueEngine(), [clip.parent], tmp_path / "out",
-                         MatteOptions(save=("cutout",), anonymize=True, stabilise=False))
+                         MatteOptions(save=("cutout",), anonymize=True, temporal="off"))
     (record,) = result.records
     assert record.status == Status.DONE, record.reason
     assert record.privacy["status"] == "ok" and "8 frames" in record.privacy["video"]
@@ -436,7 +528,7 @@ def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurr
     (tmp_path / "in").mkdir()
     clip.rename(tmp_path / "in" / "turns.mp4")
     (record,) = matte_files(OpaqueEngine(), [tmp_path / "in"], tmp_path / "private",
-                            MatteOptions(save=("cutout",), anonymize=True, stabilise=False)).records
+                            MatteOptions(save=("cutout",), anonymize=True, temporal="off")).records
     assert record.status == Status.HELD_BACK and "frame 6: 1 person(s) seen but no face found" in record.reason
     assert not list((tmp_path / "private").rglob("*.webm"))
 
@@ -471,7 +563,7 @@ def test_an_anonymised_video_keeps_the_edges_of_its_alpha_video(tmp_path):
     frames = _face_clip(clip, count=6)
     left, top, right, bottom = detect_faces(frames[0])[0].box
     engine = EdgeThroughTheFaceEngine(right)
-    assert matte_files(engine, [clip.parent], tmp_path / "mattes", MatteOptions(save=("alpha",), stabilise=False)).ok
+    assert matte_files(engine, [clip.parent], tmp_path / "mattes", MatteOptions(save=("alpha",), temporal="off")).ok
     truth = np.round(engine.predict([frames[0]])[0] * 255)
     _, decoded, _ = frames_of(tmp_path / "mattes" / "alpha" / "face.mp4")
     flat = (truth == 0) | (truth == 255)

@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from p3m.errors import OptionError, choice_error
+from p3m.video.temporal import TEMPORAL_MODES
 
 # The allowed values, each listed once.
 METHODS = ("hybrid", "resize")                      # the published test strategies
 PRECISIONS = ("fp32", "bf16", "fp16")
 SIZINGS = ("aspect", "published")                   # p3m.inference.sizing
 OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")  # frames: a video's RGBA PNG sequence
+VIDEO_CUTOUTS = ("webm", "mov")  # a video's transparent cut-out: VP9 WebM, or ProRes 4444 MOV
 IMAGE_KINDS = ("alpha", "cutout", "composite")      # what one image can be turned into
 DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
 #: Blur sigma as a fraction of the face width. A few percent does not stop face
@@ -386,9 +388,12 @@ class MatteOptions(RunOptions):
     premultiplied: bool = option(False, "cut-out colours = image x alpha (the published variant) instead of the "
                                  "estimated foreground", service=True)
     alpha_16bit: bool = option(False, "write 16-bit alpha PNGs")
-    stabilise: bool = option(True, "videos: steadier edges, the edge band smoothed between frames (docs/video.md); "
-                             "on by default, --no-stabilise turns it off",
-                             negative="--no-stabilise")
+    video_cutout: str = option("webm", "videos: the cut-out's file: webm = VP9 with alpha (browsers), mov = ProRes "
+                               "4444 with alpha (video editors)", choices=VIDEO_CUTOUTS)
+    temporal: str = option("flow", "videos and frame streams: temporal consistency. flow = the previous alpha "
+                           "carried along optical flow and blended in where the scene is still and the flow "
+                           "reliable; edges = the earlier smoother of the edge band only; off = each frame alone "
+                           "(docs/video.md)", choices=TEMPORAL_MODES)
     anonymize: Any = option(None, "blur every face in the outputs with the fail-closed, audited blur of p3m "
                             "anonymize (the alpha comes from the original photo; an image whose face stays "
                             "identifiable, or that has no face, is held back)", check=_anonymize, service=True,
@@ -400,6 +405,9 @@ class MatteOptions(RunOptions):
         if self.background is not None and "composite" not in self.save:
             raise OptionError(f"background {_shown(self.background)} applies to composite outputs: ask for a "
                               "composite, or leave background out")
+        if self.video_cutout != self.default("video_cutout") and "cutout" not in self.save:
+            raise OptionError(f"video_cutout {self.video_cutout!r} applies to cut-outs: ask for a cut-out, or leave "
+                              "video_cutout out")
         if self.premultiplied and "cutout" not in self.save and "frames" not in self.save:
             raise OptionError("premultiplied applies to cut-out outputs: ask for a cut-out, or leave premultiplied out")
 

@@ -1,6 +1,6 @@
 """The command line's flags, derived from the options model (:mod:`p3m.options`).
 
-Each option set's fields become flags (``--max-size``, ``--no-stabilise``, ...) whose
+Each option set's fields become flags (``--max-size``, ``--temporal``, ...) whose
 values go through the field's own check, so a bad value gets the model's message. A
 flag the user did not give is absent from the parsed arguments (argparse's
 ``SUPPRESS``), so the model's defaults apply and the factory can tell an option given

@@ -47,16 +47,17 @@ class MatteRecord(ItemRecord):
 SETTINGS_FILE = ".p3m-matte.json"
 
 
-def output_paths(plan: OutputPlan, item: InputItem, save: tuple[str, ...]) -> dict[str, Path]:
+def output_paths(plan: OutputPlan, item: InputItem, save: tuple[str, ...], video_cutout: str = "webm"
+                 ) -> dict[str, Path]:
     """OUT/<kind>/<relative path of the input, suffix .png>, checked by the plan.
 
-    A video's are OUT/alpha/KEY.mp4, OUT/composite/KEY.mp4, OUT/cutout/KEY.webm and
-    OUT/frames/KEY/ (see :func:`p3m.video.matte.video_output_path`); an image has no frames.
+    A video's are OUT/alpha/KEY.mp4, OUT/composite/KEY.mp4, OUT/cutout/KEY.webm (or .mov)
+    and OUT/frames/KEY/ (see :func:`p3m.video.matte.video_output_path`); an image has no frames.
     """
     if is_video(item.path):
         from p3m.video.matte import video_output_path
 
-        return {kind: video_output_path(plan.path(kind, item.key), kind) for kind in save}
+        return {kind: video_output_path(plan.path(kind, item.key), kind, video_cutout) for kind in save}
     return {kind: plan.path(kind, item.key.with_suffix(".png")) for kind in save if kind != "frames"}
 
 
@@ -169,7 +170,7 @@ def _matte_planned(engine, pool, identity: tuple[str, str], items: list[InputIte
     todo, videos = [], []
     for item in items:
         try:
-            paths = output_paths(plan, item, options.save)
+            paths = output_paths(plan, item, options.save, options.video_cutout)
         except OutputError as exc:
             report(ItemRecord(str(item.path), Status.FAILED, str(exc)))
             continue

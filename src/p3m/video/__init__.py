@@ -7,6 +7,7 @@ _EXPORTS = {
     "VideoInfo": "p3m.video.reader",
     "VideoWriter": "p3m.video.writer",
     "EdgeSmoother": "p3m.video.stabilise",
+    "FlowSmoother": "p3m.video.temporal",
     "matte_frames": "p3m.video.matte",
     "matte_video": "p3m.video.matte",
 }

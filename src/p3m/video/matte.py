@@ -24,25 +24,29 @@ from p3m.io.writers import write_image
 from p3m.options import MatteOptions
 from p3m.pipeline import image_kinds, matte_image
 from p3m.video.reader import VideoReader
-from p3m.video.stabilise import EdgeSmoother
+from p3m.video.temporal import temporal_filter
 from p3m.video.writer import FORMATS, VideoWriter, output_suffix
 
 if TYPE_CHECKING:
     from p3m.video.anonymize import VideoAudit
 
 
-def video_output_path(folder: Path, kind: str) -> Path:
+def video_output_path(folder: Path, kind: str, video_cutout: str = "webm") -> Path:
     """OUT/<kind>/<key> -> the file (or, for frames, the folder) a video's output goes to."""
-    return folder if kind == "frames" else folder.with_name(folder.name + output_suffix(kind))
+    return folder if kind == "frames" else folder.with_name(folder.name + output_suffix(kind, video_cutout))
 
 
 def matte_frames(engine: MattingEngine, frames: Iterable[np.ndarray], *, batch_size: int = 1,
-                 stabilise: bool = True) -> Iterator[np.ndarray]:
-    """Alphas (float32 H x W) of RGB frames, in order, ``batch_size`` frames per engine call."""
-    smoother = EdgeSmoother() if stabilise else None
+                 temporal: str = "flow") -> Iterator[np.ndarray]:
+    """Alphas (float32 H x W) of RGB frames, in order, ``batch_size`` frames per engine call.
+
+    ``frames`` is any iterable (a decoded file, a camera, a generator); ``temporal`` is
+    :attr:`p3m.options.MatteOptions.temporal`, the same consistency step as for files.
+    """
+    step = temporal_filter(temporal)
     for chunk in _batches(frames, batch_size):
-        for alpha in engine.predict(chunk):
-            yield smoother(alpha) if smoother else alpha
+        for rgb, alpha in zip(chunk, engine.predict(chunk)):
+            yield step(rgb, alpha) if step else alpha
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
@@ -76,14 +80,14 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
         try:
             for kind, target in outputs.items():
                 if kind in FORMATS:
-                    writers[kind] = VideoWriter(target, kind, info)
+                    writers[kind] = VideoWriter(target, kind, info, video_cutout=options.video_cutout)
             if "frames" in outputs:
                 frames_dir = _partial_folder(outputs["frames"])
             stream, faces = _frames_with_faces(reader.frames(), options, audit)
             # Two views of one stream: tee holds at most the batch matte_frames has read ahead.
             frames, for_engine = itertools.tee(stream)
             alphas = matte_frames(engine, (entry[1] for entry in for_engine),
-                                  batch_size=getattr(engine, "batch_size", 1), stabilise=options.stabilise)
+                                  batch_size=getattr(engine, "batch_size", 1), temporal=options.temporal)
             for done, ((pts, rgb, *found), alpha) in enumerate(zip(frames, alphas)):
                 if not np.isfinite(alpha).all():
                     raise VideoError(f"{path}: frame {done}: the engine produced non-finite alpha values")

@@ -86,3 +86,71 @@ def pan_zoom(image: np.ndarray, count: int, size: tuple[int, int], *, zoom: floa
         matrix = np.array([[out_w / crop_w, 0, -x0 * out_w / crop_w], [0, out_h / crop_h, -y0 * out_h / crop_h]])
         frames.append(cv2.warpAffine(image, matrix, (out_w, out_h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
     return frames
+
+
+#: The parts of a ground-truth clip, in order: what happens in each.
+PARTS = ("still", "pan-zoom", "person-moves", "light-change")
+
+
+def moving_portrait(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray, size: tuple[int, int], *,
+                    frames_per_part: int = 12, noise: float = 3.0, seed: int = 0
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A clip with a known alpha in every frame: (RGB uint8 frames, float32 alphas).
+
+    The person layer (``foreground`` colours with ``alpha``, the same size) is composited
+    over ``background`` as ``alpha * F + (1 - alpha) * B`` in four parts of
+    ``frames_per_part`` frames (:data:`PARTS`): held still; a camera pan and zoom (the
+    background moving at 0.6 of the person's rate, as it is further away); the person
+    swaying sideways with a slight turn; the light dimming by a quarter. Every frame
+    gets independent sensor noise of ``noise`` grey levels. The alpha of a frame is the
+    layer's alpha moved exactly as its colours were.
+    """
+    import cv2
+
+    out_h, out_w = size
+    rng = np.random.default_rng(seed)
+    layer_h, layer_w = alpha.shape
+    fit = 0.85 * out_h / layer_h  # the person fills 0.85 of the height, centred, feet at the bottom
+    base = np.array([[fit, 0, (out_w - fit * layer_w) / 2], [0, fit, out_h - fit * layer_h]], np.float64)
+    bg_h, bg_w = background.shape[:2]
+    cover = max(out_h / bg_h, out_w / bg_w) * 1.25  # room for the pan
+    bg_base = np.array([[cover, 0, (out_w - cover * bg_w) / 2], [0, cover, (out_h - cover * bg_h) / 2]])
+    n = frames_per_part
+    frames, alphas = [], []
+    for part in PARTS:
+        for i in range(n):
+            t = i / max(1, n - 1)
+            zoom, shift, sway, turn, light = 1.0, 0.0, 0.0, 0.0, 1.0
+            if part == "pan-zoom":
+                zoom, shift = 1 + 0.12 * t, -0.06 * out_w * t
+            elif part == "person-moves":
+                zoom, shift = 1.12, -0.06 * out_w
+                sway, turn = 0.08 * out_w * np.sin(np.pi * t), 3.0 * np.sin(np.pi * t)
+            elif part == "light-change":
+                zoom, shift, light = 1.12, -0.06 * out_w, 1 - 0.25 * t
+            camera = _about_centre(zoom, 0.0, shift, out_w, out_h)
+            person = camera @ _about_centre(1.0, turn, sway, out_w, out_h) @ _affine3(base)
+            scenery = _about_centre(1 + (zoom - 1) * 0.6, 0.0, shift * 0.6, out_w, out_h) @ _affine3(bg_base)
+            a = cv2.warpAffine(alpha.astype(np.float32), person[:2], (out_w, out_h), flags=cv2.INTER_LINEAR,
+                               borderValue=0)
+            f = cv2.warpAffine(foreground, person[:2], (out_w, out_h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            b = cv2.warpAffine(background, scenery[:2], (out_w, out_h), flags=cv2.INTER_AREA,
+                               borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+            rgb = (a[..., None] * f + (1 - a[..., None]) * b) * light + rng.normal(0, noise, f.shape)
+            frames.append(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+            alphas.append(np.clip(a, 0, 1))
+    return frames, alphas
+
+
+def _affine3(matrix: np.ndarray) -> np.ndarray:
+    return np.vstack([matrix, [0, 0, 1]])
+
+
+def _about_centre(zoom: float, degrees: float, shift: float, width: int, height: int) -> np.ndarray:
+    """Zoom and turn about the frame's centre, then move ``shift`` pixels sideways (3 x 3)."""
+    import cv2
+
+    matrix = _affine3(cv2.getRotationMatrix2D((width / 2, height / 2), degrees, zoom))
+    matrix[0, 2] += shift
+    return matrix

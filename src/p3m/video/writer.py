@@ -35,33 +35,45 @@ class VideoFormat:
 
 
 #: The output kinds of a video. Alpha and composite are H.264 MP4 (widely playable);
-#: the cut-out is VP9 with an alpha channel in WebM, the format browsers and editors
-#: read transparency from.
+#: the cut-out is VP9 with an alpha channel in WebM, the format browsers read
+#: transparency from, or (``video_cutout="mov"``) :data:`PRORES_CUTOUT`.
 FORMATS = {
     "alpha": VideoFormat("mp4", "libx264", "yuv420p", "gray", None, (("crf", "16"), ("preset", "medium"))),
     "composite": VideoFormat("mp4", "libx264", "yuv420p", "rgb24", "aac", (("crf", "18"), ("preset", "medium"))),
     "cutout": VideoFormat("webm", "libvpx-vp9", "yuva420p", "rgba", "libopus",
                           (("crf", "24"), ("b", "0"), ("row-mt", "1"), ("deadline", "good"), ("cpu-used", "4"))),
 }
-SUFFIXES = {"mp4": ".mp4", "webm": ".webm"}
+#: The editors' transparent video: ProRes 4444 (10-bit 4:4:4 colour, 16-bit alpha) in a
+#: QuickTime MOV, with the audio as 16-bit PCM; Final Cut, Premiere, Resolve and After
+#: Effects read its alpha, as does FFmpeg's own decoder.
+PRORES_CUTOUT = VideoFormat("mov", "prores_ks", "yuva444p10le", "rgba", "pcm_s16le",
+                            (("profile", "4444"), ("vendor", "apl0"), ("alpha_bits", "16")))
+SUFFIXES = {"mp4": ".mp4", "webm": ".webm", "mov": ".mov"}
 #: H.264 in 4:2:0 needs even sizes; an odd-sized video keeps its size in 4:4:4.
 ODD_SIZE_PIX_FMT = "yuv444p"
 #: FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma (phones often record it); 1 is limited, 16-235.
 FULL_RANGE = 2
 #: Audio codecs each container takes as they are.
-COPYABLE_AUDIO = {"mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus"}, "webm": {"opus", "vorbis"}}
+COPYABLE_AUDIO = {"mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus"}, "webm": {"opus", "vorbis"},
+                  "mov": {"aac", "alac", "mp3", "pcm_s16le", "pcm_s24le"}}
 
 
-def output_suffix(kind: str) -> str:
-    return SUFFIXES[FORMATS[kind].container]
+def video_format(kind: str, video_cutout: str = "webm") -> VideoFormat:
+    """How ``kind`` is encoded; ``video_cutout`` (webm or mov, :attr:`MatteOptions.video_cutout`) picks the cut-out's."""
+    return PRORES_CUTOUT if kind == "cutout" and video_cutout == "mov" else FORMATS[kind]
+
+
+def output_suffix(kind: str, video_cutout: str = "webm") -> str:
+    return SUFFIXES[video_format(kind, video_cutout).container]
 
 
 class VideoWriter:
     """Encodes the frames of one output kind; ``close()`` adds the audio and publishes the file."""
 
-    def __init__(self, path: str | os.PathLike, kind: str, info: VideoInfo, *, audio: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike, kind: str, info: VideoInfo, *, audio: bool = True,
+                 video_cutout: str = "webm") -> None:
         self.av = import_av()
-        self.path, self.info, self.format = Path(path), info, FORMATS[kind]
+        self.path, self.info, self.format = Path(path), info, video_format(kind, video_cutout)
         self._atomic = atomic_path(self.path)
         self._temporary = self._atomic.__enter__()
         self._next_pts = 0
@@ -85,7 +97,7 @@ class VideoWriter:
         stream.pix_fmt = ODD_SIZE_PIX_FMT if odd and f.pix_fmt == "yuv420p" else f.pix_fmt
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
-        tagged = bool(info.color_range) and f.channels != "rgba"  # VP9 with alpha keeps its default range
+        tagged = bool(info.color_range) and f.channels != "rgba"  # a transparent video keeps its default range
         if tagged:
             stream.codec_context.color_range = info.color_range
         self._full_range = tagged and info.color_range == FULL_RANGE
