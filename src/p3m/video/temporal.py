@@ -32,9 +32,9 @@ TEMPORAL_MODES = ("flow", "edges", "off")
 #: The flow is computed on a grey copy whose longer side is at most this many pixels.
 FLOW_SIZE = 480
 #: The weight of the carried alpha where the scene is still and the flow reliable.
-WEIGHT = 0.85
+WEIGHT = 0.9
 #: Speed (full-size pixels a frame) at which the weight has fallen to 1/e of WEIGHT.
-STILL_SPEED = 1.5
+STILL_SPEED = 2.0
 #: Forward-backward error (flow pixels) at which the weight has fallen to 1/e.
 FB_TOLERANCE = 2.0
 #: Grey-level difference between this frame and the previous one carried along the flow
