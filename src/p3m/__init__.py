@@ -21,6 +21,7 @@ _EXPORTS = {
     "predict_alpha": "p3m.inference.factory",
     "matte": "p3m.api",
     "remove": "p3m.api",
+    "live": "p3m.video.live",
     "convert_checkpoint": "p3m.weights",
     "load_model": "p3m.weights",
     "save_model": "p3m.weights",

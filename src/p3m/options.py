@@ -38,6 +38,8 @@ METHODS = ("hybrid", "resize")                      # the published test strateg
 PRECISIONS = ("fp32", "bf16", "fp16")
 SIZINGS = ("aspect", "published")                   # p3m.inference.sizing
 OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")  # frames: a video's RGBA PNG sequence
+#: The engines named by a word (p3m.inference.factory): auto, the default engine, the live engine, P3M-Net.
+ENGINE_KEYWORDS = ("auto", "default", "live", "p3m")
 VIDEO_CUTOUTS = ("webm", "mov")  # a video's transparent cut-out: VP9 WebM, or ProRes 4444 MOV
 IMAGE_KINDS = ("alpha", "cutout", "composite")      # what one image can be turned into
 DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
@@ -233,9 +235,9 @@ def _engine(value: Any, source: str) -> Any:
         return value  # a network or an engine object, in Python: open_engine checks it
     text = value.strip()
     if not text or text.lower() == "onnx:":
-        raise OptionError(f"engine must name an engine (auto, default, p3m), installed weights, a checkpoint file or "
-                          f"onnx:FILE; got {value!r}")
-    return text.lower() if text.lower() in ("auto", "default", "p3m") else text
+        raise OptionError(f"engine must name an engine ({', '.join(ENGINE_KEYWORDS)}), installed weights, a checkpoint "
+                          f"file or onnx:FILE; got {value!r}")
+    return text.lower() if text.lower() in ENGINE_KEYWORDS else text
 
 
 def _address(value: str, source: str) -> str:
@@ -266,7 +268,8 @@ class EngineOptions(OptionSet):
     they are an error (:func:`p3m.inference.factory.open_engine`)."""
 
     engine: str = option("auto", "what runs: auto (installed P3M-Net weights, else the default engine), default "
-                         "(segmentation + closed-form matting, no P3M-Net needed), p3m (installed P3M-Net weights), "
+                         "(segmentation + closed-form matting, no P3M-Net needed), live (segmentation + guided filter, "
+                         "at frame rate for cameras), p3m (installed P3M-Net weights), "
                          "an installed weights name (p3m weights list), a checkpoint file or onnx:FILE",
                          check=_engine, metavar="ENGINE")
     arch: str | None = option(None, "network architecture (default: recognised from the weights)",

@@ -8,6 +8,7 @@ benchmark, training validation, video and cluster runs) asks this module for a
   ``arch`` names) if there are any, else the default engine;
 - ``"default"``: the default engine (segmentation + closed-form matting), a baseline
   that needs no P3M-Net weights;
+- ``"live"``: the live engine (segmentation + guided filter), for frame rate on cameras;
 - ``"p3m"``: installed P3M-Net weights, an error if there are none;
 - an installed weights name (``p3m weights list``) or a checkpoint file;
 - ``"onnx:PATH"`` or a ``.onnx`` file: a p3m ONNX export run by ONNX Runtime (no torch);
@@ -28,9 +29,8 @@ from typing import Any
 
 from p3m.errors import CheckpointError, EngineError, InapplicableOptionError
 from p3m.inference.engine import MattingEngine
-from p3m.options import DEFAULT_ENGINE_DEFAULTS, NETWORK_DEFAULTS, EngineOptions
+from p3m.options import DEFAULT_ENGINE_DEFAULTS, ENGINE_KEYWORDS, NETWORK_DEFAULTS, EngineOptions
 
-KEYWORDS = ("auto", "default", "p3m")
 ONNX_PREFIX = "onnx:"
 TORCH_HINT = 'pip install "p3m[torch]"'
 INSTALL_HINT = "install P3M-Net weights once with: p3m weights install FILE (see the README, 'Getting P3M-Net')"
@@ -62,6 +62,8 @@ def open_engine(spec: Any = "auto", *, arch: str | None = None, method: str | No
         return _onnx_engine(text.removeprefix(ONNX_PREFIX), options, device)
     if text == "default":
         return _default_engine(options, device, why="the default engine was asked for", reason="")
+    if text == "live":
+        return _live_engine(options, device)
     if text == "auto":  # the weights are looked for first: without any, torch is never imported (1.4 s)
         weights = _installed_weights(options["arch"])
         if weights is not None and _has_torch():
@@ -103,6 +105,18 @@ def _default_engine(options: dict[str, Any], device: str | None, *, why: str, re
 
     engine = SegmentationMattingEngine(**_with_defaults(options, DEFAULT_ENGINE_DEFAULTS))
     engine.reason = reason
+    return engine
+
+
+def _live_engine(options: dict[str, Any], device: str | None) -> MattingEngine:
+    given = _given(options, device) + [name for name in DEFAULT_ENGINE_DEFAULTS if options.get(name) is not None]
+    if given:
+        raise InapplicableOptionError(f"{', '.join(given)}: the live engine (segmentation + guided filter, CPU) "
+                                      f"takes no engine options; leave {'it' if len(given) == 1 else 'them'} out")
+    from p3m.inference.live_engine import LiveMattingEngine
+
+    engine = LiveMattingEngine()
+    engine.reason = ""
     return engine
 
 
@@ -163,7 +177,7 @@ def weights_file(text: str) -> Path:
     if os.sep in text or Path(text).suffix:  # meant as a file
         raise CheckpointError(f"{text}: no such file")
     names = ", ".join(by_name) or "none installed"
-    raise EngineError(f"{text}: no such file, and not an engine ({', '.join(KEYWORDS)}) or installed weights "
+    raise EngineError(f"{text}: no such file, and not an engine ({', '.join(ENGINE_KEYWORDS)}) or installed weights "
                       f"name ({names})")
 
 

@@ -13,6 +13,7 @@ parameters or form fields; the OpenAPI schema lists each with its type, default 
 allowed values, and an unknown one is refused with the accepted names. Each endpoint
 runs the one per-image pipeline (:mod:`p3m.pipeline`, :mod:`p3m.privacy.anonymize`).
 - ``GET /v1/engines``, ``GET /healthz``; OpenAPI at ``/docs``.
+- ``WS /v1/live``: camera frames in, alphas out, one at a time (:mod:`p3m.serve.live`).
 
 The engine is opened once. Requests run one at a time on it (LiteRT's interpreter is
 not thread-safe, and one P3M-Net pass uses every core). The :class:`ServiceLimits`
@@ -287,6 +288,11 @@ def create_app(engine, limits: ServiceLimits | None = None):
                                           limits.timeout)
         except asyncio.TimeoutError:
             raise Refusal(504, f"the request took longer than {limits.timeout:g} s") from None
+
+    from p3m.serve.live import add_live_stream
+
+    add_live_stream(app, limits=limits, counts=counts, engine=engine, on_engine=queued, on_coder=on_coder,
+                    decode=decode)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():

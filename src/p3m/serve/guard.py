@@ -46,6 +46,9 @@ class Guard:
         counts["in_flight"] = 0  # admitted POSTs, reported by /healthz
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket":
+            await self._socket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -82,12 +85,30 @@ class Guard:
         finally:
             self.counts["in_flight"] -= 1
 
+    async def _socket(self, scope, receive, send) -> None:
+        """A WebSocket (the live stream) passes the Host and Origin checks before its
+        handshake is answered; the token comes in its first message (browsers cannot
+        set headers on a WebSocket), checked by the endpoint, as are the places."""
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        try:
+            self._check({**scope, "method": "WEBSOCKET"}, headers)
+        except (ValueError, Refusal) as exc:
+            reason = exc.reason if isinstance(exc, Refusal) else "malformed Host or Origin header"
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
+            return
+        await self.app(scope, receive, send)
+
     def _check(self, scope, headers: dict[str, str]) -> None:
         limits = self.limits
         host = urllib.parse.urlsplit(f"//{headers.get('host', '')}").hostname or ""
         if limits.hosts and host not in limits.hosts:  # DNS rebinding: a page of another site, renamed to us
             raise Refusal(421, f"Host {host!r} is not this service's name; use {' or '.join(limits.hosts)}")
         origin = headers.get("origin")
+        if scope["method"] == "WEBSOCKET":  # every browser sends its page's Origin on a WebSocket
+            if origin and urllib.parse.urlsplit(origin).netloc != headers.get("host"):
+                raise Refusal(403, f"cross-origin streams are refused (Origin {origin[:60]!r})")
+            return
         if scope["method"] == "POST" and origin and urllib.parse.urlsplit(origin).netloc != headers.get("host"):
             raise Refusal(403, f"cross-origin requests are refused (Origin {origin[:100]!r}); call the API from "
                                "this service's page, or without a browser")

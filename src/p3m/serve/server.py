@@ -42,6 +42,14 @@ def protocol(limits) -> type:
             self.stop_timer()
             super().connection_lost(exc)
 
+        def handle_websocket_upgrade(self, event) -> None:
+            """The connection becomes a WebSocket (the live stream), handed to uvicorn's
+            WebSocket protocol: no longer a request whose headers are awaited, nor one of the
+            HTTP connections counted here (the stream takes one of the service's places)."""
+            self.stop_timer()
+            self.opened.pop(self, None)
+            super().handle_websocket_upgrade(event)
+
         def timeout_keep_alive_handler(self) -> None:
             super().timeout_keep_alive_handler()
             self.abort_later()
@@ -199,7 +207,8 @@ def config(app, host: str, port: int, **options: Any):
 
     limits = app.state.limits
     limits = dataclasses.replace(limits, max_connections=_room_for(limits.max_connections))
-    return uvicorn.Config(app, host=host, port=port, http=protocol(limits), log_level="warning", **options)
+    return uvicorn.Config(app, host=host, port=port, http=protocol(limits), log_level="warning",
+                          ws_max_size=limits.max_body, **options)  # a live frame is limited like an upload
 
 
 def serve(app, host: str, port: int) -> None:

@@ -154,3 +154,17 @@ def _about_centre(zoom: float, degrees: float, shift: float, width: int, height:
     matrix = _affine3(cv2.getRotationMatrix2D((width / 2, height / 2), degrees, zoom))
     matrix[0, 2] += shift
     return matrix
+
+
+def write_y4m(path: str | os.PathLike, frames: Iterable[np.ndarray], *, rate: int = 15) -> None:
+    """Raw YUV4MPEG2 (4:2:0) of RGB ``frames``: what Chromium's fake camera plays
+    (``--use-file-for-fake-video-capture``), looping."""
+    import cv2
+
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F{rate}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420).tobytes())

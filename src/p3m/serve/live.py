@@ -1,0 +1,219 @@
+"""``/v1/live``: camera frames in over a WebSocket, their alphas out, at frame rate.
+
+The protocol (the page's Live tab speaks it; any client may):
+
+1. Open ``ws://HOST/v1/live`` (``wss://`` behind TLS), with query parameters
+   ``engine`` (``live``, the default: segmentation + guided filter; or ``service``: the
+   engine the service runs, P3M-Net if it was started with it) and ``temporal``
+   (``flow``, ``edges`` or ``off``, as for videos).
+2. Send one text message first: ``{"token": "..."}`` (``{}`` without a token; a
+   client that can set headers may send ``Authorization: Bearer`` instead).
+3. Send frames as binary messages, each a JPEG or PNG. Each frame is answered by a
+   text message ``{"frame", "width", "height", "server_ms", "dropped"}`` and then a
+   binary message: a PNG of the same size whose alpha channel is the matte (colour
+   black), ready to mask the frame with (``destination-in`` on a canvas).
+   A frame that cannot be used is answered by ``{"error": one line}``, and the stream
+   goes on.
+
+Rules: the Guard's Host and Origin checks; the token; the stream takes one of the
+service's places (``queue + 1``) for as long as it is open, so a full service refuses
+it (close code 1013, "busy"); each frame is limited like an upload (``max_body`` bytes,
+``max_pixels``); each frame's engine work waits its turn with the photos'; a stream
+silent for ``timeout`` seconds is closed. A client that sends faster than frames are
+matted is not queued: only the newest frame waiting is kept, and the others are
+counted as ``dropped``. Frames are never written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+from fastapi import WebSocket  # at module level: FastAPI resolves the endpoint's annotation here
+
+LIVE_PATH = "/v1/live"
+#: The stream's query parameters and their allowed values (the first is the default).
+LIVE_PARAMETERS = {"engine": ("live", "service"), "temporal": ("flow", "edges", "off")}
+#: WebSocket close codes: policy (a bad token, parameter or hello), the engine cannot
+#: run here (its model is missing), and "try again later" (busy).
+POLICY, UNAVAILABLE, BUSY = 1008, 1011, 1013
+
+
+def token_ok(given: str, limits) -> bool:
+    """``given`` (a bearer token) is the service's, or the service has none."""
+    return not limits.token or hmac.compare_digest(given.encode(), limits.token.encode())
+
+
+def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: Callable[..., Awaitable],
+                    on_coder: Callable[..., Awaitable], decode: Callable[[bytes, str], np.ndarray]) -> None:
+    """The ``/v1/live`` route on ``app``: frames go through ``on_engine`` (the service's
+    engine thread, in turn with the photos) and are coded on ``on_coder``."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from p3m.errors import P3MError
+    from p3m.serve.guard import Refusal
+    from p3m.video.temporal import temporal_filter
+
+    live_engine: list[Any] = []
+
+    def engine_named(name: str):
+        if name == "service":
+            return engine
+        if not live_engine:
+            from p3m.inference.factory import open_engine
+
+            live_engine.append(open_engine("live"))
+        return live_engine[0]
+
+    @app.websocket(LIVE_PATH)
+    async def live(socket: WebSocket):
+        params = dict(socket.query_params)
+        bad = _bad_parameters(list(socket.query_params.multi_items()))
+        if bad or counts["in_flight"] > limits.queue:  # accepted, to close with the reason a page can show
+            await socket.accept()
+            await socket.close(POLICY, bad) if bad else await socket.close(BUSY, "busy: the service is full, "
+                                                                              "retry shortly")
+            return
+        counts["in_flight"] += 1
+        try:
+            await socket.accept()
+            if not await _hello(socket, limits):
+                return
+            try:
+                chosen = await on_engine(engine_named, params.get("engine", "live"))
+            except P3MError as exc:  # the live engine's model missing on the server: what to install
+                await socket.close(UNAVAILABLE, (getattr(exc, "remedy", "") or str(exc))[:120])
+                return
+            step = temporal_filter(params.get("temporal", "flow"))
+            await _stream(socket, chosen, step, limits, on_engine, on_coder, decode)
+        except (WebSocketDisconnect, Refusal):
+            pass
+        finally:
+            counts["in_flight"] -= 1
+
+
+def _bad_parameters(given: list[tuple[str, str]]) -> str:
+    """The one-line reason the query is refused, or '' (the close reason: at most 123 bytes)."""
+    names = [name for name, _ in given]
+    for name, value in given:
+        if name not in LIVE_PARAMETERS:
+            return f"unknown parameter {name[:30]!r}; accepted: {', '.join(LIVE_PARAMETERS)}"
+        if names.count(name) > 1:
+            return f"{name} given more than once"
+        if value not in LIVE_PARAMETERS[name]:
+            return f"{name} must be one of {', '.join(LIVE_PARAMETERS[name])}"
+    return ""
+
+
+async def _hello(socket, limits) -> bool:
+    """The first message: {"token"}; False (closed) when it is missing, late or wrong."""
+    header = socket.headers.get("authorization", "")
+    try:
+        message = await asyncio.wait_for(socket.receive(), limits.timeout)
+    except asyncio.TimeoutError:
+        await socket.close(POLICY, f"no hello within {limits.timeout:g} s")
+        return False
+    if message["type"] == "websocket.disconnect":
+        return False
+    try:
+        hello = json.loads(message.get("text") or "")
+        given = hello.get("token") or ""
+        if not isinstance(given, str):
+            raise TypeError
+    except (ValueError, TypeError, AttributeError):
+        await socket.close(POLICY, 'the first message must be {"token": "..."} (or {} without a token)')
+        return False
+    if header.startswith("Bearer ") and not given:
+        given = header.removeprefix("Bearer ")
+    if not token_ok(given, limits):
+        await socket.close(POLICY, "a valid token is required")
+        return False
+    return True
+
+
+async def _stream(socket, engine, step, limits, on_engine, on_coder, decode) -> None:
+    """Receive frames (keeping only the newest waiting) and answer each one matted."""
+    newest: list[bytes] = []
+    state: dict[str, Any] = {"dropped": 0, "ended": ""}  # ended: "gone" (the client left) or "idle"
+    arrived = asyncio.Event()
+
+    async def receive() -> None:
+        try:
+            while True:
+                message = await asyncio.wait_for(socket.receive(), limits.timeout)
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None:
+                    await socket.send_json({"error": "send frames as binary messages (JPEG or PNG)"})
+                    continue
+                if newest:
+                    state["dropped"] += 1
+                    newest.clear()
+                newest.append(data)
+                arrived.set()
+            state["ended"] = "gone"
+        except asyncio.TimeoutError:
+            state["ended"] = "idle"
+        except Exception:  # the connection broke
+            state["ended"] = "gone"
+        arrived.set()
+
+    receiver = asyncio.create_task(receive())
+    frame = 0
+    try:
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            if state["ended"]:
+                break
+            if not newest:
+                continue
+            data = newest.pop()
+            started = time.perf_counter()
+            try:
+                rgb = await on_coder(_checked_frame, data, limits, decode)
+            except Exception as exc:  # the frame's one line; the stream goes on
+                await socket.send_json({"error": getattr(exc, "reason", str(exc))})
+                continue
+            alpha = await on_engine(_matte, engine, step, rgb)
+            png = await on_coder(_alpha_png, alpha)
+            await socket.send_json({"frame": frame, "width": rgb.shape[1], "height": rgb.shape[0],
+                                    "server_ms": round((time.perf_counter() - started) * 1000, 1),
+                                    "dropped": state["dropped"]})
+            await socket.send_bytes(png)
+            frame += 1
+    finally:
+        receiver.cancel()
+    if state["ended"] == "idle":
+        await socket.close(1000, f"no frame for {limits.timeout:g} s")
+
+
+def _checked_frame(data: bytes, limits, decode) -> np.ndarray:
+    from p3m.serve.guard import Refusal
+
+    if len(data) > limits.max_body:
+        raise Refusal(413, f"frame of {len(data)} bytes exceeds the limit of {limits.max_body}")
+    return decode(data, "frame")
+
+
+def _matte(engine, step, rgb: np.ndarray) -> np.ndarray:
+    alpha = engine.predict([rgb])[0]
+    return step(rgb, alpha) if step is not None else alpha
+
+
+def _alpha_png(alpha: np.ndarray) -> bytes:
+    """The matte as the alpha channel of a black RGBA PNG (fast compression: loopback and LAN)."""
+    import cv2
+
+    h, w = alpha.shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., 3] = np.round(np.clip(alpha, 0, 1) * 255)
+    ok, png = cv2.imencode(".png", rgba, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return png.tobytes()
