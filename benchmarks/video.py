@@ -14,7 +14,7 @@ take them for people.) Backgrounds: scikit-image's rocket, motorcycle, coffee.
 Per clip and temporal mode, over all frames (alpha in 0-1):
 - MAD, MSE: mean absolute and squared error against the true alpha;
 - Grad: the published gradient error (``p3m.evaluation.metrics.grad``) of each frame;
-- dtSSD x 100: per frame, sqrt(mean((a_t - a_t-1) - (g_t - g_t-1))^2), the temporal
+- dtSSD x 100: per frame, sqrt(mean(((a_t - a_t-1) - (g_t - g_t-1))^2)), the temporal
   coherence error of the video-matting literature (Erofeev et al. 2015), averaged;
 - flicker: mean |(a_t - a_t-1) - (g_t - g_t-1)| over the edge band (true alpha in (0, 1)
   at t or t-1, widened by 7 px); on a still part it is the frame-to-frame alpha change there.

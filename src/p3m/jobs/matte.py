@@ -86,6 +86,7 @@ def _settings(identity: tuple[str, str], options: MatteOptions) -> dict[str, str
     return {"engine": identity[0], "weights": identity[1],
             "background": _spec(options.background),
             "premultiplied": str(options.premultiplied), "alpha_bits": "16" if options.alpha_16bit else "8",
+            "temporal": options.temporal,  # a video's mattes depend on it
             "anonymize": repr(options.anonymize.values()) if options.anonymize is not None else "no"}
 
 

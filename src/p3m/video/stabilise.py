@@ -30,10 +30,10 @@ class EdgeSmoother:
         alpha = alpha.astype(np.float32, copy=False)
         previous = self.previous
         if previous is None or previous.shape != alpha.shape:
-            self.previous = alpha
-            return alpha
+            self.previous = alpha.copy()
+            return alpha.copy()
         band = ((alpha > LOW) & (alpha < HIGH)) | ((previous > LOW) & (previous < HIGH))
         steady = band & (np.abs(alpha - previous) < self.motion)
         smoothed = np.where(steady, self.weight * previous + (1 - self.weight) * alpha, alpha)
         self.previous = smoothed
-        return smoothed
+        return smoothed.copy()  # the caller's to change

@@ -17,12 +17,17 @@ the previous frame to this one (OpenCV's DIS optical flow, on a grey copy at mos
   estimate and do not lag, while still and slowly drifting ones stop shimmering.
 
 Decided pixels (0 or 1 in both) are unchanged by any blend. A change of size (a new
-video) starts afresh. The older band-only smoother (:class:`p3m.video.stabilise.EdgeSmoother`)
-stays available as ``temporal="edges"``, and ``"off"`` is per-frame matting.
+video) starts afresh, as does an alpha with NaN in it (passed on as it is, for the caller
+to refuse). A frame too small for the flow (shorter than :data:`MIN_FLOW_SIDE` pixels)
+is passed through. Each alpha returned is the caller's to change.
+
+The older band-only smoother (:class:`p3m.video.stabilise.EdgeSmoother`) stays
+available as ``temporal="edges"``, and ``"off"`` is per-frame matting.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -35,6 +40,9 @@ FLOW_SIZE = 480
 WEIGHT = 0.9
 #: Speed (full-size pixels a frame) at which the weight has fallen to 1/e of WEIGHT.
 STILL_SPEED = 2.0
+#: DIS needs this many pixels on the shorter side (less crashed OpenCV): the flow copy is
+#: made at least this big, and a frame smaller than that is passed through.
+MIN_FLOW_SIDE = 32
 #: Forward-backward error (flow pixels) at which the weight has fallen to 1/e.
 FB_TOLERANCE = 2.0
 #: Grey-level difference between this frame and the previous one carried along the flow
@@ -59,24 +67,39 @@ class FlowSmoother:
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (grey at flow size, alpha written)
 
     def __call__(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        alpha = alpha.astype(np.float32, copy=False)
+        alpha = np.asarray(alpha, dtype=np.float32)
+        if alpha.ndim == 3 and alpha.shape[2] == 1:
+            alpha = alpha[..., 0]
         grey = self._grey(rgb)
         previous = self._previous
-        if previous is None or previous[1].shape != alpha.shape:
-            self._previous = (grey, alpha)
-            return alpha
+        if grey is None or not np.isfinite(alpha).all():
+            self._previous = None  # nothing to carry from, or into
+            return alpha.copy()
+        if previous is None or previous[1].shape != alpha.shape or previous[0].shape != grey.shape:
+            self._previous = (grey, alpha.copy())
+            return alpha.copy()
         carried, trust = self._carry(previous, grey, alpha.shape)
         weight = np.float32(self.weight) * trust
         out = weight * carried + (1 - weight) * alpha
         self._previous = (grey, out)
-        return out
+        return out.copy()
 
-    def _grey(self, rgb: np.ndarray) -> np.ndarray:
+    def _grey(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The frame as 8-bit grey at the flow's size; None when too small for the flow."""
         cv2 = self._cv2
-        h, w = rgb.shape[:2]
+        frame = np.asarray(rgb)
+        if frame.ndim == 3 and frame.shape[2] == 1:
+            frame = frame[..., 0]
+        h, w = frame.shape[:2]
+        if min(h, w) < MIN_FLOW_SIDE:
+            return None
+        if frame.dtype != np.uint8:  # 16-bit or float frames: the flow works on 8 bits
+            top = 65535.0 if frame.dtype == np.uint16 else 1.0 if frame.dtype.kind == "f" else 255.0
+            frame = np.clip(np.nan_to_num(frame.astype(np.float32)) * (255.0 / top), 0, 255).astype(np.uint8)
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_RGB2GRAY)
         scale = min(1.0, self.flow_size / max(h, w))
-        size = (max(8, round(w * scale)), max(8, round(h * scale)))
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
+        scale = max(scale, MIN_FLOW_SIDE / min(h, w))  # a thin frame keeps its short side for the flow
+        size = (round(w * scale), round(h * scale))
         return grey if size == (w, h) else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
     def _carry(self, previous: tuple[np.ndarray, np.ndarray], grey: np.ndarray, shape: tuple[int, int]
@@ -88,7 +111,7 @@ class FlowSmoother:
         h, w = shape
         back = self._dis.calc(grey, before, None)   # a pixel here was at pixel + back in the previous frame
         ahead = self._dis.calc(before, grey, None)  # and back again: the forward-backward check
-        ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float32)
+        xs, ys = _grid(gh, gw)
         ahead_there = cv2.remap(ahead, xs + back[..., 0], ys + back[..., 1], cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
         round_trip = np.sum((back + ahead_there) ** 2, axis=2)
@@ -105,11 +128,18 @@ class FlowSmoother:
             back[..., 0] *= to_full[0]
             back[..., 1] *= to_full[1]
             trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        xs, ys = _grid(h, w)
         map_x, map_y = xs + back[..., 0], ys + back[..., 1]
         carried = cv2.remap(alpha_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         trust *= (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)  # nothing comes from outside
         return carried, trust
+
+
+@lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y) as float32 H x W grids, made once per size."""
+    return (np.broadcast_to(np.arange(w, dtype=np.float32), (h, w)),
+            np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
 
 
 def temporal_filter(mode: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:

@@ -3,7 +3,8 @@
 One :class:`VideoWriter` per output file. Frames keep the input's presentation times
 (in its time base), so a variable frame rate stays as it was; the display matrix of a
 rotated input is written again, and the colour range is kept. Audio is copied from the
-input when the container takes its codec, else re-encoded (AAC in MP4, Opus in WebM).
+input when the container takes its codec, else re-encoded (AAC in MP4, Opus in WebM,
+16-bit PCM in MOV).
 The file is written under a temporary name and renamed when complete: an interrupted
 run never leaves a video that looks finished.
 """
@@ -44,18 +45,22 @@ FORMATS = {
                           (("crf", "24"), ("b", "0"), ("row-mt", "1"), ("deadline", "good"), ("cpu-used", "4"))),
 }
 #: The editors' transparent video: ProRes 4444 (10-bit 4:4:4 colour, 16-bit alpha) in a
-#: QuickTime MOV, with the audio as 16-bit PCM; Final Cut, Premiere, Resolve and After
-#: Effects read its alpha, as does FFmpeg's own decoder.
+#: QuickTime MOV, with the audio as 16-bit PCM; FFmpeg's own decoder reads its alpha.
+#: One encoder thread: prores_ks's slice threads share scratch buffers and overwrote
+#: each other's 8-pixel runs (alpha off by up to 128) at widths not a multiple of 16.
 PRORES_CUTOUT = VideoFormat("mov", "prores_ks", "yuva444p10le", "rgba", "pcm_s16le",
-                            (("profile", "4444"), ("vendor", "apl0"), ("alpha_bits", "16")))
+                            (("profile", "4444"), ("vendor", "apl0"), ("alpha_bits", "16"), ("threads", "1")))
+#: FFmpeg's AVCOL_SPC_SMPTE170M: the BT.601 matrix swscale converts RGB with, written
+#: into the MOV so that editors convert it back with the same one.
+BT601 = 6
 SUFFIXES = {"mp4": ".mp4", "webm": ".webm", "mov": ".mov"}
 #: H.264 in 4:2:0 needs even sizes; an odd-sized video keeps its size in 4:4:4.
 ODD_SIZE_PIX_FMT = "yuv444p"
 #: FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma (phones often record it); 1 is limited, 16-235.
 FULL_RANGE = 2
 #: Audio codecs each container takes as they are.
-COPYABLE_AUDIO = {"mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus"}, "webm": {"opus", "vorbis"},
-                  "mov": {"aac", "alac", "mp3", "pcm_s16le", "pcm_s24le"}}
+COPYABLE_AUDIO = {"mp4": {"aac", "mp3", "mp3float", "ac3", "eac3", "alac", "opus"}, "webm": {"opus", "vorbis"},
+                  "mov": {"aac", "alac", "mp3", "mp3float", "pcm_s16le", "pcm_s24le"}}  # mp3float: FFmpeg's MP3 decoder
 
 
 def video_format(kind: str, video_cutout: str = "webm") -> VideoFormat:
@@ -101,6 +106,9 @@ class VideoWriter:
         if tagged:
             stream.codec_context.color_range = info.color_range
         self._full_range = tagged and info.color_range == FULL_RANGE
+        if f.codec == "prores_ks":
+            stream.codec_context.thread_count = 1
+            stream.codec_context.colorspace = BT601
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         return stream
