@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -129,10 +130,91 @@ def test_a_full_service_refuses_a_stream_as_busy():
             first.send(jpeg(np.zeros((32, 32, 3), np.uint8)))
             first.recv(timeout=10)
             with _connect(url) as second:
+                second.send("{}")  # the place is looked for after the hello
                 assert _closed_reason(second) == "1013 busy: the service is full, retry shortly"
         with _connect(url) as without_model:  # the live engine's model is not on this server: what to run
             without_model.send("{}")
             assert _closed_reason(without_model).startswith("1011 the default engine's model is not installed")
+
+
+class NoiseEngine(ConstantEngine):
+    """Alphas of noise (answers that do not compress); ``fail`` makes the given calls raise."""
+
+    def __init__(self, fail: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.calls, self.fail = 0, fail
+
+    def predict(self, images):
+        self.calls += 1
+        if self.calls in self.fail:
+            raise RuntimeError("the engine broke on this frame")
+        return [np.random.default_rng(self.calls).random(image.shape[:2], dtype=np.float32) for image in images]
+
+
+def _raw_stream(url: str, hello: bytes | None) -> socket.socket:
+    """A WebSocket by hand that reads nothing after the handshake (its receive buffer kept small)."""
+    port = int(url.rsplit(":", 1)[1])
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall((f"GET /v1/live?engine=service HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    assert b" 101 " in raw.recv(4096).split(b"\r\n")[0]
+    for payload, opcode in ((hello, 1), *((jpeg(np.full((600, 800, 3), 90, np.uint8)), 2) for _ in range(3))):
+        if payload is None:
+            break
+        mask = os.urandom(4)
+        size = len(payload)
+        head = bytes([0x80 | opcode]) + (bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+                                           if size < 65536 else bytes([0x80 | 127]) + size.to_bytes(8, "big"))
+        body = (np.frombuffer(payload, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), size)).tobytes()
+        raw.sendall(head + mask + body)
+    return raw
+
+
+def _waiting(url: str) -> int:
+    import urllib.request
+
+    return json.loads(urllib.request.urlopen(url + "/healthz", timeout=10).read())["waiting"]
+
+
+def test_no_client_holds_a_place_without_the_token_or_without_reading(scene):
+    from p3m.serve.app import ServiceLimits, create_app
+
+    frames, _ = scene
+    limits = ServiceLimits(token="s3cret", queue=0, timeout=2.0, header_timeout=1.0)
+    with running(create_app(NoiseEngine(fail=(2,)), limits)) as url:
+        silent = _raw_stream(url, None)  # never says hello: no place taken, closed after header_timeout
+        with _connect(url, "?engine=service") as socket_:
+            socket_.send(json.dumps({"token": "s3cret"}))
+            socket_.send(jpeg(frames[0]))
+            assert json.loads(socket_.recv(timeout=10))["frame"] == 0  # the one place was free
+            socket_.recv(timeout=10)
+            socket_.send(jpeg(frames[1]))  # the engine raises: one line, and the stream goes on
+            assert json.loads(socket_.recv(timeout=10)) == {"error": "the engine broke on this frame"}
+            socket_.send(jpeg(frames[2]))
+            assert json.loads(socket_.recv(timeout=10))["frame"] == 1
+        silent.close()
+        deaf = _raw_stream(url, json.dumps({"token": "s3cret"}).encode())  # sends frames, never reads answers
+        time.sleep(1.0)
+        assert _waiting(url) == 1
+        deadline = time.monotonic() + 15
+        while _waiting(url) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert _waiting(url) == 0  # its answers were not taken within timeout: the place is given back
+        deaf.close()
+        from websockets.exceptions import ConnectionClosed
+
+        with _connect(url, "?engine=service") as chatty:  # text only is not a frame: idle all the same
+            chatty.send(json.dumps({"token": "s3cret"}))
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(40):
+                    chatty.send("still here")
+                    assert "binary messages" in json.loads(chatty.recv(timeout=5))["error"]
+                    time.sleep(0.3)
+            assert closed.value.rcvd.reason == "no frame for 2 s" and time.monotonic() - started < 5
 
 
 def test_p3m_live_mattes_a_file_and_any_frames_with_the_options_of_files(scene, tmp_path, home):
@@ -156,6 +238,8 @@ def test_p3m_live_mattes_a_file_and_any_frames_with_the_options_of_files(scene, 
     from p3m.errors import OptionError
     with pytest.raises(OptionError, match="temporal"):
         next(p3m.live(frames, temporal="smooth"))
+    with pytest.raises(VideoError, match="a camera index is 0 to 255"):  # OpenCV crashed on -1
+        next(p3m.live(-1))
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ class Guard:
             raise Refusal(421, f"Host {host!r} is not this service's name; use {' or '.join(limits.hosts)}")
         origin = headers.get("origin")
         if scope["method"] == "WEBSOCKET":  # every browser sends its page's Origin on a WebSocket
-            if origin and urllib.parse.urlsplit(origin).netloc != headers.get("host"):
+            if origin and urllib.parse.urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
                 raise Refusal(403, f"cross-origin streams are refused (Origin {origin[:60]!r})")
             return
         if scope["method"] == "POST" and origin and urllib.parse.urlsplit(origin).netloc != headers.get("host"):

@@ -8,18 +8,22 @@ The protocol (the page's Live tab speaks it; any client may):
    (``flow``, ``edges`` or ``off``, as for videos).
 2. Send one text message first: ``{"token": "..."}`` (``{}`` without a token; a
    client that can set headers may send ``Authorization: Bearer`` instead).
-3. Send frames as binary messages, each a JPEG or PNG. Each frame is answered by a
+3. Send frames as binary messages, each an image (JPEG or PNG; WebP, BMP and TIFF are
+   read too). Each frame is answered by a
    text message ``{"frame", "width", "height", "server_ms", "dropped"}`` and then a
    binary message: a PNG of the same size whose alpha channel is the matte (colour
    black), ready to mask the frame with (``destination-in`` on a canvas).
-   A frame that cannot be used is answered by ``{"error": one line}``, and the stream
-   goes on.
+   A frame that cannot be used (a bad image, one over ``max_pixels``, an engine error
+   or time-out) is answered by ``{"error": one line}``, and the stream goes on; a
+   message over ``max_body`` closes the stream (1009, message too big).
 
-Rules: the Guard's Host and Origin checks; the token; the stream takes one of the
-service's places (``queue + 1``) for as long as it is open, so a full service refuses
-it (close code 1013, "busy"); each frame is limited like an upload (``max_body`` bytes,
-``max_pixels``); each frame's engine work waits its turn with the photos'; a stream
-silent for ``timeout`` seconds is closed. A client that sends faster than frames are
+Rules: the Guard's Host and Origin checks (refused with a bare 403 before the
+handshake); the token, in a hello due within ``header_timeout``; only then does the
+stream take one of the service's places (``queue + 1``), for as long as it is open, so
+a full service refuses it (close code 1013, "busy"); each frame is limited like an
+upload (``max_body`` bytes, ``max_pixels``); each frame's engine work waits its turn
+with the photos'; a stream with no frame and no answer for ``timeout`` seconds is
+closed, and one whose client does not take an answer within ``timeout`` ends. A client that sends faster than frames are
 matted is not queued: only the newest frame waiting is kept, and the others are
 counted as ``dropped``. Frames are never written anywhere.
 """
@@ -72,17 +76,20 @@ def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: C
     @app.websocket(LIVE_PATH)
     async def live(socket: WebSocket):
         params = dict(socket.query_params)
+        await socket.accept()  # accepted first, so that every refusal is a close with a reason a page can show
         bad = _bad_parameters(list(socket.query_params.multi_items()))
-        if bad or counts["in_flight"] > limits.queue:  # accepted, to close with the reason a page can show
-            await socket.accept()
-            await socket.close(POLICY, bad) if bad else await socket.close(BUSY, "busy: the service is full, "
-                                                                              "retry shortly")
+        if bad:
+            await socket.close(POLICY, bad)
+            return
+        # The token before a place: a client without it never holds one. The hello is
+        # awaited like a request's headers (header_timeout), not like an upload.
+        if not await _hello(socket, limits):
+            return
+        if counts["in_flight"] > limits.queue:
+            await socket.close(BUSY, "busy: the service is full, retry shortly")
             return
         counts["in_flight"] += 1
         try:
-            await socket.accept()
-            if not await _hello(socket, limits):
-                return
             try:
                 chosen = await on_engine(engine_named, params.get("engine", "live"))
             except P3MError as exc:  # the live engine's model missing on the server: what to install
@@ -90,8 +97,8 @@ def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: C
                 return
             step = temporal_filter(params.get("temporal", "flow"))
             await _stream(socket, chosen, step, limits, on_engine, on_coder, decode)
-        except (WebSocketDisconnect, Refusal):
-            pass
+        except (WebSocketDisconnect, Refusal, asyncio.TimeoutError):
+            pass  # gone, or not reading its answers (the place is given back all the same)
         finally:
             counts["in_flight"] -= 1
 
@@ -113,9 +120,9 @@ async def _hello(socket, limits) -> bool:
     """The first message: {"token"}; False (closed) when it is missing, late or wrong."""
     header = socket.headers.get("authorization", "")
     try:
-        message = await asyncio.wait_for(socket.receive(), limits.timeout)
+        message = await asyncio.wait_for(socket.receive(), limits.header_timeout)
     except asyncio.TimeoutError:
-        await socket.close(POLICY, f"no hello within {limits.timeout:g} s")
+        await socket.close(POLICY, f"no hello within {limits.header_timeout:g} s")
         return False
     if message["type"] == "websocket.disconnect":
         return False
@@ -136,30 +143,46 @@ async def _hello(socket, limits) -> bool:
 
 
 async def _stream(socket, engine, step, limits, on_engine, on_coder, decode) -> None:
-    """Receive frames (keeping only the newest waiting) and answer each one matted."""
+    """Receive frames (keeping only the newest waiting) and answer each one matted.
+
+    Idle means no frame arrived and no answer went out for ``limits.timeout`` seconds
+    (text messages do not count; the server's own work on a frame does not either). An
+    answer the client does not take within ``limits.timeout`` ends the stream: a client
+    that stops reading gives its place back.
+    """
     newest: list[bytes] = []
-    state: dict[str, Any] = {"dropped": 0, "ended": ""}  # ended: "gone" (the client left) or "idle"
+    state: dict[str, Any] = {"dropped": 0, "ended": "", "working": False, "last": time.monotonic()}
     arrived = asyncio.Event()
+
+    async def send(message: dict | bytes) -> None:
+        sending = socket.send_bytes(message) if isinstance(message, bytes) else socket.send_json(message)
+        await asyncio.wait_for(sending, limits.timeout)
 
     async def receive() -> None:
         try:
             while True:
-                message = await asyncio.wait_for(socket.receive(), limits.timeout)
+                left = state["last"] + limits.timeout - time.monotonic()
+                try:
+                    message = await asyncio.wait_for(socket.receive(), max(left, 0.01))
+                except asyncio.TimeoutError:
+                    if state["working"] or time.monotonic() - state["last"] < limits.timeout:
+                        continue
+                    state["ended"] = "idle"
+                    break
                 if message["type"] == "websocket.disconnect":
+                    state["ended"] = "gone"
                     break
                 data = message.get("bytes")
                 if data is None:
-                    await socket.send_json({"error": "send frames as binary messages (JPEG or PNG)"})
+                    await send({"error": "send frames as binary messages (an image: JPEG, PNG, WebP, BMP or TIFF)"})
                     continue
+                state["last"] = time.monotonic()
                 if newest:
                     state["dropped"] += 1
                     newest.clear()
                 newest.append(data)
                 arrived.set()
-            state["ended"] = "gone"
-        except asyncio.TimeoutError:
-            state["ended"] = "idle"
-        except Exception:  # the connection broke
+        except Exception:  # the connection broke, or the client stopped reading
             state["ended"] = "gone"
         arrived.set()
 
@@ -175,17 +198,19 @@ async def _stream(socket, engine, step, limits, on_engine, on_coder, decode) -> 
                 continue
             data = newest.pop()
             started = time.perf_counter()
+            state["working"] = True
             try:
                 rgb = await on_coder(_checked_frame, data, limits, decode)
-            except Exception as exc:  # the frame's one line; the stream goes on
-                await socket.send_json({"error": getattr(exc, "reason", str(exc))})
+                alpha = await on_engine(_matte, engine, step, rgb)
+                png = await on_coder(_alpha_png, alpha)
+            except Exception as exc:  # the frame's one line (a bad image, an engine error or time-out); go on
+                state["working"], state["last"] = False, time.monotonic()
+                await send({"error": " ".join(str(getattr(exc, "reason", exc) or type(exc).__name__).split())})
                 continue
-            alpha = await on_engine(_matte, engine, step, rgb)
-            png = await on_coder(_alpha_png, alpha)
-            await socket.send_json({"frame": frame, "width": rgb.shape[1], "height": rgb.shape[0],
-                                    "server_ms": round((time.perf_counter() - started) * 1000, 1),
-                                    "dropped": state["dropped"]})
-            await socket.send_bytes(png)
+            await send({"frame": frame, "width": rgb.shape[1], "height": rgb.shape[0],
+                        "server_ms": round((time.perf_counter() - started) * 1000, 1), "dropped": state["dropped"]})
+            await send(png)
+            state["working"], state["last"] = False, time.monotonic()
             frame += 1
     finally:
         receiver.cancel()

@@ -13,10 +13,14 @@ the same as for files: ``save`` (alpha, cutout, composite), ``background``,
 live). Frames are matted one at a time in the caller's thread and never stored. A
 frame that cannot be used raises :class:`p3m.errors.ImageError` naming it; with
 ``anonymize``, a frame held back is yielded with ``held_back`` set and no outputs.
+The camera or file is released when the generator ends or is closed: leaving a loop
+early, close it (``contextlib.closing(p3m.live(0))``) rather than wait for the
+garbage collector.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,6 +30,9 @@ import numpy as np
 
 from p3m.errors import ImageError, VideoError
 from p3m.options import MatteOptions
+
+#: The camera indices tried (OpenCV takes an index per device).
+MAX_CAMERA_INDEX = 255
 
 
 @dataclass
@@ -44,8 +51,11 @@ def frames_from(source: Any) -> Iterator[np.ndarray]:
     """RGB uint8 frames from a camera index, a file or URL, or an iterable of frames."""
     if isinstance(source, bool):
         raise VideoError(f"not a frame source: {source!r}")
-    if isinstance(source, int):
-        return _capture(source, f"camera {source}")
+    if isinstance(source, numbers.Integral):
+        index = int(source)
+        if not 0 <= index <= MAX_CAMERA_INDEX:  # OpenCV crashed on -1, and raised its own error on 10**20
+            raise VideoError(f"camera {index}: a camera index is 0 to {MAX_CAMERA_INDEX}")
+        return _capture(index, f"camera {index}")
     if isinstance(source, (str, os.PathLike)):
         return _file_frames(source)
     if isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[-1] in (3, 4):
@@ -70,7 +80,9 @@ def _checked(frames: Iterator[Any]) -> Iterator[np.ndarray]:
 
 def _file_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     text = os.fspath(path)
-    if "://" not in text and not os.path.isfile(text):
+    if "://" in text:  # a stream (rtsp://, http://...): OpenCV's FFmpeg reads it as it comes
+        return _capture(text, text)
+    if not os.path.isfile(text):
         raise VideoError(f"{text}: no such file")
     try:
         from p3m.video.reader import VideoReader, import_av
@@ -90,7 +102,14 @@ def _reader_frames(reader_type, path: str) -> Iterator[np.ndarray]:
 def _capture(device: int | str, name: str) -> Iterator[np.ndarray]:
     import cv2
 
-    capture = cv2.VideoCapture(device)
+    quiet = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line, not OpenCV's warnings
+    try:
+        capture = cv2.VideoCapture(device)
+    except cv2.error as exc:
+        raise VideoError(f"{name}: cannot be opened ({' '.join(str(exc).split())[:200]})") from None
+    finally:
+        cv2.utils.logging.setLogLevel(quiet)
     if not capture.isOpened():
         capture.release()
         raise VideoError(f"{name}: cannot be opened (no such camera or stream, or no permission)")
