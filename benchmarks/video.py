@@ -45,9 +45,9 @@ from p3m.evaluation.metrics import grad
 from p3m.inference import open_engine
 from p3m.inference.compose import estimate_foreground
 from p3m.jobs.matte import MatteOptions, matte_files
+from p3m.options import TEMPORAL_MODES
 from p3m.video import VideoReader, matte_frames
 from p3m.video.synthetic import PARTS, moving_portrait, write_clip
-from p3m.video.temporal import TEMPORAL_MODES
 
 SIZE = (360, 640)
 FRAMES_PER_PART = 12

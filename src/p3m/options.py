@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from p3m.errors import OptionError, choice_error
-from p3m.video.temporal import TEMPORAL_MODES
 
 # The allowed values, each listed once.
 METHODS = ("hybrid", "resize")                      # the published test strategies
@@ -41,6 +40,8 @@ OUTPUT_KINDS = ("alpha", "cutout", "composite", "frames")  # frames: a video's R
 #: The engines named by a word (p3m.inference.factory): auto, the default engine, the live engine, P3M-Net.
 ENGINE_KEYWORDS = ("auto", "default", "live", "p3m")
 VIDEO_CUTOUTS = ("webm", "mov")  # a video's transparent cut-out: VP9 WebM, or ProRes 4444 MOV
+#: A video's temporal step (p3m.video.temporal): flow (the default), edges (the earlier band-only smoother), off.
+TEMPORAL_MODES = ("flow", "edges", "off")
 IMAGE_KINDS = ("alpha", "cutout", "composite")      # what one image can be turned into
 DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
 #: Blur sigma as a fraction of the face width. A few percent does not stop face

@@ -128,7 +128,7 @@ def live(source: Any, *, engine: Any = "live", options: MatteOptions | None = No
     """Matted frames of ``source`` as they come (a generator). ``engine`` is any engine
     spec (``"live"`` by default: segmentation + guided filter at frame rate; ``"auto"``
     for P3M-Net); ``values`` are MatteOptions by name (or pass ``options``)."""
-    from p3m.api import _engine
+    from p3m.inference.factory import open_engine
     from p3m.pipeline import image_kinds, matte_image
     from p3m.video.temporal import temporal_filter
 
@@ -136,7 +136,7 @@ def live(source: Any, *, engine: Any = "live", options: MatteOptions | None = No
         options = MatteOptions.from_values(values, "python")
     elif values:
         raise TypeError(f"give {', '.join(values)} in the MatteOptions, not beside them")
-    matting = _engine(engine, {})
+    matting = open_engine(engine)  # an open engine is used as it is
     kinds = image_kinds(options.save)
     step = temporal_filter(options.temporal)
     for index, rgb in enumerate(frames_from(source)):
@@ -154,7 +154,7 @@ def live(source: Any, *, engine: Any = "live", options: MatteOptions | None = No
 
 def live_alphas(source: Any, *, engine: Any = "live", temporal: str = "flow") -> Iterator[np.ndarray]:
     """Only the alphas of ``source``'s frames (float32), as :func:`p3m.video.matte_frames` gives a file's."""
-    from p3m.api import _engine
+    from p3m.inference.factory import open_engine
     from p3m.video.matte import matte_frames
 
-    yield from matte_frames(_engine(engine, {}), frames_from(source), temporal=temporal)
+    yield from matte_frames(open_engine(engine), frames_from(source), temporal=temporal)

@@ -32,8 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-#: The temporal modes: flow (the default), edges (the earlier band-only smoother), off.
-TEMPORAL_MODES = ("flow", "edges", "off")
+from p3m.options import TEMPORAL_MODES
+
 #: The flow is computed on a grey copy whose longer side is at most this many pixels.
 FLOW_SIZE = 480
 #: The weight of the carried alpha where the scene is still and the flow reliable.
