@@ -217,6 +217,39 @@ def test_no_client_holds_a_place_without_the_token_or_without_reading(scene):
             assert closed.value.rcvd.reason == "no frame for 2 s" and time.monotonic() - started < 5
 
 
+def test_few_streams_may_wait_for_their_hello_messages_are_bounded_and_answers_stay_whole(scene):
+    from websockets.exceptions import ConnectionClosed
+
+    from p3m.serve.app import ServiceLimits, create_app
+    from p3m.serve.live import GREETINGS_PER_PLACE
+
+    frames, _ = scene
+    limits = ServiceLimits(queue=0, max_frame=200_000)
+    with running(create_app(ConstantEngine(0.5), limits)) as url:
+        waiting = [_raw_stream(url, None) for _ in range(GREETINGS_PER_PLACE)]  # each could hold max_frame
+        time.sleep(0.5)
+        with _connect(url) as one_more:
+            assert _closed_reason(one_more) == "1013 busy: too many streams are starting, retry shortly"
+        for raw in waiting:
+            raw.close()
+        time.sleep(0.5)
+        with _connect(url, "?engine=service&temporal=off") as socket_:
+            socket_.send("{}")
+            answers = []
+            for index in range(6):  # text beside frames: every frame's JSON is followed by its PNG
+                socket_.send(jpeg(frames[index]))
+                socket_.send("noise")
+                answers += [socket_.recv(timeout=10) for _ in range(3)]  # the frame's two, the text's one
+            for first, second in zip(answers, answers[1:]):
+                if isinstance(first, str) and '"frame"' in first:
+                    assert isinstance(second, bytes)
+            socket_.send(b"\xff" * 300_000)  # over max_frame: the stream is closed by the WebSocket layer
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    socket_.recv(timeout=10)
+            assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
+
+
 def test_p3m_live_mattes_a_file_and_any_frames_with_the_options_of_files(scene, tmp_path, home):
     import p3m
     from p3m.errors import VideoError

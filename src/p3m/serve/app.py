@@ -53,6 +53,7 @@ class ServiceLimits:
     hosts: tuple[str, ...] = ()     # the Host names answered (a loopback bind: its own names); () answers any
     header_timeout: float = 10.0    # seconds a connection may take to send a request's headers
     max_connections: int = 1000     # open connections; beyond, the oldest without a request is closed
+    max_frame: int = 4 * 2**20      # bytes of one message of a live stream (a frame; the hello)
     max_work_size: int = 1024       # the default engine's working size a request may ask for (1024: 2 s a photo)
     max_band: float = 0.05          # and its band (the time grows with both: 1024 px at 0.2 took 131 s)
 

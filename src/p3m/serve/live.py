@@ -15,15 +15,16 @@ The protocol (the page's Live tab speaks it; any client may):
    black), ready to mask the frame with (``destination-in`` on a canvas).
    A frame that cannot be used (a bad image, one over ``max_pixels``, an engine error
    or time-out) is answered by ``{"error": one line}``, and the stream goes on; a
-   message over ``max_body`` closes the stream (1009, message too big).
+   message over ``max_frame`` (4 MiB) closes the stream (1009, message too big).
 
 Rules: the Guard's Host and Origin checks (refused with a bare 403 before the
-handshake); the token, in a hello due within ``header_timeout``; only then does the
-stream take one of the service's places (``queue + 1``), for as long as it is open, so
-a full service refuses it (close code 1013, "busy"); each frame is limited like an
-upload (``max_body`` bytes, ``max_pixels``); each frame's engine work waits its turn
-with the photos'; a stream with no frame and no answer for ``timeout`` seconds is
-closed, and one whose client does not take an answer within ``timeout`` ends. A client that sends faster than frames are
+handshake); the token, in a hello due within ``header_timeout``, with at most
+:data:`GREETINGS_PER_PLACE` streams per place awaiting theirs; only then does the stream
+take one of the service's places (``queue + 1``), for as long as it is open, so a full
+service refuses it (close code 1013, "busy"); each frame is limited (``max_frame``
+bytes, ``max_pixels``); each frame's engine work waits its turn with the photos'; a
+stream with no frame and no answer for ``timeout`` seconds is closed (error lines are
+no answer), and one whose client does not take an answer within ``timeout`` ends. A client that sends faster than frames are
 matted is not queued: only the newest frame waiting is kept, and the others are
 counted as ``dropped``. Frames are never written anywhere.
 """
@@ -39,9 +40,14 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 from fastapi import WebSocket  # at module level: FastAPI resolves the endpoint's annotation here
 
+from p3m.options import TEMPORAL_MODES
+
 LIVE_PATH = "/v1/live"
 #: The stream's query parameters and their allowed values (the first is the default).
-LIVE_PARAMETERS = {"engine": ("live", "service"), "temporal": ("flow", "edges", "off")}
+LIVE_PARAMETERS = {"engine": ("live", "service"), "temporal": TEMPORAL_MODES}
+#: Streams waiting for their hello, at most this many per place (queue + 1): each may hold
+#: up to max_frame bytes of a hello it has not finished, for header_timeout seconds.
+GREETINGS_PER_PLACE = 4
 #: WebSocket close codes: policy (a bad token, parameter or hello), the engine cannot
 #: run here (its model is missing), and "try again later" (busy).
 POLICY, UNAVAILABLE, BUSY = 1008, 1011, 1013
@@ -58,7 +64,6 @@ def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: C
     engine thread, in turn with the photos) and are coded on ``on_coder``."""
     from starlette.websockets import WebSocketDisconnect
 
-    from p3m.errors import P3MError
     from p3m.serve.guard import Refusal
     from p3m.video.temporal import temporal_filter
 
@@ -82,8 +87,17 @@ def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: C
             await socket.close(POLICY, bad)
             return
         # The token before a place: a client without it never holds one. The hello is
-        # awaited like a request's headers (header_timeout), not like an upload.
-        if not await _hello(socket, limits):
+        # awaited like a request's headers (header_timeout), and the streams awaiting one
+        # are few: an unauthenticated client costs a socket and at most max_frame bytes.
+        if counts.get("greeting", 0) >= GREETINGS_PER_PLACE * (limits.queue + 1):
+            await socket.close(BUSY, "busy: too many streams are starting, retry shortly")
+            return
+        counts["greeting"] = counts.get("greeting", 0) + 1
+        try:
+            greeted = await _hello(socket, limits)
+        finally:
+            counts["greeting"] -= 1
+        if not greeted:
             return
         if counts["in_flight"] > limits.queue:
             await socket.close(BUSY, "busy: the service is full, retry shortly")
@@ -92,8 +106,9 @@ def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: C
         try:
             try:
                 chosen = await on_engine(engine_named, params.get("engine", "live"))
-            except P3MError as exc:  # the live engine's model missing on the server: what to install
-                await socket.close(UNAVAILABLE, (getattr(exc, "remedy", "") or str(exc))[:120])
+            except Exception as exc:  # e.g. the live engine's model missing on the server: what to install
+                reason = getattr(exc, "remedy", "") or str(exc) or type(exc).__name__
+                await socket.close(UNAVAILABLE, " ".join(reason.split())[:120])
                 return
             step = temporal_filter(params.get("temporal", "flow"))
             await _stream(socket, chosen, step, limits, on_engine, on_coder, decode)
@@ -153,17 +168,22 @@ async def _stream(socket, engine, step, limits, on_engine, on_coder, decode) -> 
     newest: list[bytes] = []
     state: dict[str, Any] = {"dropped": 0, "ended": "", "working": False, "last": time.monotonic()}
     arrived = asyncio.Event()
+    sending = asyncio.Lock()  # a frame's JSON and its PNG go out together, never split by another answer
 
-    async def send(message: dict | bytes) -> None:
-        sending = socket.send_bytes(message) if isinstance(message, bytes) else socket.send_json(message)
-        await asyncio.wait_for(sending, limits.timeout)
+    async def send(*messages: dict | bytes) -> None:
+        async with sending:
+            for message in messages:
+                out = socket.send_bytes(message) if isinstance(message, bytes) else socket.send_json(message)
+                await asyncio.wait_for(out, limits.timeout)
 
     async def receive() -> None:
         try:
             while True:
                 left = state["last"] + limits.timeout - time.monotonic()
+                if state["working"] or left <= 0:
+                    left = limits.timeout  # busy on this client's frame: not idle, look again later
                 try:
-                    message = await asyncio.wait_for(socket.receive(), max(left, 0.01))
+                    message = await asyncio.wait_for(socket.receive(), left)
                 except asyncio.TimeoutError:
                     if state["working"] or time.monotonic() - state["last"] < limits.timeout:
                         continue
@@ -200,30 +220,22 @@ async def _stream(socket, engine, step, limits, on_engine, on_coder, decode) -> 
             started = time.perf_counter()
             state["working"] = True
             try:
-                rgb = await on_coder(_checked_frame, data, limits, decode)
+                rgb = await on_coder(decode, data, "frame")
                 alpha = await on_engine(_matte, engine, step, rgb)
                 png = await on_coder(_alpha_png, alpha)
             except Exception as exc:  # the frame's one line (a bad image, an engine error or time-out); go on
-                state["working"], state["last"] = False, time.monotonic()
+                state["working"] = False  # an error is no answer: it does not keep the stream from idling
                 await send({"error": " ".join(str(getattr(exc, "reason", exc) or type(exc).__name__).split())})
                 continue
             await send({"frame": frame, "width": rgb.shape[1], "height": rgb.shape[0],
-                        "server_ms": round((time.perf_counter() - started) * 1000, 1), "dropped": state["dropped"]})
-            await send(png)
+                        "server_ms": round((time.perf_counter() - started) * 1000, 1), "dropped": state["dropped"]},
+                       png)
             state["working"], state["last"] = False, time.monotonic()
             frame += 1
     finally:
         receiver.cancel()
     if state["ended"] == "idle":
         await socket.close(1000, f"no frame for {limits.timeout:g} s")
-
-
-def _checked_frame(data: bytes, limits, decode) -> np.ndarray:
-    from p3m.serve.guard import Refusal
-
-    if len(data) > limits.max_body:
-        raise Refusal(413, f"frame of {len(data)} bytes exceeds the limit of {limits.max_body}")
-    return decode(data, "frame")
 
 
 def _matte(engine, step, rgb: np.ndarray) -> np.ndarray:

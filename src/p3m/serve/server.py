@@ -208,7 +208,7 @@ def config(app, host: str, port: int, **options: Any):
     limits = app.state.limits
     limits = dataclasses.replace(limits, max_connections=_room_for(limits.max_connections))
     return uvicorn.Config(app, host=host, port=port, http=protocol(limits), log_level="warning",
-                          ws_max_size=limits.max_body, **options)  # a live frame is limited like an upload
+                          ws_max_size=limits.max_frame, **options)  # a live stream's message, the hello too
 
 
 def serve(app, host: str, port: int) -> None:
