@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from p3m.inference.engine import MattingEngine
+from p3m.io.images import load_image
 
 #: The guided filter's coefficients are solved on a copy whose longer side is this.
 WORK_SIZE = 320
@@ -52,12 +53,9 @@ class LiveMattingEngine(MattingEngine):
         return [self.matte(image) for image in images]
 
     def matte(self, image: np.ndarray) -> np.ndarray:
-        """The alpha (float32 H x W in [0, 1]) of one RGB uint8 frame (grey and RGBA taken as RGB)."""
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        elif image.shape[2] != 3:
-            image = np.repeat(image[..., :1], 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-        image = np.ascontiguousarray(image)
+        """The alpha (float32 H x W in [0, 1]) of one RGB uint8 frame (grey, RGBA or 16-bit
+        frames are read as :func:`p3m.io.images.load_image` reads any array)."""
+        image = load_image(image, max_pixels=None)
         h, w = image.shape[:2]
         probability = self.segmentation.person_probability(image)
         scale = min(1.0, self.work_size / max(h, w))

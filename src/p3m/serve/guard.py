@@ -46,13 +46,13 @@ class Guard:
         counts["in_flight"] = 0  # admitted POSTs, reported by /healthz
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "websocket":
-            await self._socket(scope, receive, send)
-            return
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if scope["type"] == "websocket":
+            await self._socket(scope, headers, receive, send)
+            return
         try:
             self._check(scope, headers)
         except ValueError:  # a Host or Origin that is no address at all
@@ -85,11 +85,10 @@ class Guard:
         finally:
             self.counts["in_flight"] -= 1
 
-    async def _socket(self, scope, receive, send) -> None:
+    async def _socket(self, scope, headers: dict[str, str], receive, send) -> None:
         """A WebSocket (the live stream) passes the Host and Origin checks before its
         handshake is answered; the token comes in its first message (browsers cannot
         set headers on a WebSocket), checked by the endpoint, as are the places."""
-        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         try:
             self._check({**scope, "method": "WEBSOCKET"}, headers)
         except (ValueError, Refusal) as exc:
@@ -114,7 +113,7 @@ class Guard:
                                "this service's page, or without a browser")
         if limits.token and scope["path"] not in self.OPEN_PATHS:
             given = headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {limits.token}".encode()):
+            if not (given.startswith("Bearer ") and token_ok(given.removeprefix("Bearer "), limits)):
                 raise Refusal(401, "a valid 'Authorization: Bearer <token>' header is required")
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limits.max_body:
@@ -140,6 +139,11 @@ class Guard:
                 whole = not message.get("more_body", False)
             return message
         return counted
+
+
+def token_ok(given: str, limits) -> bool:
+    """``given`` is the service's bearer token (compared in constant time), or the service has none."""
+    return not limits.token or hmac.compare_digest(given.encode(), limits.token.encode())
 
 
 async def answer(send, refusal: Refusal) -> None:

@@ -32,7 +32,6 @@ counted as ``dropped``. Frames are never written anywhere.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from typing import Any, Awaitable, Callable
@@ -41,6 +40,7 @@ import numpy as np
 from fastapi import WebSocket  # at module level: FastAPI resolves the endpoint's annotation here
 
 from p3m.options import TEMPORAL_MODES
+from p3m.serve.guard import Refusal, token_ok
 
 LIVE_PATH = "/v1/live"
 #: The stream's query parameters and their allowed values (the first is the default).
@@ -53,18 +53,12 @@ GREETINGS_PER_PLACE = 4
 POLICY, UNAVAILABLE, BUSY = 1008, 1011, 1013
 
 
-def token_ok(given: str, limits) -> bool:
-    """``given`` (a bearer token) is the service's, or the service has none."""
-    return not limits.token or hmac.compare_digest(given.encode(), limits.token.encode())
-
-
 def add_live_stream(app, *, limits, counts: dict[str, int], engine, on_engine: Callable[..., Awaitable],
                     on_coder: Callable[..., Awaitable], decode: Callable[[bytes, str], np.ndarray]) -> None:
     """The ``/v1/live`` route on ``app``: frames go through ``on_engine`` (the service's
     engine thread, in turn with the photos) and are coded on ``on_coder``."""
     from starlette.websockets import WebSocketDisconnect
 
-    from p3m.serve.guard import Refusal
     from p3m.video.temporal import temporal_filter
 
     live_engine: list[Any] = []
@@ -239,8 +233,7 @@ async def _stream(socket, engine, step, limits, on_engine, on_coder, decode) -> 
 
 
 def _matte(engine, step, rgb: np.ndarray) -> np.ndarray:
-    alpha = engine.predict([rgb])[0]
-    return step(rgb, alpha) if step is not None else alpha
+    return step(rgb, engine.predict([rgb])[0])
 
 
 def _alpha_png(alpha: np.ndarray) -> bytes:

@@ -144,9 +144,7 @@ def live(source: Any, *, engine: Any = "live", options: MatteOptions | None = No
             raise ImageError(f"frame {index}: {rgb.shape[1]} x {rgb.shape[0]} is over the limit of "
                              f"{options.max_pixels} pixels")
         started = time.perf_counter()
-        alpha = matting.predict([rgb])[0]
-        if step is not None:
-            alpha = step(rgb, alpha)
+        alpha = step(rgb, matting.predict([rgb])[0])
         result = matte_image(matting, rgb, options, kinds, alpha=alpha, look_for_a_face=False)
         yield LiveFrame(index, rgb, alpha, result.outputs, time.perf_counter() - started,
                         result.reason if result.held_back else "")

@@ -46,7 +46,7 @@ def matte_frames(engine: MattingEngine, frames: Iterable[np.ndarray], *, batch_s
     step = temporal_filter(temporal)
     for chunk in _batches(frames, batch_size):
         for rgb, alpha in zip(chunk, engine.predict(chunk)):
-            yield step(rgb, alpha) if step else alpha
+            yield step(rgb, alpha)
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:

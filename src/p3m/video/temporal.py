@@ -112,15 +112,14 @@ class FlowSmoother:
         back = self._dis.calc(grey, before, None)   # a pixel here was at pixel + back in the previous frame
         ahead = self._dis.calc(before, grey, None)  # and back again: the forward-backward check
         xs, ys = _grid(gh, gw)
-        ahead_there = cv2.remap(ahead, xs + back[..., 0], ys + back[..., 1], cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+        there_x, there_y = xs + back[..., 0], ys + back[..., 1]  # where each pixel was in the previous frame
+        ahead_there = cv2.remap(ahead, there_x, there_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         round_trip = np.sum((back + ahead_there) ** 2, axis=2)
         to_full = np.float32(w / gw), np.float32(h / gh)
         speed2 = (back[..., 0] * to_full[0]) ** 2 + (back[..., 1] * to_full[1]) ** 2
         exponent = round_trip / self.fb_tolerance ** 2 + speed2 / self.still_speed ** 2
         if self.photo_tolerance:
-            before_here = cv2.remap(before, xs + back[..., 0], ys + back[..., 1], cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE)
+            before_here = cv2.remap(before, there_x, there_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             exponent += ((before_here.astype(np.float32) - grey) / self.photo_tolerance) ** 2
         trust = np.exp(-exponent).astype(np.float32)
         if (gh, gw) != (h, w):
@@ -142,9 +141,9 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
             np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
 
 
-def temporal_filter(mode: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+def temporal_filter(mode: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The per-frame step of ``mode`` (:data:`TEMPORAL_MODES`): a callable (rgb, alpha) -> alpha
-    to call once per frame in order, or None for ``off``."""
+    to call once per frame in order (``off``: the alpha as it is)."""
     if mode == "flow":
         return FlowSmoother()
     if mode == "edges":
@@ -153,5 +152,5 @@ def temporal_filter(mode: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
         smoother = EdgeSmoother()
         return lambda rgb, alpha: smoother(alpha)
     if mode == "off":
-        return None
+        return lambda rgb, alpha: alpha
     raise ValueError(f"temporal must be one of {', '.join(TEMPORAL_MODES)}; got {mode!r}")

@@ -33,6 +33,7 @@ class VideoFormat:
     channels: str  # the ndarray layout handed to PyAV: gray, rgb24 or rgba
     audio_codec: str | None  # None: no audio track
     options: tuple[tuple[str, str], ...] = ()
+    colorspace: int | None = None  # FFmpeg's AVColorSpace to tag the stream with (None: untagged)
 
 
 #: The output kinds of a video. Alpha and composite are H.264 MP4 (widely playable);
@@ -48,11 +49,11 @@ FORMATS = {
 #: QuickTime MOV, with the audio as 16-bit PCM; FFmpeg's own decoder reads its alpha.
 #: One encoder thread: prores_ks's slice threads share scratch buffers and overwrote
 #: each other's 8-pixel runs (alpha off by up to 128) at widths not a multiple of 16.
+#: Tagged BT.601 (AVCOL_SPC_SMPTE170M), the matrix swscale converts RGB with, so that
+#: editors convert it back with the same one.
 PRORES_CUTOUT = VideoFormat("mov", "prores_ks", "yuva444p10le", "rgba", "pcm_s16le",
-                            (("profile", "4444"), ("vendor", "apl0"), ("alpha_bits", "16"), ("threads", "1")))
-#: FFmpeg's AVCOL_SPC_SMPTE170M: the BT.601 matrix swscale converts RGB with, written
-#: into the MOV so that editors convert it back with the same one.
-BT601 = 6
+                            (("profile", "4444"), ("vendor", "apl0"), ("alpha_bits", "16"), ("threads", "1")),
+                            colorspace=6)
 SUFFIXES = {"mp4": ".mp4", "webm": ".webm", "mov": ".mov"}
 #: H.264 in 4:2:0 needs even sizes; an odd-sized video keeps its size in 4:4:4.
 ODD_SIZE_PIX_FMT = "yuv444p"
@@ -106,9 +107,8 @@ class VideoWriter:
         if tagged:
             stream.codec_context.color_range = info.color_range
         self._full_range = tagged and info.color_range == FULL_RANGE
-        if f.codec == "prores_ks":
-            stream.codec_context.thread_count = 1
-            stream.codec_context.colorspace = BT601
+        if f.colorspace is not None:
+            stream.codec_context.colorspace = f.colorspace
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         return stream
