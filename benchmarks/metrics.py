@@ -10,18 +10,25 @@ and checks both give the same values (relative difference). ``--workers`` are th
 
 With ``--authors-evaluate PATH`` (``core/evaluate.py`` of a checkout of the authors'
 code, github.com/JizhiziLi/P3M), also times the authors' own metric functions against
-``p3m evaluate`` on the same PNG folders, each as a fresh process (start-up and imports
-included), the way a user runs them: the authors' functions called per image as their
-``core/test.py`` does, one process; ``p3m evaluate --workers 2``.
+p3m's:
+- in one process, imports not counted: their functions called per image as their
+  ``core/test.py`` does, against ``p3m.evaluation.metrics.evaluate`` on the same arrays,
+  single-threaded (OpenCV held to one thread) and with p3m's default threads;
+- ``p3m evaluate`` on the PNG folders against their functions run over the same folders,
+  each a fresh process (start-up and imports included), the way a user runs them.
 
-    python benchmarks/metrics.py [--pairs 100] [--reference-pairs 5] [--authors-evaluate P3M/core/evaluate.py]
+With ``--real``, the pairs are real mattes instead of synthetic ones: the sample
+portraits (p3m.privacy.sample_photos) scaled to a short side of 1080 px as P3M-500's
+images are, the default engine's matte at 400 px as the prediction and at 1024 px as
+the ground truth, a 20-px trimap around the latter. ``--pairs`` cycles over them.
+
+    python benchmarks/metrics.py [--pairs 100] [--reference-pairs 5] [--real] [--authors-evaluate P3M/core/evaluate.py]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
+from machine import cpu_model  # benchmarks/ is on the path when a script in it runs
 from p3m.data.synthetic import make_portrait
 from p3m.data.trimap import trimap_from_alpha
 from p3m.evaluation.metrics import evaluate
@@ -100,6 +108,71 @@ def make_pair(index: int, height: int, width: int):
     noise = gaussian_filter(rng.normal(0, 0.25, alpha.shape), 3) * 4
     pred = np.round(np.clip(alpha + noise * (gt > 0.02) * (gt < 0.98) + 0.02 * rng.normal(size=alpha.shape), 0, 1) * 255) / 255
     return pred, gt, trimap_from_alpha(alpha, 20)
+
+
+def real_pairs() -> list:
+    """(prediction, ground truth, trimap) from the sample portraits at a 1080-px short side."""
+    import cv2
+
+    from p3m.inference.factory import open_engine
+    from p3m.io.images import read_image_file
+    from p3m.privacy.sample_photos import fetch_sample_photos
+    from p3m.weights.store import p3m_home
+
+    coarse = open_engine("default")
+    fine = coarse.tuned(work_size=1024)
+    pairs = []
+    for _name, path in sorted(fetch_sample_photos(p3m_home() / "sample_photos").items()):
+        image = read_image_file(path)
+        h, w = image.shape[:2]
+        if min(h, w) < 400:
+            continue  # thumbnails, not portraits at P3M's size
+        scale = 1080 / min(h, w)
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
+        pred, gt = coarse.predict([image])[0], fine.predict([image])[0]
+        gt8 = np.round(gt * 255)
+        pairs.append((np.round(pred * 255) / 255, gt8 / 255, trimap_from_alpha(gt8 / 255, 20)))
+    return pairs
+
+
+def authors_in_process(evaluate_py: Path, pairs: list) -> None:
+    """Their metric functions and p3m's, called on the same 8-bit arrays in this process."""
+    import importlib.util
+
+    import cv2
+
+    spec = importlib.util.spec_from_file_location("authors_evaluate", evaluate_py)
+    theirs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(theirs)  # imports torch, not timed
+    eight_bit = [(np.round(p * 255).astype(np.uint8), np.round(g * 255).astype(np.uint8), t) for p, g, t in pairs]
+
+    def authors(p8, g8, trimap):  # as their core/test.py reads and scores one image
+        predict, alpha = p8 / 255.0, g8 / 255.0
+        theirs.calculate_sad_mse_mad(predict, alpha, trimap)
+        theirs.calculate_sad_mse_mad_whole_img(predict, alpha)
+        theirs.calculate_sad_fgbg(predict, alpha, trimap)
+        return theirs.compute_connectivity_loss_whole_image(predict, alpha), theirs.compute_gradient_whole_image(predict, alpha)
+
+    def timed(fn):
+        start = time.perf_counter()
+        values = [fn(*pair) for pair in eight_bit]
+        return time.perf_counter() - start, values
+
+    threads = cv2.getNumThreads()
+    evaluate(*eight_bit[0])  # first-call costs (page faults, OpenCV's pools) paid by neither
+    t_authors, their_values = timed(authors)
+    cv2.setNumThreads(1)
+    t_one, ours = timed(evaluate)
+    cv2.setNumThreads(threads)
+    t_default, _ = timed(evaluate)
+    worst = max(max(abs(c - o["CONN"]) / max(abs(c), 1e-12), abs(g - o["GRAD"]) / max(abs(g), 1e-12))
+                for (c, g), o in zip(their_values, ours))
+    size = np.mean([p.size for p, _, _ in eight_bit]) / 1e6
+    print(f"in one process, {len(eight_bit)} pairs of {size:.1f} MP on average, imports not counted:")
+    print(f"  authors' functions      : {t_authors:6.2f} s ({t_authors / len(eight_bit) * 1000:.0f} ms per pair)")
+    print(f"  p3m, OpenCV on 1 thread : {t_one:6.2f} s, {t_authors / t_one:.1f}x")
+    print(f"  p3m, OpenCV's {threads} threads : {t_default:6.2f} s, {t_authors / t_default:.1f}x; "
+          f"largest relative difference in GRAD and CONN {worst:.1e}")
 
 
 def _ours(args):
@@ -177,13 +250,21 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1620)
     parser.add_argument("--width", type=int, default=1080)
     parser.add_argument("--authors-evaluate", type=Path, help="the authors' core/evaluate.py, to time it too")
+    parser.add_argument("--real", action="store_true", help="real mattes of the sample portraits (see above)")
     args = parser.parse_args()
-    print(f"{platform.machine()}, {os.cpu_count()} cores; {args.pairs} pairs of {args.height} x {args.width}")
 
     start = time.perf_counter()
-    base = [make_pair(i, args.height, args.width) for i in range(min(args.pairs, 10))]
-    pairs = [base[i % len(base)] for i in range(args.pairs)]  # reuse 10 distinct pairs
+    if args.real:
+        base = real_pairs()
+        shape = f"{len(base)} real mattes, short side 1080"
+    else:
+        base = [make_pair(i, args.height, args.width) for i in range(min(args.pairs, 10))]
+        shape = f"{args.height} x {args.width}"
+    pairs = [base[i % len(base)] for i in range(args.pairs)]  # reuse the distinct pairs
+    print(f"{cpu_model()}, {os.cpu_count()} cores; {args.pairs} pairs of {shape}")
     print(f"data ready in {time.perf_counter() - start:.1f} s")
+    if args.authors_evaluate:
+        authors_in_process(args.authors_evaluate, base)
 
     start = time.perf_counter()
     ours = [_ours(p) for p in pairs]
@@ -205,8 +286,14 @@ def main() -> None:
             result = evaluate_folders(root / "pred", root / "gt", root / "trimap", workers=workers)
             folder_times[workers] = time.perf_counter() - start
             assert len(result.per_image) == args.pairs and not result.problems
-        if args.authors_evaluate:
-            authors_comparison(args.authors_evaluate, root)
+        start = time.perf_counter()  # as a user runs it: a fresh process, PNG decoding included
+        subprocess.run([str(Path(sys.executable).with_name("p3m")), "evaluate", "--pred", str(root / "pred"),
+                        "--gt", str(root / "gt"), "--trimap", str(root / "trimap"), "-q"], check=True,
+                       capture_output=True)
+        t_cli = time.perf_counter() - start
+        if args.authors_evaluate:  # fresh processes on the distinct pairs only (theirs takes seconds a pair)
+            write_folders(base, root / "distinct")
+            authors_comparison(args.authors_evaluate, root / "distinct")
 
     print(f"p3m metrics   : {t_ours:7.2f} s for {args.pairs} pairs ({t_ours / args.pairs * 1000:.0f} ms per pair)")
     print(f"transcription : {t_ref_each * 1000:7.0f} ms per pair (timed on {n_ref}); "
@@ -215,6 +302,8 @@ def main() -> None:
           f"over all metrics {worst:.1e}")
     print(f"p3m evaluate on PNG folders: 1 worker {folder_times[1]:.1f} s, 2 workers {folder_times[2]:.1f} s "
           f"({folder_times[1] / folder_times[2]:.2f}x)")
+    print(f"p3m evaluate (command line, fresh process, default workers): {t_cli:.1f} s for {args.pairs} pairs, "
+          f"{t_cli / args.pairs * 1000:.0f} ms per pair end to end")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ Inputs are float arrays in [0, 1] or uint8 (divided by 255); trimaps hold
 - SAD-FG/SAD-BG: sum|p - g| over the trimap's foreground / background, / 1000.
 - GRAD: Gaussian derivatives (sigma 1.4, float32 output, as published) of p and g;
   sum of squared differences of the gradient magnitudes / 10. Computed with OpenCV's
-  separable filter and scipy's kernels: equal to ``scipy.ndimage.gaussian_filter``'s
-  result to about 1e-7 relative, 2.5x faster.
+  separable filter and scipy's kernels, in float32, one filter per derivative: equal to
+  the published value to about 2e-7 relative (measured on real mattes), about 6x
+  faster than ``scipy.ndimage.gaussian_filter``.
 - CONN: thresholds 0.1 .. 1.0; the largest 4-connected component of
   (p >= th) & (g >= th) at each; see :func:`conn`.
 """
@@ -143,39 +144,55 @@ def _gaussian_kernels(sigma: float = 1.4, truncate: float = 4.0) -> tuple[np.nda
 
 
 _SMOOTH, _DERIVATIVE = _gaussian_kernels()
-_IDENTITY = np.ones(1)
 
 
-def _filter_pass(x: np.ndarray, along_columns: np.ndarray, along_rows: np.ndarray) -> np.ndarray:
-    # One separable pass in float64, stored as float32: what gaussian_filter(..., output=np.float32)
-    # does between its passes. BORDER_REFLECT is scipy's "reflect".
-    return cv2.sepFilter2D(x, cv2.CV_64F, along_columns, along_rows, borderType=cv2.BORDER_REFLECT).astype(np.float32)
+_SMOOTH32, _DERIVATIVE32 = _SMOOTH.astype(np.float32), _DERIVATIVE.astype(np.float32)
 
 
 def _gradient_magnitude(x: np.ndarray) -> np.ndarray:
     """|gradient| as published: gaussian_filter(x, 1.4, order=[1, 0] / [0, 1], output=float32).
 
-    Computed with OpenCV's separable filter (axis 0 first, then axis 1, float32 in
-    between, as scipy does): the same values to rounding, about 2.5x faster.
+    Each derivative is one OpenCV separable filter in float32 (scipy's passes run in
+    float64, one axis after the other, stored as float32 between them): the same values
+    to about 1e-7, in a fifth of the time. BORDER_REFLECT is scipy's "reflect".
     """
-    gy = _filter_pass(_filter_pass(x, _IDENTITY, _DERIVATIVE), _SMOOTH, _IDENTITY)  # order [1, 0]
-    gx = _filter_pass(_filter_pass(x, _IDENTITY, _SMOOTH), _DERIVATIVE, _IDENTITY)  # order [0, 1]
-    return np.sqrt(gx * gx + gy * gy)
+    x = x.astype(np.float32, copy=False)
+    gy = cv2.sepFilter2D(x, cv2.CV_32F, _SMOOTH32, _DERIVATIVE32, borderType=cv2.BORDER_REFLECT)  # order [1, 0]
+    gx = cv2.sepFilter2D(x, cv2.CV_32F, _DERIVATIVE32, _SMOOTH32, borderType=cv2.BORDER_REFLECT)  # order [0, 1]
+    # Not cv2.magnitude: its result depends on the buffers' alignment (seen: GRAD(g, g) != 0).
+    gx *= gx
+    gy *= gy
+    gx += gy
+    return np.sqrt(gx, out=gx)
 
 
 def grad(pred, gt) -> float:
-    p, g = _pair(pred, gt)
-    diff = _gradient_magnitude(p) - _gradient_magnitude(g)
-    return float(np.square(diff, dtype=np.float64).sum() / 10.0)
+    return _grad(*_pair(pred, gt))
+
+
+def _grad(p: np.ndarray, g: np.ndarray) -> float:
+    # NORM_L2SQR sums the squared differences in float64.
+    return float(cv2.norm(_gradient_magnitude(p), _gradient_magnitude(g), cv2.NORM_L2SQR) / 10.0)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray | None:
     """The largest 4-connected component of ``mask`` (first in scan order on ties)."""
-    # Plain labelling plus bincount is about 1.5x faster than connectedComponentsWithStats.
-    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    # Plain labelling plus a histogram is about 1.5x faster than connectedComponentsWithStats.
+    # 16-bit labels (OpenCV raises when they would overflow) halve the memory traffic and
+    # let calcHist count the areas; masks with 65535 components or more take 32-bit labels.
+    # calcHist counts in float32, exact below 2**24 pixels.
+    mask = mask.view(np.uint8)
+    try:
+        if mask.size >= 1 << 24:
+            raise cv2.error("too many pixels for float32 counts")
+        count, labels = cv2.connectedComponents(mask, connectivity=4, ltype=cv2.CV_16U)
+    except cv2.error:
+        count, labels = cv2.connectedComponents(mask, connectivity=4, ltype=cv2.CV_32S)
+        areas = np.bincount(labels.ravel(), minlength=count)
+    else:
+        areas = cv2.calcHist([labels], [0], None, [max(count, 1)], [0, max(count, 1)]).ravel()
     if count <= 1:
         return None
-    areas = np.bincount(labels.ravel(), minlength=count)
     largest = 1 + int(np.argmax(areas[1:]))
     return labels == largest
 
@@ -190,10 +207,8 @@ def conn_levels(p: np.ndarray, g: np.ndarray) -> np.ndarray:
     comparison), and labelling is confined to the bounding box of the first mask:
     every pixel outside it is outside every component and gets th_0 at i = 1.
     """
-    both = np.minimum(p, g)
-    passed = np.zeros(p.shape, dtype=np.uint8)
-    for th in CONN_THRESHOLDS[1:]:
-        passed += both >= th
+    # Thresholds passed by min(p, g), counted in one search (exact: the same >= comparisons).
+    passed = np.searchsorted(CONN_THRESHOLDS[1:], np.minimum(p, g), side="right").astype(np.uint8)
     unassigned = np.uint8(255)
     index = np.full(p.shape, unassigned, dtype=np.uint8)  # i - 1 of the threshold that assigned l
     rows, cols = np.nonzero(passed.max(axis=1))[0], np.nonzero(passed.max(axis=0))[0]
@@ -216,7 +231,10 @@ def conn_levels(p: np.ndarray, g: np.ndarray) -> np.ndarray:
 def conn(pred, gt) -> float:
     """Connectivity error: phi = 1 - d * (d >= 0.15), d = x - l for x in {p, g}, with
     ``l`` from :func:`conn_levels`; CONN = sum|phi_p - phi_g| / 1000."""
-    p, g = _pair(pred, gt)
+    return _conn(*_pair(pred, gt))
+
+
+def _conn(p: np.ndarray, g: np.ndarray) -> float:
     level = conn_levels(p, g)
     d_p = p - level
     d_g = g - level
@@ -238,6 +256,6 @@ def evaluate(pred, gt, trimap=None, *, fast: bool = False) -> dict[str, float]:
     if trimap is not None:
         result.update(_trimap_metrics(p, g, _trimap(trimap, g.shape), abs_diff))
     if not fast:
-        result["GRAD"] = grad(p, g)
-        result["CONN"] = conn(p, g)
+        result["GRAD"] = _grad(p, g)
+        result["CONN"] = _conn(p, g)
     return result
