@@ -6,13 +6,20 @@ the naive way (the full network for both passes) with the ratio and the largest
 output difference. On CUDA, also ms per image in fp32 and under autocast (bf16, fp16)
 with the largest alpha difference autocast causes.
 
+With ``--authors``: HYBRID the authors' way (the full network for both passes, fp32,
+the system allocator) against p3m's HYBRID in fp32 and bf16, with and without the
+inference fusion and the allocator setting, each in fresh processes.
+
     python benchmarks/inference.py [--arch p3mnet-vitae-s] [--sweep] [--repeat 5] [--height 1620 --width 1080]
+    python benchmarks/inference.py --authors [--rounds 2] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -23,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from machine import cpu_model  # benchmarks/ is on the path when a script in it runs
 from p3m.inference import NetworkEngine
 from p3m.inference.strategies import FullNetworkOnly
 from p3m.reference import load_reference_model
@@ -106,19 +114,61 @@ def compare_child(args) -> None:
 
 
 def child(args) -> None:
-    """Seconds per image and peak RSS of one strategy, in a fresh process; prints JSON."""
+    """Seconds per image and peak RSS of one strategy, in a fresh process; prints JSON.
+
+    ``--method naive``: the full network for both of HYBRID's passes, the authors' way."""
     model, image, _ = benchmark_input(args)
-    seconds, _ = time_engine(NetworkEngine(model, method=args.method), image, args.repeat, "cpu")
+    if args.no_fusion:
+        import p3m.inference.strategies as strategies
+
+        strategies.fuse_for_inference = lambda m: copy.deepcopy(m).eval()
+    if args.method == "naive":
+        engine = NetworkEngine(FullNetworkOnly(model), method="hybrid", precision=args.precision)
+    else:
+        engine = NetworkEngine(model, method=args.method, precision=args.precision)
+    seconds, _ = time_engine(engine, image, args.repeat, "cpu")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 
 
-def run_child(args, method: str, trimap: str = "fixture") -> dict:
+def run_child(args, method: str, trimap: str = "fixture", *, precision: str = "fp32", fusion: bool = True,
+              keep_memory: bool = True) -> dict:
     cmd = [sys.executable, __file__, "--child", "--arch", args.arch, "--method", method, "--trimap", trimap,
            "--band", str(args.band), "--repeat", str(args.repeat), "--height", str(args.height),
-           "--width", str(args.width)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+           "--width", str(args.width), "--precision", precision] + ([] if fusion else ["--no-fusion"])
+    env = {**os.environ, "P3M_KEEP_FREED_MEMORY": "1" if keep_memory else "0"}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+#: HYBRID as the authors run it against p3m's ways, each in fresh processes (see authors_report).
+AUTHORS_WAYS = (
+    ("the authors' way: full network for both passes, fp32, system allocator",
+     dict(method="naive", precision="fp32", keep_memory=False)),
+    ("p3m HYBRID fp32 (exact)", dict(method="hybrid", precision="fp32")),
+    ("p3m HYBRID bf16, no fusion, system allocator (p3m before)",
+     dict(method="hybrid", precision="bf16", fusion=False, keep_memory=False)),
+    ("p3m HYBRID bf16, no fusion", dict(method="hybrid", precision="bf16", fusion=False)),
+    ("p3m HYBRID bf16 (--precision bf16)", dict(method="hybrid", precision="bf16")),
+)
+
+
+def authors_report(args) -> None:
+    """HYBRID on the portrait-like global output, each way in a fresh process, the list
+    run ``--rounds`` times interleaved; best per way, ratios to the authors' way."""
+    best: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for label, way in AUTHORS_WAYS:
+            row = run_child(args, trimap="portrait", **way)
+            if label not in best or row["seconds"] < best[label]["seconds"]:
+                best[label] = row
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; {args.arch} HYBRID, "
+          f"{args.height} x {args.width} portrait-like global output; best of {args.repeat} in each of "
+          f"{args.rounds} fresh processes")
+    base = best[AUTHORS_WAYS[0][0]]["seconds"]
+    for label, _ in AUTHORS_WAYS:
+        row = best[label]
+        print(f"  {label:70s} {row['seconds']:6.2f} s  {base / row['seconds']:5.2f}x  peak RSS {row['peak_mib']:5.0f} MiB")
 
 
 def sweep_child(args) -> None:
@@ -214,6 +264,11 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="hybrid", help=argparse.SUPPRESS)
     parser.add_argument("--trimap", default="fixture", help=argparse.SUPPRESS)
+    parser.add_argument("--authors", action="store_true",
+                        help="HYBRID the authors' way against p3m's fp32 and bf16 ways, fresh processes")
+    parser.add_argument("--rounds", type=int, default=2, help="fresh processes per way for --authors")
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--no-fusion", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--band", type=int, default=11,
                         help="unknown band (px either side, at half size) of the portrait-like trimap")
     args = parser.parse_args()
@@ -221,6 +276,8 @@ def main() -> None:
         return compare_child(args) if args.method == "compare" else child(args)
     if args.default_engine:
         return default_engine_report(args)
+    if args.authors:
+        return authors_report(args)
     if args.sweep_child:
         return sweep_child(args)
     if args.sweep:

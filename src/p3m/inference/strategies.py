@@ -17,7 +17,6 @@ leaves no pixel unknown. The result is identical to running the full network.
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import logging
 
@@ -28,9 +27,11 @@ from torch import nn
 from p3m.architectures import input_normalisation
 from p3m.errors import choice_error
 from p3m.inference.engine import METHODS, PRECISIONS
+from p3m.inference.fusion import fuse_for_inference
 from p3m.inference.resize import bilinear_sources, resize_bilinear, resized_class_is_exact
 from p3m.inference.sizing import network_size
 from p3m.models.classes import BACKGROUND, FOREGROUND
+from p3m.utils.memory import keep_freed_memory
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: Said once when fp16 is asked for on the CPU (where PyTorch emulates it: 2.4x slower than fp32).
@@ -54,12 +55,14 @@ _BF16_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 def cpu_bf16_model(model: nn.Module) -> nn.Module:
     """A copy of ``model`` prepared for bf16 autocast on the CPU.
 
-    Channels-last layout: oneDNN's bf16 convolutions are fastest on it (an NCHW input
-    is reordered before each one). Convolution and linear weights in bf16: autocast
-    would cast them on every call to the same values, so the output is unchanged.
-    Normalisation layers and buffers stay fp32. The caller's network is left as it was.
+    Batch norms folded into their convolutions and ReLUs fused into them
+    (p3m.inference.fusion): in bf16 these memory-bound passes cost more than the
+    convolutions. Channels-last layout: oneDNN's bf16 convolutions are fastest on it
+    (an NCHW input is reordered before each one). Convolution and linear weights in
+    bf16: autocast would cast them on every call. Remaining normalisation layers and
+    buffers stay fp32. The caller's network is left as it was.
     """
-    prepared = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    prepared = fuse_for_inference(model).to(memory_format=torch.channels_last)
     for layer in prepared.modules():
         if isinstance(layer, _BF16_LAYERS):
             layer.to(torch.bfloat16)
@@ -88,6 +91,8 @@ class StrategyRunner:
         # Our networks can compute the local alpha on the unknown region only. On a GPU
         # the many small windows would not pay off (not measured), so only on the CPU.
         self._tiles = self.device.type == "cpu" and _accepts_region(model)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # hundreds of MB per image, reused rather than faulted in again
         self._normalise = input_normalisation(model)
 
     def _input(self, batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -26,16 +26,20 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv3x3(in_channels, channels)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
+        # Two ReLUs, not one used twice: a ReLU that is a convolution's alone can be fused
+        # into it for inference (p3m.inference.fusion). ReLUs hold no state: the
+        # checkpoints do not change.
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(channels, channels)
         self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if in_channels != channels:
             self.downsample = nn.Sequential(conv1x1(in_channels, channels), nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
 

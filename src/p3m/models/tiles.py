@@ -123,7 +123,12 @@ def unpool_windows(values: torch.Tensor, indices: torch.Tensor, windows: Windows
     one wins, as in the unpooling of the whole map.
     """
     h, w = values.shape[-2:]
-    top = torch.tensor([2 * y - 1 for y, _ in windows.origins], device=indices.device).view(-1, 1, 1, 1)
-    left = torch.tensor([2 * x - 1 for _, x in windows.origins], device=indices.device).view(-1, 1, 1, 1)
-    local = (indices // full_width - top) * (2 * w + 1) + (indices % full_width - left)
-    return F.max_unpool2d(values, local, kernel_size=2, stride=2, output_size=(2 * h + 1, 2 * w + 1))
+    width = 2 * w + 1
+    # (row - top) * width + (col - left), with col = index - row * full_width, is
+    # index + row * (width - full_width) - (top * width + left): one division and three
+    # in-place passes over the int64 indices instead of six new tensors (exact either way).
+    start = torch.tensor([(2 * y - 1) * width + 2 * x - 1 for y, x in windows.origins],
+                         device=indices.device).view(-1, 1, 1, 1)
+    local = torch.div(indices, full_width, rounding_mode="floor")
+    local.mul_(width - full_width).add_(indices).sub_(start)
+    return F.max_unpool2d(values, local, kernel_size=2, stride=2, output_size=(2 * h + 1, width))
