@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     onnx.add_argument("--arch", help="architecture (default: recognised from the weights)")
     onnx.add_argument("--graphs", default=",".join(GRAPHS),
                       help=f"comma-separated graphs to write (default: {','.join(GRAPHS)})")
+    onnx.add_argument("--int8", action="store_true",
+                      help="static int8 (ONNX Runtime's quantisation, calibrated on synthetic portraits): "
+                      "4x smaller files, SAD within 1%% of fp32; faster than fp32 where the CPU has no bf16")
     onnx.add_argument("--no-check", dest="check", action="store_false",
                       help="skip running each graph in ONNX Runtime against PyTorch")
     onnx.set_defaults(func=run_onnx)
@@ -37,11 +40,11 @@ def run_onnx(args: argparse.Namespace) -> int:
     source = weights_file(args.checkpoint)
     model = load_model(source, arch=args.arch, device="cpu")
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())
-    result = export_onnx(model, args.output, graphs=graphs, check=args.check, source=source.name)
+    result = export_onnx(model, args.output, graphs=graphs, check=args.check, source=source.name, int8=args.int8)
     for graph, path in result.paths.items():
         size = path.stat().st_size / 1e6
         check = (f", largest difference from PyTorch {result.max_difference[graph]:.1e}"
                  if graph in result.max_difference else "")
-        print(f"wrote {path} ({graph} graph, {size:.0f} MB{check})")
+        print(f"wrote {path} ({graph} graph{', int8' if args.int8 else ''}, {size:.0f} MB{check})")
     print(f"run it with: p3m matte IMAGE --engine onnx:{result.paths.get('full', args.output)}")
     return 0

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,9 @@ class ExportResult:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, graphs: tuple[str, ...] = GRAPHS,
-                opset: int = OPSET, check: bool = True, source: str = "") -> ExportResult:
-    """Write ``graphs`` of ``model`` (eval mode, on the CPU) as ONNX files named after ``path``."""
+                opset: int = OPSET, check: bool = True, source: str = "", int8: bool = False) -> ExportResult:
+    """Write ``graphs`` of ``model`` (eval mode, on the CPU) as ONNX files named after ``path``;
+    with ``int8``, statically quantised (p3m.export.quantize)."""
     path = Path(path)
     if path.suffix != ".onnx":
         raise OptionError(f"{path}: an ONNX export is named NAME.onnx")
@@ -82,6 +84,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, graphs: tuple[str,
     if missing and set(graphs) != {"full"}:
         raise OptionError(f"the network has no {' or '.join(missing)}; export graphs=('full',) only")
     model = model.float().eval().cpu()
+    if int8:
+        from p3m.export.quantize import quantize_export
+
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = Path(tmp) / path.name
+            export_onnx(model, fp32, graphs=graphs, opset=opset, check=False, source=source)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            result = ExportResult(paths=quantize_export(fp32, path, graphs))
+        if check:
+            for graph, target in result.paths.items():
+                result.max_difference[graph] = compare_with_torch(_Graph(model, graph).eval(), target)
+        return result
     spec = spec_of(model)
     metadata = {
         "p3m.arch": spec.name if spec else type(model).__name__,

@@ -63,6 +63,7 @@ class _Graph:
         if "p3m.graph" not in meta:
             raise CheckpointError(f"{path}: not exported by p3m (no p3m.graph metadata); export with: p3m export onnx")
         self.path, self.graph, self.arch = path, meta["p3m.graph"], meta.get("p3m.arch", "?")
+        self.precision = meta.get("p3m.precision", "fp32")  # int8 for `p3m export onnx --int8`
         self.mean, self.std = (_channels(path, meta, key) for key in ("p3m.mean", "p3m.std"))
         self.input = self.session.get_inputs()[0].name
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -110,7 +111,8 @@ class OnnxEngine(BatchingEngine):
             self.local_graph = self._optional(graph_path(path, "local"), providers, threads)
         self.weights = path
         where = "CUDA" if providers[0].startswith("CUDA") else "CPU"
-        self.description = f"{self.full.arch} ONNX ({method.upper()}, {sizing} sizing, ONNX Runtime {where})"
+        precision = "" if self.full.precision == "fp32" else f", {self.full.precision}"
+        self.description = f"{self.full.arch} ONNX ({method.upper()}, {sizing} sizing, ONNX Runtime {where}{precision})"
 
     def _optional(self, path: Path, providers: list[str], threads: int | None) -> _Graph:
         return _Graph(path, providers, threads) if path.is_file() else self.full
