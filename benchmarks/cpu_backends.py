@@ -9,8 +9,10 @@ published way (PyTorch fp32, NCHW), measured in the same run:
 - torch bf16 autocast (NCHW): p3m's bf16 before the CPU path existed;
 - p3m bf16 on the CPU (autocast, channels-last, convolution weights stored in bf16):
   ``--precision bf16``;
-- ONNX Runtime fp32 (a p3m export, written to a temporary folder unless ``--onnx``);
-- OpenVINO fp32 / bf16 on the ONNX export, when the openvino package is installed.
+- ONNX Runtime fp32 (a p3m export, written to a temporary folder unless ``--onnx``),
+  and int8 (``p3m export onnx --int8`` of it);
+- OpenVINO f32 / bf16 hints on the fp32 and int8 exports, when the openvino package is
+  installed, with the layer kinds its time went to.
 
 Accuracy (``--weights FILE``, trained weights, for example those ``benchmarks/learning.py``
 leaves in its output folder): SAD against the ground truth of ``--images`` synthetic
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import cpu_model  # benchmarks/ is on the path when a script in it runs
 from p3m.inference import NetworkEngine
 from p3m.inference.strategies import cpu_bf16_model
 from p3m.reference import load_reference_model
@@ -66,17 +68,43 @@ def onnx_forward(path: Path, x: np.ndarray):
     return lambda: session.run(["fusion_alpha"], {"image": x})[0]
 
 
-def openvino_forwards(path: Path, x: np.ndarray) -> dict:
+def openvino_forwards(path: Path, x: np.ndarray, label: str = "OpenVINO") -> dict:
+    """OpenVINO on an export, set up for this machine: the input reshaped to the static
+    size timed, one stream, latency hint, as many threads as PyTorch uses; f32 and its
+    bf16 hint. Each run prints where the time went by layer kind (OpenVINO's counters)."""
     try:
         import openvino
     except ImportError:
         return {}
     core = openvino.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.inputs[0].any_name: list(x.shape)})
     runs = {}
-    for label, hint in (("OpenVINO fp32", "f32"), ("OpenVINO bf16", "bf16")):
-        compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
-        runs[label] = (lambda c: lambda: c(x))(compiled)
+    for hint in ("f32", "bf16"):
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERF_COUNT": True}
+        request = core.compile_model(model, "CPU", config).create_infer_request()
+        runs[f"{label} {hint}"] = (lambda r: lambda: r.infer({0: x}))(request)
+        runs[f"{label} {hint}"].profile = request
     return runs
+
+
+def openvino_profile(request) -> str:
+    """The three layer kinds that took longest in the request's last run."""
+    import collections
+
+    spent = collections.Counter()
+    for layer in request.profiling_info:
+        spent[f"{layer.node_type} ({layer.exec_type})"] += layer.real_time.total_seconds()
+    total = sum(spent.values())
+    return "; ".join(f"{kind} {seconds / total:.0%}" for kind, seconds in spent.most_common(3))
+
+
+def onnx_int8(path: Path, target: Path) -> Path:
+    """``p3m export onnx --int8`` of the export at ``path`` (its whole-network graph)."""
+    from p3m.export.quantize import quantize_export
+
+    return quantize_export(path, target, ("full",))["full"]
 
 
 def speed_report(args) -> None:
@@ -95,38 +123,48 @@ def speed_report(args) -> None:
 
             export_onnx(model, path, graphs=("full",), check=False)
         runs["ONNX Runtime fp32"] = onnx_forward(path, x.numpy())
+        int8 = onnx_int8(path, Path(tmp) / "r34-int8.onnx")
+        runs["ONNX Runtime int8 (p3m export --int8)"] = onnx_forward(int8, x.numpy())
         runs.update(openvino_forwards(path, x.numpy()))
-        print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+        runs.update(openvino_forwards(int8, x.numpy(), "OpenVINO int8 export,"))
+        print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch "
               f"{torch.__version__}; P3M-Net (ResNet-34) forward at {args.side} x {args.side}, best of {args.repeat}")
         base = None
         for label, run in runs.items():
             seconds = best_of(run, args.repeat)
             base = base or seconds
-            print(f"  {label:36s} {seconds:6.3f} s   {base / seconds:5.2f}x the published way")
+            profile = f"  ({openvino_profile(run.profile)})" if hasattr(run, "profile") else ""
+            print(f"  {label:40s} {seconds:6.3f} s   {base / seconds:5.2f}x the published way{profile}")
 
 
 def accuracy_report(args) -> None:
+    """SAD of bf16 (PyTorch) and int8 (``p3m export onnx --int8``, ONNX Runtime) against
+    fp32 on trained weights, RESIZE and HYBRID."""
     from p3m.data.synthetic import make_portrait
+    from p3m.export import export_onnx
+    from p3m.inference.onnx_engine import OnnxEngine
     from p3m.weights import load_model
 
     model = load_model(args.weights, device="cpu")
     rng = np.random.default_rng(7)
     portraits = [make_portrait(rng, args.height, args.width) for _ in range(args.images)]
-    print(f"\nbf16 accuracy on {args.images} synthetic portraits of {args.height} x {args.width}, weights {args.weights}")
-    for method in ("resize", "hybrid"):
-        sad = {}
-        for precision in ("fp32", "bf16"):
-            engine = NetworkEngine(model, method=method, precision=precision)
-            alphas = [engine.predict([p.image])[0] for p in portraits]
-            sad[precision] = np.array([np.abs(a - p.alpha).sum() / 1000 for a, p in zip(alphas, portraits)])
-            if precision == "fp32":
-                reference = alphas
-        worst = max(float(np.abs(a - r).max()) for a, r in zip(alphas, reference))
-        mean_alpha = np.mean([np.abs(a - r).mean() for a, r in zip(alphas, reference)])
-        print(f"  {method:7s} SAD fp32 {sad['fp32'].mean():7.3f}  bf16 {sad['bf16'].mean():7.3f}  "
-              f"mean |SAD difference| {np.abs(sad['bf16'] - sad['fp32']).mean():.3f} "
-              f"({np.abs(sad['bf16'] - sad['fp32']).mean() / sad['fp32'].mean():.1%} of the SAD); "
-              f"alpha vs fp32: mean |difference| {mean_alpha:.1e}, max {worst:.2f}")
+    print(f"\nbf16 and int8 accuracy on {args.images} synthetic portraits of {args.height} x {args.width} "
+          f"(not the calibration ones), weights {args.weights}")
+    with tempfile.TemporaryDirectory() as tmp:
+        int8 = Path(tmp) / "int8.onnx"
+        export_onnx(model, int8, check=False, int8=True)
+        for method in ("resize", "hybrid"):
+            engines = {"fp32": NetworkEngine(model, method=method), "bf16": NetworkEngine(model, method=method, precision="bf16"),
+                       "int8": OnnxEngine(int8, method=method)}
+            alphas = {name: [e.predict([p.image])[0] for p in portraits] for name, e in engines.items()}
+            sad = {name: np.array([np.abs(a - p.alpha).sum() / 1000 for a, p in zip(al, portraits)])
+                   for name, al in alphas.items()}
+            for name in ("bf16", "int8"):
+                moved = np.abs(sad[name] - sad["fp32"]).mean()
+                mean_alpha = np.mean([np.abs(a - r).mean() for a, r in zip(alphas[name], alphas["fp32"])])
+                print(f"  {method:7s} {name}: SAD fp32 {sad['fp32'].mean():7.3f}, {name} {sad[name].mean():7.3f}; "
+                      f"mean |SAD difference| {moved:.3f} ({moved / sad['fp32'].mean():.1%} of the SAD); "
+                      f"alpha vs fp32: mean |difference| {mean_alpha:.1e}")
 
 
 def main() -> None:

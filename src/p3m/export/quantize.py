@@ -8,7 +8,7 @@ sees under RESIZE and HYBRID: the whole network and the global pass at half size
 local pass at full size. Nothing is downloaded.
 
 Measured on a briefly trained ResNet-34 (docs/performance.md): SAD 0.5% from fp32
-(bf16 0.2%); on a 2-core Xeon with AMX it runs 1.35x ONNX Runtime's fp32, and
+(bf16 0.2%); on a 2-core Xeon with AMX it runs 1.32x ONNX Runtime's fp32, and
 slower than PyTorch's bf16. Its place is a CPU without bf16, or an install without
 torch that wants a 4x smaller file.
 """
