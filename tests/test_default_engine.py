@@ -140,6 +140,27 @@ def test_pymatting_kernels_are_announced_once_per_environment_then_load_silently
     assert "pymatting's" in capsys.readouterr().out
 
 
+def test_workers_starting_at_once_all_get_the_whole_of_pymatting(tmp_path):
+    """Folder runs start several images at once: each worker must wait for the one
+    import, not take the half-imported module (it failed folder runs with 'partially
+    initialized module')."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys, threading, time; from p3m.inference.kernels import import_pymatting\n"
+              "got = []\n"
+              "def work(): got.append(hasattr(import_pymatting(lambda line: None), 'estimate_foreground_ml'))\n"
+              "first = threading.Thread(target=work); first.start()\n"
+              "while 'pymatting' not in sys.modules: time.sleep(0.001)\n"  # the first import is under way
+              "others = [threading.Thread(target=work) for _ in range(3)]\n"
+              "[t.start() for t in others]; [t.join() for t in [first, *others]]\n"
+              "print(got)")
+    env = {**os.environ, "P3M_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert done.stdout.strip() == "[True, True, True, True]", done.stderr[-500:]
+
+
 def test_the_default_engine_has_its_working_size_and_band_everywhere(home, published_checkpoint):
     """--work-size / --band (and the same keywords in Python and the service) reach the
     default engine and change its matte; P3M-Net refuses them with one line."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import time
 from importlib import metadata
 from types import ModuleType
@@ -33,7 +34,19 @@ def _note_path():
 
 def import_pymatting(say: Callable[[str], None] | None = None) -> ModuleType:
     """pymatting, with ``NOTICE`` said first (default: to stderr) unless this
-    environment's kernels are known to be compiled already."""
+    environment's kernels are known to be compiled already.
+
+    Thread-safe: workers that start at once wait for the one import, rather than take
+    the half-imported module from ``sys.modules`` (seen: "partially initialized module").
+    """
+    with _importing:
+        return _import_pymatting(say)
+
+
+_importing = threading.Lock()
+
+
+def _import_pymatting(say: Callable[[str], None] | None) -> ModuleType:
     if "pymatting" in sys.modules:
         return sys.modules["pymatting"]
     note = _note_path()
