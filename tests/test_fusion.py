@@ -3,6 +3,8 @@ function, the published outputs, fewer layers; the caller's network untouched.""
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 
@@ -101,3 +103,34 @@ def test_the_allocator_setting_is_made_once_and_can_be_refused(setting, expected
     if out == ["skip"]:
         pytest.skip("glibc only")
     assert out == [expected, expected]
+
+
+def test_bf16_runs_on_a_cpu_whose_onednn_has_no_bf16():
+    # Restricted to AVX2, oneDNN's fused bf16 convolution raises; the engine must fall
+    # back to PyTorch's own convolution, as unfused bf16 does.
+    code = ("import numpy as np; from p3m.inference import NetworkEngine; "
+            "from p3m.reference import load_reference_model; "
+            "e = NetworkEngine(load_reference_model('p3mnet-r34'), method='resize', precision='bf16'); "
+            "a = e.predict([np.zeros((64, 64, 3), np.uint8)])[0]; print(a.shape, bool(np.isfinite(a).all()))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.split() == ["(64,", "64)", "True"], done.stderr[-800:]
+
+
+def test_the_fused_layer_pickles_and_follows_autocast():
+    torch.manual_seed(0)
+    layer = ConvReLU(nn.Conv2d(3, 4, 3, padding=1)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.relu(layer.conv(x)).dtype == torch.bfloat16
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    assert buffer.getbuffer().nbytes > 0
+
+
+def test_serve_gives_memory_back_and_an_engine_then_does_not_keep_it():
+    code = ("from p3m.utils.memory import keep_freed_memory as keep, return_freed_memory as give; "
+            "print(give(), keep(), give())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if sys.platform.startswith("linux"):
+        assert out == ["True", "False", "True"]

@@ -274,3 +274,15 @@ def test_the_command_line_writes_an_int8_graph(published_checkpoint, tmp_path, c
 
     meta = {p.key: p.value for p in onnx.load(str(target.with_name("g.global.onnx"))).metadata_props}
     assert meta["p3m.precision"] == "int8" and meta["p3m.graph"] == "global"
+
+
+@pytest.mark.slow
+def test_an_int8_graph_beside_fp32_ones_is_refused(r34_export, tmp_path):
+    from p3m.export.quantize import calibration_images, quantize_export
+
+    for graph in ("global", "local"):  # an older fp32 export's HYBRID graphs
+        shutil.copy(r34_export.with_name(f"r34.{graph}.onnx"), tmp_path / f"m.{graph}.onnx")
+    quantize_export(r34_export, tmp_path / "m.onnx", ("full",), images=calibration_images(2, (64, 64)))
+    with pytest.raises(CheckpointError, match="an fp32 graph beside the int8 m.onnx"):
+        OnnxEngine(tmp_path / "m.onnx", method="hybrid")
+    assert OnnxEngine(tmp_path / "m.onnx", method="resize")  # RESIZE needs the whole network only

@@ -49,23 +49,6 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _large_arrays_back_to_the_system() -> None:
-    """glibc raises its mmap threshold after large frees, so later image-sized arrays come
-    from arenas that fragment and keep growing in a long-running server. A fixed 1 MiB
-    threshold sends every large array to mmap and back to the system when freed
-    (measured in docs/serve.md). A no-op where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except OSError:
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     from p3m.errors import OptionError
 
@@ -81,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise OptionError(f"p3m serve needs FastAPI and uvicorn ({exc.name} is missing): "
                           "pip install 'p3m[serve]'") from None
-    _large_arrays_back_to_the_system()
+    from p3m.utils.memory import return_freed_memory
+
+    return_freed_memory()  # flat memory between requests (docs/serve.md); before the engine asks to keep it
     engine = open_engine_from(args)
     say.note(f"engine {engine.summary(verbose=args.verbose)}")
     limits = ServiceLimits(max_body=int(args.max_body_mb * 2**20), max_pixels=int(args.max_pixels), queue=args.queue,

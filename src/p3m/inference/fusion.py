@@ -9,15 +9,18 @@ in bf16, P3M-Net spends more time in those passes than in its convolutions
 
 The network keeps its own modules and methods (``forward_global``, ``forward_local``
 with its ``region``): only layers are swapped. Which layers follow which is read from a
-``torch.fx`` trace of ``forward``; a pair is fused only where the first layer's output
-goes to the second alone, at every place either is called. A network fx cannot trace
-is returned unfused. The result is the same function to rounding: in fp32 it stays
-within the published fixtures' tolerances (tests/test_fusion.py).
+``torch.fx`` trace of ``forward``; a pair is fused only where, in that trace, the first
+layer's output goes to the second alone, at every place either is called. Other
+methods must call the layers in the same pairs (P3M-Net's do: they run the same blocks
+on less of the network or of the map). A module fx cannot trace is fused inside its
+children. The result is the same function to rounding: in fp32 it stays within the
+published fixtures' tolerances (tests/test_fusion.py).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 
 import torch
@@ -27,37 +30,49 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 logger = logging.getLogger(__name__)
 
 
-def _fused_relu_op(conv: nn.Conv2d):
-    """oneDNN's convolution with a fused ReLU (what torch.compile's CPU backend emits),
-    or None on a build without it or for a convolution it does not take."""
-    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+@functools.cache
+def _onednn_runs_bf16() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor):
+    """oneDNN's convolution with a fused ReLU (what torch.compile's CPU backend emits)
+    when it can run this call, else None: a CPU tensor, oneDNN on, input and weight of
+    one dtype (under autocast, the autocast dtype: otherwise conv2d casts), and for
+    bf16 a CPU oneDNN runs bf16 on (without it oneDNN raises, where conv2d falls back)."""
+    if x.device.type != "cpu" or not torch._C._get_mkldnn_enabled():
+        return None
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if weight.dtype != dtype or x.dtype not in (dtype, torch.float32):
+        return None
+    if dtype == torch.bfloat16 and not _onednn_runs_bf16():
         return None
     try:
         return torch.ops.mkldnn._convolution_pointwise.default
-    except (AttributeError, RuntimeError):
+    except (AttributeError, RuntimeError):  # a build without it
         return None
 
 
 class ConvReLU(nn.Module):
-    """relu(conv(x)) as one oneDNN convolution on the CPU; conv then relu elsewhere.
+    """relu(conv(x)) as one oneDNN convolution on the CPU where it can run (see
+    :func:`_pointwise`); conv then ReLU otherwise, with the same result to rounding.
 
-    Holds the convolution as ``conv`` (so its weight is where receptive-field and
-    precision code looks for convolutions).
+    Holds the convolution as ``conv``, so its weight is where receptive-field and
+    precision code looks for convolutions. Inference only: the fused op has no backward.
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         self.conv = conv
-        self._op = _fused_relu_op(conv)
+        self._plain = conv.padding_mode != "zeros" or isinstance(conv.padding, str)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
-        if self._op is None or x.device.type != "cpu" or not torch._C._get_mkldnn_enabled():
+        op = None if self._plain else _pointwise(x, conv.weight)
+        if op is None:
             return torch.relu_(conv(x))
-        weight = conv.weight
-        # Under autocast conv2d would cast the input to the weight's bf16 itself.
-        return self._op(x.to(weight.dtype), weight, conv.bias, list(conv.padding), list(conv.stride),
-                        list(conv.dilation), conv.groups, "relu", [None], None)
+        return op(x.to(conv.weight.dtype), conv.weight, conv.bias, list(conv.padding), list(conv.stride),
+                  list(conv.dilation), conv.groups, "relu", [None], None)
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:

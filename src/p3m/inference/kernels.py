@@ -40,27 +40,30 @@ def import_pymatting(say: Callable[[str], None] | None = None) -> ModuleType:
     the half-imported module from ``sys.modules`` (seen: "partially initialized module").
     """
     with _importing:
-        return _import_pymatting(say)
+        first = "pymatting" not in sys.modules
+        note = _note_path() if first else None
+        if note is not None and not note.exists() and (announce or say is not None):
+            (say or (lambda line: print(line, file=sys.stderr, flush=True)))(NOTICE)
+        # A plain import, even when the module is there: Python's import lock makes it wait
+        # for an import under way in another thread instead of returning it half made.
+        import pymatting
+
+        if note is not None:
+            _note_ready(note)
+        return pymatting
 
 
-_importing = threading.Lock()
+#: Re-entrant: a ``say`` that imports pymatting itself must not wait on its own caller.
+_importing = threading.RLock()
 
 
-def _import_pymatting(say: Callable[[str], None] | None) -> ModuleType:
-    if "pymatting" in sys.modules:
-        return sys.modules["pymatting"]
-    note = _note_path()
-    if not note.exists() and (announce or say is not None):
-        (say or (lambda line: print(line, file=sys.stderr, flush=True)))(NOTICE)
-    import pymatting
-
+def _note_ready(note) -> None:
     if not note.exists():  # compiled now, or loaded: either way in numba's cache from now on
         try:
             note.parent.mkdir(parents=True, exist_ok=True)
             note.touch()
         except OSError:
             pass  # a read-only home: the notice shows again next time, nothing worse
-    return pymatting
 
 
 def compile_counts(pymatting: ModuleType) -> tuple[int, int]:

@@ -11,7 +11,11 @@ from p3m.utils.device import resolve_device
 
 
 class NetworkEngine(BatchingEngine):
-    """A P3M-style network run with RESIZE or HYBRID; same-size images share a forward pass."""
+    """A P3M-style network run with RESIZE or HYBRID; same-size images share a forward pass.
+
+    On the CPU it sets the process's allocator to keep freed memory for the next image
+    (p3m.utils.memory; ``P3M_KEEP_FREED_MEMORY=0`` before opening refuses it).
+    """
 
     def __init__(self, model: nn.Module, *, method: str = "hybrid", max_size: int = 1600,
                  sizing: str = "aspect", device=None, precision: str = "fp32",

@@ -115,7 +115,13 @@ class OnnxEngine(BatchingEngine):
         self.description = f"{self.full.arch} ONNX ({method.upper()}, {sizing} sizing, ONNX Runtime {where}{precision})"
 
     def _optional(self, path: Path, providers: list[str], threads: int | None) -> _Graph:
-        return _Graph(path, providers, threads) if path.is_file() else self.full
+        if not path.is_file():
+            return self.full
+        graph = _Graph(path, providers, threads)
+        if graph.precision != self.full.precision:  # an older export left beside a new one
+            raise CheckpointError(f"{path}: an {graph.precision} graph beside the {self.full.precision} "
+                                  f"{self.full.path.name}; export all the graphs again with the same options")
+        return graph
 
     def _input(self, batch: np.ndarray, size: tuple[int, int], graph: _Graph) -> np.ndarray:
         """uint8 N x H x W x 3 -> resized, normalised float32 N x 3 x h x w."""

@@ -1,17 +1,23 @@
-"""Keep freed memory in the process for the next image, instead of returning it to the
-system and faulting it back in page by page.
+"""What glibc's allocator does with freed image-sized memory: one policy per process.
 
-P3M-Net's CPU passes allocate feature maps of hundreds of MB per image. glibc serves
-blocks that large with fresh ``mmap`` pages and unmaps them when freed, so every image
-pays the kernel to zero and map the same memory again: on 2 cores, HYBRID in bf16 at
-1620 x 1080 spent about a third of its time there (docs/performance.md). Telling glibc
-not to use ``mmap`` for large blocks and not to trim the heap keeps that memory for
-reuse, at the cost of a peak resident size about 10% higher that stays after the work.
-This is what the allocators PyTorch recommends for CPU inference (jemalloc, tcmalloc)
-do. Values are unchanged; only where the memory comes from.
+- **Keep it** (:func:`keep_freed_memory`; a CPU network engine asks for it when it
+  starts). P3M-Net's CPU passes allocate feature maps of hundreds of MB per image.
+  glibc serves blocks that large with fresh ``mmap`` pages and unmaps them when freed,
+  so every image pays the kernel to zero and map the same memory again: on 2 cores,
+  HYBRID in bf16 at 1620 x 1080 spent about a third of its time there
+  (docs/performance.md). Not using ``mmap`` for large blocks and trimming the heap only
+  past 1 GiB keeps that memory for the next image, as the allocators PyTorch
+  recommends for CPU inference (jemalloc, tcmalloc) keep it cached. The cost: a peak
+  resident size 10-15% higher, held after the work. Values are unchanged.
+  ``P3M_KEEP_FREED_MEMORY=0`` refuses it.
+- **Give it back** (:func:`return_freed_memory`; ``p3m serve`` asks for it before it
+  opens its engine). Every block over 1 MiB is mapped and returned when freed, so a
+  long-running service's memory stays flat between requests (docs/serve.md).
 
-Set ``P3M_KEEP_FREED_MEMORY=0`` to leave the allocator as it is. Other C libraries
-(musl, macOS, Windows) are left alone.
+The first policy asked for in a process is the one it keeps; a later request for the
+other is refused (returns False). It changes the whole process's allocator, so it is
+said in docs/inference.md for API users. Other C libraries (musl, macOS, Windows) are
+left alone.
 """
 
 from __future__ import annotations
@@ -21,23 +27,34 @@ import ctypes.util
 import os
 import sys
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_done: bool | None = None
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+_policy: str | None = None
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc's allocator to keep freed memory (once per process); True if it is set."""
-    global _done
-    if _done is not None:
-        return _done
-    _done = False
-    if os.environ.get("P3M_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    """Keep freed memory for reuse (once per process); True if that is the policy in force."""
+    if os.environ.get("P3M_KEEP_FREED_MEMORY", "1") == "0" and _policy is None:
+        return _set("refused", ())
+    return _set("keep", ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 1 << 30)))
+
+
+def return_freed_memory() -> bool:
+    """Give every freed block over 1 MiB back to the system; True if that is the policy in force."""
+    return _set("return", ((_M_MMAP_THRESHOLD, 1 << 20),))
+
+
+def _set(policy: str, settings: tuple[tuple[int, int], ...]) -> bool:
+    global _policy
+    if _policy is None:
+        _policy = policy if settings and _apply(settings) else "unchanged"
+    return _policy == policy and policy != "refused"
+
+
+def _apply(settings: tuple[tuple[int, int], ...]) -> bool:
+    if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):  # not glibc
         return False
-    # No mmap for large blocks, and trim the heap only past 1 GiB of free memory at its top.
-    _done = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-    return _done
+    return all(mallopt(option, value) == 1 for option, value in settings)
