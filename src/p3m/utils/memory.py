@@ -8,7 +8,7 @@
   (docs/performance.md). Not using ``mmap`` for large blocks and trimming the heap only
   past 1 GiB keeps that memory for the next image, as the allocators PyTorch
   recommends for CPU inference (jemalloc, tcmalloc) keep it cached. The cost: a peak
-  resident size 10-15% higher, held after the work. Values are unchanged.
+  resident size 5-30% higher (three runs), held after the work. Values are unchanged.
   ``P3M_KEEP_FREED_MEMORY=0`` refuses it.
 - **Give it back** (:func:`return_freed_memory`; ``p3m serve`` asks for it before it
   opens its engine). Every block over 1 MiB is mapped and returned when freed, so a
