@@ -33,9 +33,8 @@ _policy: str | None = None
 
 def keep_freed_memory() -> bool:
     """Keep freed memory for reuse (once per process); True if that is the policy in force."""
-    if os.environ.get("P3M_KEEP_FREED_MEMORY", "1") == "0" and _policy is None:
-        return _set("refused", ())
-    return _set("keep", ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 1 << 30)))
+    refused = os.environ.get("P3M_KEEP_FREED_MEMORY", "1") == "0"
+    return _set("keep", () if refused else ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 1 << 30)))
 
 
 def return_freed_memory() -> bool:
@@ -45,9 +44,9 @@ def return_freed_memory() -> bool:
 
 def _set(policy: str, settings: tuple[tuple[int, int], ...]) -> bool:
     global _policy
-    if _policy is None:
+    if _policy is None:  # the first request decides; no settings (refused) leaves glibc as it is
         _policy = policy if settings and _apply(settings) else "unchanged"
-    return _policy == policy and policy != "refused"
+    return _policy == policy
 
 
 def _apply(settings: tuple[tuple[int, int], ...]) -> bool:
