@@ -9,11 +9,10 @@
   comparison is of the same region, at several alignments
   (:func:`p3m.privacy.faces.alignments`): the face's own landmarks (fitted in its box
   for a face without them: BlazeFace-only, a profile, a tiny or weak detection), and
-  landmarks fitted in the boxes an attacker's detector might draw; a face counts at its
-  closest. Once heads are blurred whole, each view is measured against the face with
-  its head erased too, and a view no closer than that does not count
-  (``ERASED_TOLERANCE``). Only weak dlib detections that BlazeFace does not confirm are left out
-  (:attr:`p3m.privacy.faces.Face.audited`);
+  landmarks fitted in the boxes an attacker's detector might draw, clipped to the frame;
+  a face counts at its closest, whatever is in the chip there (a face cut by the frame
+  is judged by the same rule). Only weak dlib detections that BlazeFace does not confirm
+  are left out (:attr:`p3m.privacy.faces.Face.audited`);
 - matting integrity: with a matte, the number of changed pixels where 0 < alpha < 1
   (must be 0); and the share of changed pixels outside the face masks.
 """
@@ -26,21 +25,9 @@ import numpy as np
 
 from p3m.io.images import matte_to_float
 from p3m.privacy.blur import transition_pixels
-from p3m.privacy.faces import Alignment, Face, alignments, descriptor_at, detect_faces, face_descriptor
+from p3m.privacy.faces import Face, alignments, descriptor_at, detect_faces, face_descriptor
 
 MATCH_THRESHOLD = 0.6
-#: A view (a face at one alignment) at which the face with its whole head erased is as
-#: close to it, within this, as the blurred face is does not count: there dlib's chip
-#: holds no face (a face cut by the frame, framed by an attacker's box: neck, collar,
-#: background), and such chips sit close to each other whatever the face. Nothing done
-#: inside the head moves it; on the gallery set the head-erased control links at chance.
-ERASED_TOLERANCE = 0.01
-
-
-def counted(view: tuple[float, float | None]) -> bool:
-    """A (distance, erased-head distance or None) view says something of the face."""
-    distance, erased = view
-    return erased is None or distance < erased - ERASED_TOLERANCE
 
 
 @dataclass
@@ -49,22 +36,28 @@ class AuditResult:
     redetected: int
     low_confidence: int = 0                                          # weak dlib detections: blurred, not audited
     distances: list[float] = field(default_factory=list)           # original vs anonymized, closest alignment
-    # per audited face, per alignment: (original vs anonymized, original vs its head erased or None)
-    views: list[list[tuple[float, float | None]]] = field(default_factory=list)
+    views: list[list[float]] = field(default_factory=list)         # per audited face, per alignment
+    cut_by_frame: list[bool] = field(default_factory=list)         # per audited face: it crosses the frame's edge
     reference_distances: list[float] = field(default_factory=list)  # anonymized vs references (min per face)
     changed_transition_pixels: int | None = None
     changed_outside_fraction: float | None = None
 
     @property
     def identity_matches(self) -> int:
-        """Faces recognised at one of their counted views, and reference photos matched."""
-        return sum(any(d < MATCH_THRESHOLD for d, e in views if counted((d, e))) for views in self.views) + \
+        """Faces recognised at one of their views, and reference photos matched."""
+        return sum(min(views) < MATCH_THRESHOLD for views in self.views) + \
             sum(d < MATCH_THRESHOLD for d in self.reference_distances)
 
     def nearest(self) -> float:
-        """The closest identity distance that counts: over every counted view and reference."""
-        return min([d for views in self.views for d, e in views if counted((d, e))] + self.reference_distances,
-                   default=float("inf"))
+        """The closest identity distance: over every view of every face, and every reference."""
+        return min([d for views in self.views for d in views] + self.reference_distances, default=float("inf"))
+
+    def nearest_is_cut(self) -> bool:
+        """The closest face (:meth:`nearest`, references aside) crosses the frame's edge."""
+        if not self.views:
+            return False
+        closest = min(range(len(self.views)), key=lambda i: min(self.views[i]))
+        return self.cut_by_frame[closest] and min(self.views[closest]) <= self.nearest()
 
     def to_dict(self) -> dict:
         """The audit as plain values: the service's JSON and the report's columns."""
@@ -85,12 +78,11 @@ def boxes_overlap(a: tuple, b: tuple) -> bool:
 def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face] | None = None,
                alpha: np.ndarray | None = None, face_mask: np.ndarray | None = None,
                references: list[np.ndarray] | None = None, detector: str = "auto",
-               after: list[Face] | None = None, erased: bool = False, also: list[Face] = ()) -> AuditResult:
+               after: list[Face] | None = None, also: list[Face] = ()) -> AuditResult:
     """The audit of one anonymized image; ``after``: the faces found in it already (by
     whoever searched it), else it is searched here at the turns the faces were found at.
-    ``erased``: also measure each face against itself with its whole head erased
-    (:func:`erased_distance`). ``also``: faces not found in this image but blurred in it
-    (carried from a neighbouring video frame), identity-audited only."""
+    ``also``: faces not found in this image but blurred in it (carried from a
+    neighbouring video frame), identity-audited only."""
     faces = faces if faces is not None else detect_faces(original, detector=detector)
     if after is None:
         turns = sorted({0} | {face.rotation for face in faces})
@@ -103,12 +95,12 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
         views, nearest = [], float("inf")
         for alignment in alignments(original, face):
             blurred, before = descriptor_at(anonymized, alignment), descriptor_at(original, alignment)
-            views.append((float(np.linalg.norm(before - blurred)),
-                          erased_distance(original, face, alignment, before, alpha) if erased else None))
+            views.append(float(np.linalg.norm(before - blurred)))
             if references:
                 nearest = min(nearest, *(float(np.linalg.norm(blurred - r)) for r in references))
         result.views.append(views)
-        result.distances.append(min(d for d, _ in views))
+        result.cut_by_frame.append(crosses_frame(face, original.shape[:2]))
+        result.distances.append(min(views))
         if references:
             result.reference_distances.append(nearest)
     changed = (original != anonymized).any(axis=2)
@@ -119,23 +111,10 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
     return result
 
 
-def erased_distance(original: np.ndarray, face: Face, alignment: Alignment, before: np.ndarray,
-                    alpha: np.ndarray | None = None) -> float:
-    """The identity distance of ``face`` (at ``alignment``) with its whole head erased (filled with its mean
-    colour, the matte's transition pixels kept as the blur keeps them): as far as any blur
-    inside the head can take it. A blurred face this close to it keeps no more of the face
-    than nothing would; what is left is what surrounds the head (for a face cut by the
-    frame, mostly the frame's edge)."""
-    from p3m.privacy.blur import face_mask
-
-    head = face_mask(face, original.shape[:2], head=True)
-    if alpha is not None:
-        head &= ~transition_pixels(matte_to_float(alpha))
-    if not head.any():
-        return float("inf")
-    erased = original.copy()
-    erased[head] = np.round(original[head].mean(axis=0)).astype(np.uint8)
-    return float(np.linalg.norm(before - descriptor_at(erased, alignment)))
+def crosses_frame(face: Face, shape: tuple[int, int]) -> bool:
+    """``face`` was found in the mirrored border, or its box reaches the frame's edge."""
+    left, top, right, bottom = face.box
+    return bool(face.padding) or left <= 0 or top <= 0 or right >= shape[1] or bottom >= shape[0]
 
 
 def changed_transition_pixels(original: np.ndarray, anonymized: np.ndarray, alpha: np.ndarray) -> int:

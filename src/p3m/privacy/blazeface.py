@@ -179,13 +179,15 @@ def _blazeface_at(config: BlazeFaceConfig, path) -> BlazeFace:
     return BlazeFace(config)
 
 
-def detect_blazeface(image: np.ndarray, *, tile_size: int = 384, ring: tuple | None = None) -> list[Detection]:
-    """Both networks on the whole image, and the full-range one on overlapping tiles of
-    ``tile_size`` px for faces under a third of a tile, merged by weighted suppression.
-    ``ring`` (left, top, right, bottom): only tiles that reach within a third of a tile
-    of this box's edge are searched (faces crossing that edge; the rest were searched)."""
+def detect_blazeface(image: np.ndarray, *, tile_size: int = 384, ring: tuple | None = None,
+                     whole: bool = True) -> list[Detection]:
+    """Both networks on the whole image (unless not ``whole``), and the full-range one on
+    overlapping tiles of ``tile_size`` px for faces under a third of a tile, merged by
+    weighted suppression. ``ring`` (left, top, right, bottom): only tiles that reach
+    within a third of a tile of this box's edge are searched (faces crossing that edge;
+    the rest were searched)."""
     short, full = blazeface(SHORT_RANGE), blazeface(FULL_RANGE)
-    parts = [short.raw(image), full.raw(image)]
+    parts = [short.raw(image), full.raw(image)] if whole else []
     for left, top, right, bottom in tiles(*image.shape[:2], tile_size):
         if ring is not None and not _near_edge((left, top, right, bottom), ring, tile_size / 3):
             continue
@@ -194,6 +196,8 @@ def detect_blazeface(image: np.ndarray, *, tile_size: int = 384, ring: tuple | N
         boxes, points, scores = boxes[small], points[small], scores[small]
         offset = np.array([left, top], np.float32)
         parts.append((boxes + np.tile(offset, 2), points + offset, scores))
+    if not parts:
+        return []
     boxes = np.concatenate([p[0] for p in parts])
     points = np.concatenate([p[1] for p in parts])
     scores = np.concatenate([p[2] for p in parts])

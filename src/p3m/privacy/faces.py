@@ -124,9 +124,20 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     if rotations is None and _photo_may_be_turned(faces, families):
         for turns in (1, 2, 3):
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
+    if "blazeface" in families and any(face.width < SMALL_FACE_HINT for face in faces):
+        faces = _merge(faces, _blazeface_faces(image, [], tile_size=FINE_TILE, whole=False)[0])
     if edges:
         faces = _merge(faces, _edge_faces(image, families, upsample))
     return faces
+
+
+#: A face narrower than this (pixels) hints at smaller ones near it (a group far off, a
+#: crowd, people in the background): the photo is then searched again in tiles of
+#: FINE_TILE px, where the full-range network sees faces of 10-64 px at its own scale
+#: (its usual tiles show them at half that). Photos without small faces are not: there
+#: the fine tiles would only add false detections and time.
+SMALL_FACE_HINT = 64
+FINE_TILE = 192
 
 
 #: The mirrored border searched for faces cut by the frame, as a fraction of the short side.
@@ -212,9 +223,10 @@ def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
 #: box 1.2x as large and lower).
 ATTACKER_BOXES = ((1.0, 0.0), (1.25, 0.1))
 #: Such a box counts when at least this share of it lies in the frame and it is at least
-#: MIN_LANDMARK_WIDTH on each side (a sliver of a face cut by the frame, or of a false
-#: detection in the mirrored border, gives landmarks on no face).
-MIN_ATTACKER_SHARE = 0.5
+#: MIN_LANDMARK_WIDTH on each side: a face cut down the middle (half its box in the frame)
+#: is framed by an attacker's detector there; a sliver of a face, or of a false detection
+#: in the mirrored border, shows too little of a face to identify it.
+MIN_ATTACKER_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -356,15 +368,17 @@ def _landmarks_fit(points: np.ndarray, keypoints: np.ndarray, width: float) -> b
     return bool(np.linalg.norm(dlib_eyes - eyes, axis=1).max() <= MAX_EYE_OFFSET * width)
 
 
-def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = None) -> tuple[list[Face], set[int]]:
+def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = None,
+                     **search) -> tuple[list[Face], set[int]]:
     """BlazeFace's faces not among ``known`` (dlib's), and the indices of the known ones it
-    confirms; ``ring``: see :func:`p3m.privacy.blazeface.detect_blazeface`."""
+    confirms; ``ring`` and ``search`` (``tile_size``, ``whole``): see
+    :func:`p3m.privacy.blazeface.detect_blazeface`."""
     from p3m.privacy.blazeface import detect_blazeface
     from p3m.privacy.face_mesh import MIN_PRESENCE, face_mesh
 
     height, width = image.shape[:2]
     new, confirmed = [], set()
-    for detection in detect_blazeface(image, ring=ring):
+    for detection in detect_blazeface(image, ring=ring, **search):
         left, top, right, bottom = (int(v) for v in np.round(detection.box))
         box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
         if box[2] <= box[0] or box[3] <= box[1]:
