@@ -369,6 +369,24 @@ def test_a_bystander_out_of_focus_gets_the_head_blurred(face_models, astronaut):
     assert changed[80:160, 185:255].mean() > 0.9  # and the face in focus
 
 
+@pytest.mark.slow
+def test_a_tiny_profile_is_found_covered_over_the_head_and_held_back_while_close(face_models):
+    """scikit-image's cameraman, in profile, shrunk until his face is 30 px: found by
+    BlazeFace, outlined without dlib's landmarks, so his whole head is blurred. At an
+    attacker's box 1.25x his face his blurred head stays within the margin of him (his
+    hair, ear and coat are the same), so the photo is held back, not written."""
+    import cv2
+
+    tiny = cv2.resize(np.dstack([data.camera()] * 3), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    (face,) = detect_faces(tiny)
+    assert face.width < 40 and face.landmarks is None and face.source == "blazeface"
+    assert face.box[0] <= 80 <= face.box[2] and face.box[1] <= 58 <= face.box[3]  # his face, not his camera
+    result = anonymize(tiny)
+    assert result.mask[58, 80] and result.mask[40, 80]  # his face, and his head above it
+    assert result.status == "identifiable" and result.image is None and result.whole_heads
+    assert len(result.audit.views[0]) == 2 and result.audit.nearest() < 0.65  # the attacker's box counts
+
+
 def test_without_the_segmentation_model_people_are_not_looked_for(monkeypatch, tmp_path, astronaut):
     from p3m.privacy.people import heads_without_faces, people_note
 

@@ -222,10 +222,11 @@ def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
 #: landmarks can be close at theirs (measured on the gallery set: 0.70 at ours, 0.37 in a
 #: box 1.2x as large and lower).
 ATTACKER_BOXES = ((1.0, 0.0), (1.25, 0.1))
-#: Such a box counts when at least this share of it lies in the frame and it is at least
-#: MIN_LANDMARK_WIDTH on each side: a face cut down the middle (half its box in the frame)
-#: is framed by an attacker's detector there; a sliver of a face, or of a false detection
-#: in the mirrored border, shows too little of a face to identify it.
+#: Such a box counts when at least this share of it lies in the frame and the frame does
+#: not clip it below MIN_LANDMARK_WIDTH on a side: a face cut down the middle (half its
+#: box in the frame) is framed by an attacker's detector there, and so is a tiny face;
+#: a sliver of a face, or of a false detection in the mirrored border, shows too little
+#: of a face to identify it.
 MIN_ATTACKER_SHARE = 0.3
 
 
@@ -257,8 +258,8 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
         box = (max(0, whole[0]), max(0, whole[1]), min(width, whole[2]), min(height, whole[3]))
-        if min(box[2] - box[0], box[3] - box[1]) < MIN_LANDMARK_WIDTH or \
-                _area(box) < MIN_ATTACKER_SHARE * _area(whole):
+        sliver = min(MIN_LANDMARK_WIDTH, whole[2] - whole[0], whole[3] - whole[1])  # a tiny face is measured too
+        if min(box[2] - box[0], box[3] - box[1]) < sliver or _area(box) < MIN_ATTACKER_SHARE * _area(whole):
             continue  # too little of a face in the frame for landmarks to mean anything
         out.append(Alignment(face.rotation, 0, dlib_models.shape_predictor()(turned, dlib.rectangle(*box))))
     return out
