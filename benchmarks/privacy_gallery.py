@@ -410,6 +410,11 @@ def report(records: list[dict], gallery: dict[str, list[np.ndarray]], manifest: 
                       f"the photo: {p['audit_distances']})")
     if not listed:
         print("  none")
+    close = [(p, f) for p in records for f in p["faces"] if f.get("distance", MATCH) < MATCH]
+    print(f"\nwritten faces under {MATCH} from their original at the label's box ({len(close)}):")
+    for p, f in close:
+        print(f"  {p['name']} ({p['variant']}): box {f['box']}, {f.get('person') or 'stranger'}, pose {f.get('pose')}, "
+              f"tags {f.get('tags')}: {f['distance']:.3f} (p3m's own audit of the photo: {p['audit_distances']})")
     misses = [(p, f) for p in records for f in p["faces"] if not f["found"]]
     print(f"\nlabelled faces no detection matched ({len(misses)}; covered or held back, they did not leak):")
     for p, f in misses:
