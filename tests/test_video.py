@@ -375,6 +375,24 @@ def test_a_video_is_anonymised_in_every_frame_with_its_audio(tmp_path):
     assert report.totals()["anonymized"] == 1
 
 
+@pytest.mark.slow
+def test_a_video_whose_face_is_cut_by_the_frame_is_held_back_saying_why(tmp_path):
+    """Her face cut down the middle by the frame's edge in every frame: blurred up to her
+    whole head, still within the margin at the box an attacker draws inside the frame
+    (as the photo is, tests/test_face_detection.py), so the video is not written, and the
+    reason names the cut."""
+    pytest.importorskip("dlib")
+    from p3m.jobs.anonymize import AnonymizeOptions, anonymize_files
+
+    clip = tmp_path / "in" / "cut.mp4"
+    clip.parent.mkdir()
+    write_clip(clip, noisy_still(np.ascontiguousarray(data.astronaut()[:256, 230:486]), 2, sigma=2))
+    report = anonymize_files([clip.parent], tmp_path / "out", AnonymizeOptions())
+    record = report.records[0]
+    assert record.status != Status.DONE and not (tmp_path / "out" / "blurred_image" / "cut.mp4").exists()
+    assert "the closest face is cut by the frame" in record.reason, record.reason
+
+
 def test_a_face_the_detector_misses_in_one_frame_is_carried_from_its_neighbours(tmp_path):
     pytest.importorskip("dlib")
     from p3m.privacy.faces import detect_faces

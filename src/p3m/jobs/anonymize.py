@@ -210,8 +210,10 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
                                      max_pixels=options.max_pixels, alpha=matte)
     if outcome is Outcome.IDENTIFIABLE:
         frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
-        reason = (f"a face is still detected or recognised at the strongest blur in frame(s) {frames}: not "
-                  f"written ({audit.line()})")
+        cut = (f"; in {audit.uncovered_cut} of them the closest face is cut by the frame, where no blur changes "
+               "what a recogniser sees: trim those frames, or review it" if audit.uncovered_cut else "")
+        reason = (f"a face is still detected, recognised or within the identity margin at the strongest blur in "
+                  f"frame(s) {frames}: not written ({audit.line()}{cut})")
     elif outcome is Outcome.NO_FACE:
         reason = f"no face in any of {audit.frames} frames: not written (review it, or --allow-no-face)"
     elif outcome is Outcome.PERSON_WITHOUT_FACE:

@@ -62,6 +62,7 @@ class VideoAudit:
     identity_matches: int = 0      # faces still recognised at the strongest blur (in uncovered frames)
     min_identity_distance: float | None = None  # over every audited face of every frame
     uncovered: list[int] = field(default_factory=list)  # frames still identifiable at the strongest blur
+    uncovered_cut: int = 0         # of those, frames whose closest face is cut by the frame's edge
     faceless: list[int] = field(default_factory=list)   # frames with a person but no face found or carried
     heads: int = 0                 # heads of people without a found face blurred
     changed_transition_pixels: int = 0  # with an alpha video: matte edge pixels the blur changed (must stay 0)
@@ -85,6 +86,7 @@ class VideoAudit:
                     min(low, self.min_identity_distance)
         if result.status is Outcome.IDENTIFIABLE:
             self.uncovered.append(index)
+            self.uncovered_cut += bool(result.audit is not None and result.audit.nearest_is_cut())
             self.identity_matches += result.audit.identity_matches if result.audit else 0
 
     def line(self) -> str:
