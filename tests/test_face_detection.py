@@ -337,3 +337,25 @@ def test_where_a_small_face_is_found_smaller_ones_are_looked_for(face_models, sa
     assert result.status == "ok" and all(result.mask[(b[1] + b[3]) // 2, (b[0] + b[2]) // 2] for b in (near, far))
     monkeypatch.setattr(faces, "SMALL_FACE_HINT", 0)  # no fine tiles
     assert not any(same_face(f.box, far) for f in detect_faces(photo))
+
+
+def test_the_border_search_keeps_cut_faces_and_drops_mirror_images(monkeypatch):
+    """What the mirrored border's search keeps (boxes in the frame's coordinates, frame
+    250 x 250): a face cut by the bottom edge with 39% of it in the frame (its centre 7 px
+    below the edge, as in lfw_sharon of the gallery set: dropped by the old rule that its
+    centre lie within a tenth of its size of the frame); not the mirror image of a face
+    inside the frame, a face wholly inside, or a sliver (20% in the frame)."""
+    import p3m.privacy.faces as faces
+
+    pad = 75
+    boxes = {"cut": (0, 226, 62, 288), "inside": (150, 200, 210, 245),
+             "mirror": (140, 220, 220, 300),  # the inside face's mirror image, drawn large: 37% in the frame
+             "sliver": (100, 238, 160, 298)}
+
+    def found(padded, known, ring=None, **search):
+        assert padded.shape[:2] == (250 + 2 * pad, 250 + 2 * pad)
+        return [Face(tuple(v + pad for v in box), None, 0.9, "blazeface") for box in boxes.values()], set()
+
+    monkeypatch.setattr(faces, "_blazeface_faces", found)
+    kept = faces._edge_faces(np.zeros((250, 250, 3), np.uint8), ["hog", "blazeface"], 1)
+    assert [face.box for face in kept] == [boxes["cut"]] and kept[0].padding == pad

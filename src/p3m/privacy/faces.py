@@ -19,7 +19,8 @@ MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
   families miss most. The image is searched again with a mirrored border of
   ``EDGE_PAD`` of its short side (a mirrored border completes a cut face enough to be
   found; a constant one does not); a face found there that crosses the frame's edge is
-  kept, and the mirror images of faces (centred out in the border) are dropped.
+  kept when at least 30% of it lies in the frame, unless it is the mirror image of a
+  face inside the frame (its box reflected back across the edge is that face).
 
 ``detector="auto"`` is both families when the face models are installed (``p3m weights
 fetch faces``) and dlib's HOG alone otherwise, with reduced recall
@@ -142,10 +143,9 @@ FINE_TILE = 192
 
 #: The mirrored border searched for faces cut by the frame, as a fraction of the short side.
 EDGE_PAD = 0.3
-#: A face found in the border is kept when its centre lies within the frame grown by this
-#: fraction of its box: a face cut by the edge (or the whole face a mirror makes of half
-#: a face, centred on the edge), not the mirror image of a face inside the frame.
-EDGE_CENTRE_SLACK = 0.1
+#: A face found in the border is kept when at least this share of its box lies in the
+#: frame (a face cut by the edge), unless it is the mirror image of a face inside the frame.
+MIN_EDGE_SHARE = 0.3
 
 
 def _edge_faces(image: np.ndarray, families: list[str], upsample: int) -> list[Face]:
@@ -158,18 +158,40 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int) -> list[F
         found, _ = _blazeface_faces(padded, [], ring=(pad, pad, pad + width, pad + height))
     else:
         found = [face for family in families for face in _dlib_faces(padded, family, upsample)]
-    kept = []
     for face in found:
         _shift(face, -pad)
         face.padding = pad
-        left, top, right, bottom = face.box
-        if left >= 0 and top >= 0 and right <= width and bottom <= height:
-            continue  # inside the frame: the plain search's to find
-        cx, cy = (left + right) / 2, (top + bottom) / 2
-        sx, sy = EDGE_CENTRE_SLACK * (right - left), EDGE_CENTRE_SLACK * (bottom - top)
-        if -sx <= cx <= width + sx and -sy <= cy <= height + sy:
-            kept.append(face)
+    inside = [face.box for face in found if _clipped(face.box, width, height) == face.box]
+    kept = []
+    for face in found:
+        box = face.box
+        visible = _clipped(box, width, height)
+        if visible == box or _area(visible) < MIN_EDGE_SHARE * _area(box):
+            continue  # inside the frame (the plain search's to find), or too little of it in the frame
+        if any(same_face(_reflected(box, width, height), other) for other in inside):
+            continue  # the mirror image of a face inside the frame
+        kept.append(face)
     return kept
+
+
+def _clipped(box: tuple, width: int, height: int) -> tuple:
+    return (max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3]))
+
+
+def _reflected(box: tuple, width: int, height: int) -> tuple:
+    """``box`` mirrored back into the frame across each edge its centre lies beyond (as
+    the mirrored border reflects: about the edge pixels' centres)."""
+    left, top, right, bottom = box
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    if cx < 0:
+        left, right = -right, -left
+    elif cx > width:
+        left, right = 2 * (width - 1) - right, 2 * (width - 1) - left
+    if cy < 0:
+        top, bottom = -bottom, -top
+    elif cy > height:
+        top, bottom = 2 * (height - 1) - bottom, 2 * (height - 1) - top
+    return (left, top, right, bottom)
 
 
 def _shift(face: Face, offset: int) -> None:
