@@ -16,7 +16,7 @@ from p3m.errors import CheckpointError
 from p3m.privacy import anonymize, audit_pair
 from p3m.privacy.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, anchors, tiles, weighted_nms
 from p3m.privacy.blur import blur_faces, face_mask
-from p3m.privacy.faces import Face, detect_faces, detector_note, resolve_detector, same_face, unturn_points
+from p3m.privacy.faces import Face, detect_faces, detector_note, resolve_detector, same_face, turn_points, unturn_points
 
 pytest.importorskip("dlib")
 
@@ -335,6 +335,10 @@ def test_where_a_small_face_is_found_smaller_ones_are_looked_for(face_models, sa
     assert any(same_face(f.box, near) for f in found) and any(same_face(f.box, far) for f in found)
     result = anonymize(photo)
     assert result.status == "ok" and all(result.mask[(b[1] + b[3]) // 2, (b[0] + b[2]) // 2] for b in (near, far))
+    turned = np.ascontiguousarray(np.rot90(photo, 1))  # the photo on its side: searched turned back, fine tiles too
+    centre = turn_points(np.array([[(far[0] + far[2]) / 2, (far[1] + far[3]) / 2]]), 1, photo.shape[:2])[0]
+    result = anonymize(turned)
+    assert result.status == "ok" and result.mask[round(centre[1]), round(centre[0])]
     monkeypatch.setattr(faces, "SMALL_FACE_HINT", 0)  # no fine tiles
     assert not any(same_face(f.box, far) for f in detect_faces(photo))
 
@@ -343,13 +347,16 @@ def test_the_border_search_keeps_cut_faces_and_drops_mirror_images(monkeypatch):
     """What the mirrored border's search keeps (boxes in the frame's coordinates, frame
     250 x 250): a face cut by the bottom edge with 39% of it in the frame (its centre 7 px
     below the edge, as in lfw_sharon of the gallery set: dropped by the old rule that its
-    centre lie within a tenth of its size of the frame); not the mirror image of a face
-    inside the frame, a face wholly inside, or a sliver (20% in the frame)."""
+    centre lie within a tenth of its size of the frame) and one cut by the left edge; not
+    the mirror image of a face inside the frame (found by this search, or before it by
+    the plain search), a face wholly inside, or a sliver (20% in the frame)."""
     import p3m.privacy.faces as faces
 
     pad = 75
-    boxes = {"cut": (0, 226, 62, 288), "inside": (150, 200, 210, 245),
+    plain = Face((10, 40, 70, 100), None, 0.9, "blazeface")  # found by the plain search, not by this one
+    boxes = {"cut": (0, 226, 62, 288), "cut left": (-20, 150, 40, 210), "inside": (150, 200, 210, 245),
              "mirror": (140, 220, 220, 300),  # the inside face's mirror image, drawn large: 37% in the frame
+             "mirror left": (-50, 30, 30, 110),  # the plain face's, 37% in the frame
              "sliver": (100, 238, 160, 298)}
 
     def found(padded, known, ring=None, **search):
@@ -357,5 +364,21 @@ def test_the_border_search_keeps_cut_faces_and_drops_mirror_images(monkeypatch):
         return [Face(tuple(v + pad for v in box), None, 0.9, "blazeface") for box in boxes.values()], set()
 
     monkeypatch.setattr(faces, "_blazeface_faces", found)
-    kept = faces._edge_faces(np.zeros((250, 250, 3), np.uint8), ["hog", "blazeface"], 1)
-    assert [face.box for face in kept] == [boxes["cut"]] and kept[0].padding == pad
+    kept = faces._edge_faces(np.zeros((250, 250, 3), np.uint8), ["hog", "blazeface"], 1, [plain])
+    assert [face.box for face in kept] == [boxes["cut"], boxes["cut left"]] and kept[0].padding == pad
+    alone = faces._edge_faces(np.zeros((250, 250, 3), np.uint8), ["hog", "blazeface"], 1)
+    assert boxes["mirror left"] in [face.box for face in alone]  # without the plain face nothing says it is a mirror
+
+
+def test_the_border_reflects_boxes_as_opencv_reflects_pixels():
+    """A box of the mirrored border maps back onto the pixels the border copied
+    (cv2.BORDER_REFLECT_101), on every side."""
+    import p3m.privacy.faces as faces
+
+    height, width, pad = 6, 8, 4
+    frame = np.arange(height * width).reshape(height, width)
+    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    for box in [(-4, 1, -1, 3), (8, 2, 11, 5), (2, -3, 5, -1), (1, 6, 4, 9), (-3, -3, -1, -1)]:
+        left, top, right, bottom = faces._reflected(box, width, height)
+        copied = padded[box[1] + pad:box[3] + pad, box[0] + pad:box[2] + pad]
+        assert np.array_equal(np.sort(copied, axis=None), np.sort(frame[top:bottom, left:right], axis=None)), box

@@ -392,3 +392,39 @@ def test_without_the_segmentation_model_people_are_not_looked_for(monkeypatch, t
 
     monkeypatch.setenv("P3M_HOME", str(tmp_path))  # nothing installed here
     assert heads_without_faces(astronaut, []) == [] and "p3m weights fetch default" in people_note()
+
+
+def test_the_cut_face_advice_is_given_only_when_a_cut_face_is_why():
+    """"Cut by the frame ... crop the face out" is the advice when a cut face stays
+    recognised or within the margin; not when a face is re-detected (a stronger blur or
+    a mask helps there), nor when the closest face is not cut."""
+    from p3m.privacy.anonymize import AnonymizeResult, Outcome
+    from p3m.privacy.audit import AuditResult
+
+    def held(redetected: int, views, cut) -> AnonymizeResult:
+        audit = AuditResult(len(views), redetected, views=views, cut_by_frame=cut, distances=[min(v) for v in views])
+        return AnonymizeResult(Outcome.IDENTIFIABLE, None, np.zeros((4, 4), np.uint8), audit=audit, sigma_scale=0.4)
+
+    assert "cut by the frame" in held(0, [[0.7], [0.58]], [False, True]).reason
+    assert "cut by the frame" not in held(1, [[0.9]], [True]).reason  # re-detected: not what the cut explains
+    assert "cut by the frame" not in held(0, [[0.58], [0.7]], [False, True]).reason  # the close face is whole
+    assert held(0, [[0.62]], [True]).held_by_cut_face and not held(1, [[0.62]], [True]).held_by_cut_face
+
+
+@pytest.mark.slow
+def test_a_tiny_face_near_the_edge_is_still_measured_at_the_attackers_box(face_models):
+    """The cameraman's 30 px profile, his photo cropped to 1 px left of his face's box:
+    the frame clips his 1.25x box by a few pixels, which leaves most of it, so it is
+    still measured (it is the view that holds his photo back), as it is away from the edge."""
+    import dataclasses
+
+    import cv2
+
+    from p3m.privacy.faces import alignments
+
+    tiny = cv2.resize(np.dstack([data.camera()] * 3), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    (face,) = detect_faces(tiny)
+    shift = face.box[0] - 1
+    near = np.ascontiguousarray(tiny[:, shift:])
+    moved = dataclasses.replace(face, box=(1, face.box[1], face.box[2] - shift, face.box[3]), mesh=None, keypoints=None)
+    assert len(alignments(tiny, face)) == len(alignments(near, moved)) == 2

@@ -118,11 +118,19 @@ class AnonymizeResult:
                        f"{MATCH_THRESHOLD + IDENTITY_MARGIN:.2f})")
             line = f"a face is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width, whole " \
                    "heads): not anonymized (fail closed)"
-            if audit is not None and audit.nearest_is_cut():
+            if self.held_by_cut_face:
                 line += ("; it is cut by the frame, where a recogniser's view is mostly the frame's edge, which no "
                          "blur changes: crop the face out, or review it")
             return line
         return ""
+
+    @property
+    def held_by_cut_face(self) -> bool:
+        """Held back because a face cut by the frame stays recognised or within the margin
+        (not re-detected): no blur changes what a recogniser sees of it."""
+        audit = self.audit
+        return (self.status is Outcome.IDENTIFIABLE and audit is not None and not audit.redetected
+                and _within_margin(audit) and audit.nearest_is_cut())
 
     def line(self) -> str:
         """One line for people: what was blurred and how the check came out."""
@@ -131,7 +139,7 @@ class AnonymizeResult:
         if self.audit is None:
             return f"{self.status.value}: {len(self.faces)} region(s) blurred, not audited"
         audit = self.audit
-        low = audit.nearest() if np.isfinite(audit.nearest()) else None  # over the views that count
+        low = audit.nearest() if np.isfinite(audit.nearest()) else None  # over every view
         return (f"{len(self.faces)} face(s) blurred (sigma {self.sigma_scale:.3g} x face width"
                 f"{', whole heads' if self.whole_heads else ''}); "
                 + (f"heads of {self.people} people without a found face blurred; " if self.people else "")

@@ -125,31 +125,44 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
     if rotations is None and _photo_may_be_turned(faces, families):
         for turns in (1, 2, 3):
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
-    if "blazeface" in families and any(face.width < SMALL_FACE_HINT for face in faces):
-        faces = _merge(faces, _blazeface_faces(image, [], tile_size=FINE_TILE, whole=False)[0])
+    if "blazeface" in families:  # at each turn a small face was found at
+        for turns in sorted({face.rotation for face in faces if face.width < SMALL_FACE_HINT}):
+            faces = _merge(faces, _fine_faces(image, turns))
     if edges:
-        faces = _merge(faces, _edge_faces(image, families, upsample))
+        faces = _merge(faces, _edge_faces(image, families, upsample, faces))
     return faces
 
 
-#: A face narrower than this (pixels) hints at smaller ones near it (a group far off, a
-#: crowd, people in the background): the photo is then searched again in tiles of
-#: FINE_TILE px, where the full-range network sees faces of 10-64 px at its own scale
-#: (its usual tiles show them at half that). Photos without small faces are not: there
-#: the fine tiles would only add false detections and time.
-SMALL_FACE_HINT = 64
+#: A face narrower than SMALL_FACE_HINT (pixels) hints at smaller ones near it (a group
+#: far off, a crowd, people in the background): the photo is then searched again (at the
+#: turn that face was found at) in tiles of FINE_TILE px, where the full-range network
+#: sees faces of 10-64 px at its own scale (its usual tiles show them at half that; a
+#: tile keeps faces under a third of its side, the hint). Photos without small faces
+#: are not: there the fine tiles would only add false detections and time.
 FINE_TILE = 192
+SMALL_FACE_HINT = FINE_TILE // 3
+
+
+def _fine_faces(image: np.ndarray, turns: int) -> list[Face]:
+    """BlazeFace's faces of ``image`` turned by ``turns``, in FINE_TILE tiles only, in ``image``'s coordinates."""
+    found, _ = _blazeface_faces(_frame(image, turns, 0), [], tile_size=FINE_TILE, whole=False)
+    if turns:
+        for face in found:
+            _unturn(face, turns, image.shape[:2])
+    return found
 
 
 #: The mirrored border searched for faces cut by the frame, as a fraction of the short side.
 EDGE_PAD = 0.3
-#: A face found in the border is kept when at least this share of its box lies in the
-#: frame (a face cut by the edge), unless it is the mirror image of a face inside the frame.
-MIN_EDGE_SHARE = 0.3
+#: A box with less than this share of it in the frame shows too little of a face: a face
+#: found in the mirrored border (unless it is the mirror image of a face inside the
+#: frame) and an attacker's box clipped by the frame need this much in it.
+MIN_IN_FRAME = 0.3
 
 
-def _edge_faces(image: np.ndarray, families: list[str], upsample: int) -> list[Face]:
-    """Faces that cross the frame's edge, found in ``image`` with a mirrored border."""
+def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: list[Face] = ()) -> list[Face]:
+    """Faces that cross the frame's edge, found in ``image`` with a mirrored border;
+    ``known``: faces found in the frame already (their mirror images are dropped)."""
 
     height, width = image.shape[:2]
     pad = max(1, round(EDGE_PAD * min(height, width)))
@@ -161,12 +174,12 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int) -> list[F
     for face in found:
         _shift(face, -pad)
         face.padding = pad
-    inside = [face.box for face in found if _clipped(face.box, width, height) == face.box]
+    inside = [face.box for face in [*known, *found] if _clipped(face.box, width, height) == face.box]
     kept = []
     for face in found:
         box = face.box
         visible = _clipped(box, width, height)
-        if visible == box or _area(visible) < MIN_EDGE_SHARE * _area(box):
+        if visible == box or _area(visible) < MIN_IN_FRAME * _area(box):
             continue  # inside the frame (the plain search's to find), or too little of it in the frame
         if any(same_face(_reflected(box, width, height), other) for other in inside):
             continue  # the mirror image of a face inside the frame
@@ -179,18 +192,19 @@ def _clipped(box: tuple, width: int, height: int) -> tuple:
 
 
 def _reflected(box: tuple, width: int, height: int) -> tuple:
-    """``box`` mirrored back into the frame across each edge its centre lies beyond (as
-    the mirrored border reflects: about the edge pixels' centres)."""
+    """The pixels a (left, top, right, bottom) box (right and bottom exclusive) of the
+    mirrored border copies, for each edge its centre lies beyond (``BORDER_REFLECT_101``:
+    pixel -k copies k, pixel width - 1 + k copies width - 1 - k)."""
     left, top, right, bottom = box
     cx, cy = (left + right) / 2, (top + bottom) / 2
     if cx < 0:
-        left, right = -right, -left
+        left, right = 1 - right, 1 - left
     elif cx > width:
-        left, right = 2 * (width - 1) - right, 2 * (width - 1) - left
+        left, right = 2 * width - 1 - right, 2 * width - 1 - left
     if cy < 0:
-        top, bottom = -bottom, -top
+        top, bottom = 1 - bottom, 1 - top
     elif cy > height:
-        top, bottom = 2 * (height - 1) - bottom, 2 * (height - 1) - top
+        top, bottom = 2 * height - 1 - bottom, 2 * height - 1 - top
     return (left, top, right, bottom)
 
 
@@ -244,12 +258,11 @@ def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
 #: landmarks can be close at theirs (measured on the gallery set: 0.70 at ours, 0.37 in a
 #: box 1.2x as large and lower).
 ATTACKER_BOXES = ((1.0, 0.0), (1.25, 0.1))
-#: Such a box counts when at least this share of it lies in the frame and the frame does
-#: not clip it below MIN_LANDMARK_WIDTH on a side: a face cut down the middle (half its
-#: box in the frame) is framed by an attacker's detector there, and so is a tiny face;
-#: a sliver of a face, or of a false detection in the mirrored border, shows too little
-#: of a face to identify it.
-MIN_ATTACKER_SHARE = 0.3
+#: Such a box counts when at least MIN_IN_FRAME of it lies in the frame and the frame
+#: does not clip a side below MIN_LANDMARK_WIDTH, or below half of it for a tiny face: a
+#: face cut down the middle (half its box in the frame) is framed by an attacker's
+#: detector there, and so is a tiny face, near the edge too; a sliver of a face, or of
+#: a false detection in the mirrored border, shows too little of a face to identify it.
 
 
 @dataclass(frozen=True)
@@ -279,9 +292,9 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
         cx, cy = (left + right) / 2, (top + bottom) / 2 + drop * (bottom - top)
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
-        box = (max(0, whole[0]), max(0, whole[1]), min(width, whole[2]), min(height, whole[3]))
-        sliver = min(MIN_LANDMARK_WIDTH, whole[2] - whole[0], whole[3] - whole[1])  # a tiny face is measured too
-        if min(box[2] - box[0], box[3] - box[1]) < sliver or _area(box) < MIN_ATTACKER_SHARE * _area(whole):
+        box = _clipped(whole, width, height)
+        sliver = min(MIN_LANDMARK_WIDTH, (whole[2] - whole[0]) / 2, (whole[3] - whole[1]) / 2)
+        if min(box[2] - box[0], box[3] - box[1]) < sliver or _area(box) < MIN_IN_FRAME * _area(whole):
             continue  # too little of a face in the frame for landmarks to mean anything
         out.append(Alignment(face.rotation, 0, dlib_models.shape_predictor()(turned, dlib.rectangle(*box))))
     return out

@@ -80,13 +80,13 @@ class VideoAudit:
         self.strengthened += result.strengthened
         self.found_after_blur += result.found_after_blur
         if result.audit is not None and result.audit.views:
-            low = result.audit.nearest()  # over the views that count (inf: none does)
+            low = result.audit.nearest()  # over every view (inf: no face audited)
             if np.isfinite(low):
                 self.min_identity_distance = low if self.min_identity_distance is None else \
                     min(low, self.min_identity_distance)
         if result.status is Outcome.IDENTIFIABLE:
             self.uncovered.append(index)
-            self.uncovered_cut += bool(result.audit is not None and result.audit.nearest_is_cut())
+            self.uncovered_cut += result.held_by_cut_face
             self.identity_matches += result.audit.identity_matches if result.audit else 0
 
     def line(self) -> str:
