@@ -127,7 +127,8 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
             faces = _merge(faces, _detect_turned(image, turns, families, upsample))
     if "blazeface" in families:  # at each turn a small face was found at
         for turns in sorted({face.rotation for face in faces if face.width < SMALL_FACE_HINT}):
-            faces = _merge(faces, _fine_faces(image, turns))
+            faces = _merge(faces, _detect_turned(image, turns, ["blazeface"], upsample, tile_size=FINE_TILE,
+                                                 whole=False))
     if edges:
         faces = _merge(faces, _edge_faces(image, families, upsample, faces))
     return faces
@@ -141,15 +142,6 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
 #: are not: there the fine tiles would only add false detections and time.
 FINE_TILE = 192
 SMALL_FACE_HINT = FINE_TILE // 3
-
-
-def _fine_faces(image: np.ndarray, turns: int) -> list[Face]:
-    """BlazeFace's faces of ``image`` turned by ``turns``, in FINE_TILE tiles only, in ``image``'s coordinates."""
-    found, _ = _blazeface_faces(_frame(image, turns, 0), [], tile_size=FINE_TILE, whole=False)
-    if turns:
-        for face in found:
-            _unturn(face, turns, image.shape[:2])
-    return found
 
 
 #: The mirrored border searched for faces cut by the frame, as a fraction of the short side.
@@ -415,8 +407,8 @@ def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = 
     height, width = image.shape[:2]
     new, confirmed = [], set()
     for detection in detect_blazeface(image, ring=ring, **search):
-        left, top, right, bottom = (int(v) for v in np.round(detection.box))
-        box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
+        whole = tuple(int(v) for v in np.round(detection.box))
+        box = _clipped(whole, width, height)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         matches = [i for i, face in enumerate(known) if same_face(box, face.box)]
@@ -434,7 +426,7 @@ def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = 
             if mesh.presence < MIN_PRESENCE:
                 continue
         shape = _dlib_shape(image, detection.box)
-        if shape is not None and _landmarks_fit(_points(shape), detection.keypoints, right - left):
+        if shape is not None and _landmarks_fit(_points(shape), detection.keypoints, whole[2] - whole[0]):
             face.landmarks, face._shape = _points(shape), shape
         if face.landmarks is None:
             if mesh is None:
@@ -454,15 +446,16 @@ def _dlib_shape(image: np.ndarray, box: np.ndarray):
     return dlib_models.shape_predictor()(image, dlib.rectangle(left, top, right, bottom))
 
 
-def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample: int) -> list[Face]:
-    """Faces of ``image`` turned by ``turns`` quarter turns, in ``image``'s coordinates."""
+def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample: int, **search) -> list[Face]:
+    """Faces of ``image`` turned by ``turns`` quarter turns, in ``image``'s coordinates;
+    ``search``: BlazeFace's (:func:`p3m.privacy.blazeface.detect_blazeface`)."""
     turned = _frame(image, turns, 0)
     faces: list[Face] = []
     for family in families:
         if family != "blazeface":
             faces += _dlib_faces(turned, family, upsample)
     if "blazeface" in families:
-        found, confirmed = _blazeface_faces(turned, faces)
+        found, confirmed = _blazeface_faces(turned, faces, **search)
         for index in confirmed:
             faces[index].confirmed = True
         faces += found
