@@ -33,6 +33,13 @@ def timed(image, repeats: int):
     return best, result
 
 
+def outcome(result) -> str:
+    """The status, and the blur it ended at."""
+    if result.sigma_scale is None:
+        return result.status.value
+    return f"{result.status.value}, sigma {result.sigma_scale:.3g}{', heads' if result.whole_heads else ''}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -57,10 +64,6 @@ def main() -> None:
         faces.ATTACKER_BOXES = shipped
         both, after = timed(image, args.repeats)
         totals += (alone, both)
-
-        def outcome(r):
-            return f"{r.status.value}, sigma {r.sigma_scale:.3g}{', heads' if r.whole_heads else ''}" \
-                if r.sigma_scale is not None else r.status.value
         print(f"| {name} | {image.shape[1]} x {image.shape[0]} | {len(after.detected)} | {alone:.2f} | {both:.2f} | "
               f"{both / alone:.2f}x | {outcome(before)} | {outcome(after)} |")
     print(f"| all | | | {totals[0]:.2f} | {totals[1]:.2f} | {totals[1] / totals[0]:.2f}x | | |")

@@ -18,16 +18,10 @@ from pathlib import Path
 import numpy as np
 from skimage import data
 
-from audit_views import timed  # benchmarks/ is on the path when a script in it runs
+from audit_views import outcome, timed  # benchmarks/ is on the path when a script in it runs
 from machine import cpu_model
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-
-
-def outcome(result) -> str:
-    if result.sigma_scale is None:
-        return result.status.value
-    return f"{result.status.value}, sigma {result.sigma_scale:.3g}{', heads' if result.whole_heads else ''}"
 
 
 def main() -> None:
