@@ -369,15 +369,20 @@ def test_a_bystander_out_of_focus_gets_the_head_blurred(face_models, astronaut):
     assert changed[80:160, 185:255].mean() > 0.9  # and the face in focus
 
 
+def _tiny_cameraman() -> np.ndarray:
+    """scikit-image's cameraman (a profile) shrunk until his face is about 30 px, as RGB."""
+    import cv2
+
+    return cv2.resize(np.dstack([data.camera()] * 3), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+
+
 @pytest.mark.slow
 def test_a_tiny_profile_is_found_covered_over_the_head_and_held_back_while_close(face_models):
     """scikit-image's cameraman, in profile, shrunk until his face is 30 px: found by
     BlazeFace, outlined without dlib's landmarks, so his whole head is blurred. At an
     attacker's box 1.25x his face his blurred head stays within the margin of him (his
     hair, ear and coat are the same), so the photo is held back, not written."""
-    import cv2
-
-    tiny = cv2.resize(np.dstack([data.camera()] * 3), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    tiny = _tiny_cameraman()
     (face,) = detect_faces(tiny)
     assert face.width < 40 and face.landmarks is None and face.source == "blazeface"
     assert face.box[0] <= 80 <= face.box[2] and face.box[1] <= 58 <= face.box[3]  # his face, not his camera
@@ -418,11 +423,9 @@ def test_a_tiny_face_near_the_edge_is_still_measured_at_the_attackers_box(face_m
     still measured (it is the view that holds his photo back), as it is away from the edge."""
     import dataclasses
 
-    import cv2
-
     from p3m.privacy.faces import alignments
 
-    tiny = cv2.resize(np.dstack([data.camera()] * 3), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    tiny = _tiny_cameraman()
     (face,) = detect_faces(tiny)
     shift = face.box[0] - 1
     near = np.ascontiguousarray(tiny[:, shift:])
