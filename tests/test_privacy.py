@@ -177,6 +177,22 @@ def test_mattes_are_copied_and_transitions_protected_with_an_outcome_per_image(t
     written = json.loads((out / "report.json").read_text())
     assert written == json.loads(json.dumps(report.to_dict(), default=str))  # the file is the result, written
     assert report.totals()["errors"] == 2 and report.totals()["anonymized"] == 1
+    again = anonymize_files([photos / "astro.jpg", photos / "astro_png.png", photos / "coffee.jpg"], out,
+                            AnonymizeOptions(alpha_dir=mattes, jpeg_quality=95))  # the two failures are tried again
+    journal = [json.loads(line)["image"] for line in (out / "report.jsonl").read_text().splitlines()]
+    assert sorted(journal) == ["astro.jpg", "astro_png.png", "coffee.jpg"]  # one row per image, not per run
+    assert again.audit_line().startswith("over the folder's report (1 of 3 from earlier runs): ")
+
+
+def test_the_totals_count_only_the_faces_of_written_images():
+    from p3m.jobs.anonymize import AnonymizeRecord, AnonymizeReport
+    from p3m.jobs.results import Status
+    from p3m.privacy.anonymize import Outcome
+
+    held = AnonymizeRecord("a.png", Status.HELD_BACK, image="a.png", outcome=Outcome.IDENTIFIABLE, faces=3)
+    done = AnonymizeRecord("b.png", Status.DONE, image="b.png", outcome=Outcome.OK, faces=2)
+    report = AnonymizeReport(records=[held, done])
+    assert report.totals()["faces"] == 2 and report.audit_line().startswith("2 face(s) blurred in 1 image")
 
 
 def test_privacy_audit_command_with_references(tmp_path, photos, astronaut, capsys):
@@ -260,7 +276,9 @@ def test_at_the_strongest_blur_a_face_within_the_margin_holds_the_photo_back(ast
     assert result.status == "identifiable" and result.image is None and result.whole_heads
     assert result.sigma_scale == pytest.approx(0.4)
     how = "recognised" if distance < 0.6 else f"within the identity margin (distance {distance:.3f}, under 0.65)"
-    assert f"a face is still {how} at the strongest blur" in result.reason
+    (face,) = [f for f in result.detected if f.audited]  # her face (a weak detection of her badge is not audited)
+    left, top, right, bottom = face.box  # the reason says which face: a group photo has many
+    assert f"the face at x {left}-{right}, y {top}-{bottom} is still {how} at the strongest blur" in result.reason
     assert "cut by the frame" not in result.reason  # her face is inside the frame
 
 
@@ -407,10 +425,14 @@ def test_the_cut_face_advice_is_given_only_when_a_cut_face_is_why():
     from p3m.privacy.audit import AuditResult
 
     def held(redetected: int, views, cut) -> AnonymizeResult:
-        audit = AuditResult(len(views), redetected, views=views, cut_by_frame=cut, distances=[min(v) for v in views])
+        boxes = [(10 * i, 0, 10 * i + 8, 8) for i in range(len(views))]
+        audit = AuditResult(len(views), redetected, views=views, cut_by_frame=cut, distances=[min(v) for v in views],
+                            boxes=boxes, redetected_boxes=boxes[:redetected])
         return AnonymizeResult(Outcome.IDENTIFIABLE, None, np.zeros((4, 4), np.uint8), audit=audit, sigma_scale=0.4)
 
     assert "cut by the frame" in held(0, [[0.7], [0.58]], [False, True]).reason
+    assert held(0, [[0.7], [0.58]], [False, True]).reason.startswith("the face at x 10-18, y 0-8 is still recognised")
+    assert held(1, [[0.9]], [True]).reason.startswith("the face at x 0-8, y 0-8 is still re-detected")
     assert "cut by the frame" not in held(1, [[0.9]], [True]).reason  # re-detected: not what the cut explains
     assert "cut by the frame" not in held(0, [[0.58], [0.7]], [False, True]).reason  # the close face is whole
     assert held(0, [[0.62]], [True]).held_by_cut_face and not held(1, [[0.62]], [True]).held_by_cut_face

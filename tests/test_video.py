@@ -373,6 +373,8 @@ def test_a_video_is_anonymised_in_every_frame_with_its_audio(tmp_path):
     with av.open(str(out)) as container:
         assert len(container.streams.audio) == 1
     assert report.totals()["anonymized"] == 1
+    row = record.row()
+    assert row["min_identity_distance"] >= 0.65 and row["sigma_scale"] >= 0.12 and row["identity_matches"] == 0
 
 
 @pytest.mark.slow
@@ -391,6 +393,8 @@ def test_a_video_whose_face_is_cut_by_the_frame_is_held_back_saying_why(tmp_path
     record = report.records[0]
     assert record.status != Status.DONE and not (tmp_path / "out" / "blurred_image" / "cut.mp4").exists()
     assert "the closest face is cut by the frame" in record.reason, record.reason
+    row = record.row()  # the blur the frames reached, and how close the face stayed
+    assert row["sigma_scale"] == pytest.approx(0.4) and row["min_identity_distance"] < 0.65
 
 
 def test_a_face_the_detector_misses_in_one_frame_is_carried_from_its_neighbours(tmp_path):

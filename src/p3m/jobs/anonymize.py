@@ -40,7 +40,7 @@ from p3m.jobs.progress import Progress
 from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason, images_and_videos
 from p3m.options import AnonymizeOptions, ClusterOptions
 from p3m.privacy.anonymize import Outcome, anonymize, prepared
-from p3m.privacy.audit import AuditResult, changed_transition_pixels
+from p3m.privacy.audit import changed_transition_pixels
 from p3m.utils.files import atomic_path
 
 REPORT_FIELDS = ("image", "status", "faces", "frames", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
@@ -62,8 +62,8 @@ class AnonymizeRecord(ItemRecord):
     image: str = ""                    # relative path, as the report names it
     outcome: Outcome = Outcome.ERROR
     faces: int = 0
-    sigma_scale: float | None = None              # the blur finally used, x face width
-    audit: AuditResult | None = None
+    sigma_scale: float | None = None              # the blur finally used (a video: its strongest), x face width
+    audit: Any = None                             # a photo's AuditResult, a video's VideoAudit
     changed_transition_pixels: int | None = None  # without an audit, with a matte
     previous: dict[str, Any] | None = None        # a skipped image's row from an earlier run
 
@@ -81,7 +81,7 @@ class AnonymizeRecord(ItemRecord):
             audit = self.audit.to_dict()
             row.update({key: audit[key] for key in REPORT_FIELDS if key in audit and key != "faces"})
             row["min_identity_distance"] = "" if audit["min_identity_distance"] is None else audit["min_identity_distance"]
-        elif self.changed_transition_pixels is not None:
+        if self.changed_transition_pixels is not None:
             row["changed_transition_pixels"] = self.changed_transition_pixels
         return row
 
@@ -101,23 +101,32 @@ class AnonymizeReport(JobResult):
     def totals(self) -> dict[str, int]:
         rows = self.rows()
 
-        def total(key: str) -> int:
-            return sum(int(row.get(key) or 0) for row in rows)
+        def total(key: str, of=rows) -> int:
+            return sum(int(row.get(key) or 0) for row in of)
 
         return {"images": len(rows), "anonymized": sum(Outcome(r["status"]).written for r in rows),
                 "no_face": sum(r["status"] == Outcome.NO_FACE for r in rows),
                 "person_without_face": sum(r["status"] == Outcome.PERSON_WITHOUT_FACE for r in rows),
                 "identifiable": sum(r["status"] == Outcome.IDENTIFIABLE for r in rows),
                 "errors": sum(r["status"] in (Outcome.ERROR, Outcome.MISSING_MATTE) for r in rows),
-                "faces": total("faces"), "redetected": total("redetected"),
+                "faces": total("faces", [r for r in rows if Outcome(r["status"]).written]),  # blurred and written
+                "redetected": total("redetected"),
                 "identity_matches": total("identity_matches"),
                 "changed_transition_pixels": total("changed_transition_pixels"),
                 "audited_images": sum(r.get("min_identity_distance") not in (None, "") for r in rows)}
 
+    def earlier_rows(self) -> int:
+        """Rows of the report that earlier runs wrote (skipped now, or not given this time)."""
+        mine = {r.image for r in self.records if r.previous is None}
+        return sum(row["image"] not in mine for row in self.rows())
+
     def audit_line(self) -> str:
+        """The folder's privacy outcome, over the whole report (earlier runs' rows too, said so)."""
         t = self.totals()
         videos = sum(Outcome(r["status"]).written and "frames" in r for r in self.rows())
-        return (f"{t['faces']} face(s) blurred in {images_and_videos(t['anonymized'] - videos, videos)}; "
+        earlier = self.earlier_rows()
+        return ((f"over the folder's report ({earlier} of {t['images']} from earlier runs): " if earlier else "")
+                + f"{t['faces']} face(s) blurred in {images_and_videos(t['anonymized'] - videos, videos)}; "
                 f"re-detected {t['redetected']}; "
                 f"identity matches {t['identity_matches']}; changed transition pixels "
                 f"{t['changed_transition_pixels']}; held back for review: {t['no_face']} without a face, "
@@ -204,7 +213,6 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
     ``matte``: its alpha video, whose transition pixels are kept."""
     from p3m.video.anonymize import anonymize_video
 
-    scale = options.scale
     target = output_paths(plan, item, matte=False)["blurred_image"]
     outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress,
                                      max_pixels=options.max_pixels, alpha=matte)
@@ -222,8 +230,8 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
                   f"or --allow-no-face to blur their heads)")
     else:
         reason = audit.line()
-    record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=scale if audit.faces else None,
-                     frames=audit.frames)
+    record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=audit.sigma_scale, frames=audit.frames,
+                     audit=audit if audit.frames_with_faces else None)
     if matte is not None:
         record.changed_transition_pixels = audit.changed_transition_pixels
     if outcome.written:
@@ -366,7 +374,11 @@ def _anonymize_into(out: Path, inputs: Sequence[str | Path], options: AnonymizeO
 
 
 def write_report(out: Path, report: AnonymizeReport) -> None:
+    """report.csv and report.json, and the journal compacted to one row per image (it
+    grew by a row per image and run)."""
     rows = report.rows()
+    with atomic_path(out / JOURNAL) as tmp:
+        tmp.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows))
     with atomic_path(out / "report.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()

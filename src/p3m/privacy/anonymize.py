@@ -108,15 +108,18 @@ class AnonymizeResult:
                     "heads)")
         if self.status is Outcome.IDENTIFIABLE:
             audit = self.audit
+            where = None
             if audit is not None and audit.redetected:
-                how = "re-detected"
+                how, where = "re-detected", audit.redetected_boxes[0] if audit.redetected_boxes else None
             elif audit is not None and audit.identity_matches:
-                how = "recognised"
+                how, where = "recognised", audit.nearest_box()
             else:
                 closest = audit.nearest() if audit is not None else float("nan")
                 how = (f"within the identity margin (distance {closest:.3f}, under "
                        f"{MATCH_THRESHOLD + IDENTITY_MARGIN:.2f})")
-            line = f"a face is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width, whole " \
+                where = audit.nearest_box() if audit is not None else None
+            which = "a face" if where is None else f"the face at x {where[0]}-{where[2]}, y {where[1]}-{where[3]}"
+            line = f"{which} is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width, whole " \
                    "heads): not anonymized (fail closed)"
             if self.held_by_cut_face:
                 line += ("; it is cut by the frame, where a recogniser's view is mostly the frame's edge, which no "
@@ -222,7 +225,9 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             continue
         audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
                            after=after, also=[r.face for r in regions if r.face is not None])
-        audit.redetected += len(new) + sum(any(boxes_overlap(f.box, r.box) for f in after) for r in regions)
+        still = [face.box for face in new] + [r.box for r in regions if any(boxes_overlap(f.box, r.box) for f in after)]
+        audit.redetected += len(still)
+        audit.redetected_boxes += still
         narrow = _within_margin(audit)
         leaks = bool(audit.redetected or audit.identity_matches)
         if not (leaks or narrow):

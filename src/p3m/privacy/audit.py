@@ -38,6 +38,8 @@ class AuditResult:
     distances: list[float] = field(default_factory=list)           # original vs anonymized, closest alignment
     views: list[list[float]] = field(default_factory=list)         # per audited face, per alignment
     cut_by_frame: list[bool] = field(default_factory=list)         # per audited face: it crosses the frame's edge
+    boxes: list[tuple] = field(default_factory=list)               # per audited face: its box (left, top, right, bottom)
+    redetected_boxes: list[tuple] = field(default_factory=list)    # the boxes of the faces still found
     reference_distances: list[float] = field(default_factory=list)  # anonymized vs references (min per face)
     changed_transition_pixels: int | None = None
     changed_outside_fraction: float | None = None
@@ -52,12 +54,19 @@ class AuditResult:
         """The closest identity distance: over every view of every face, and every reference."""
         return min([d for views in self.views for d in views] + self.reference_distances, default=float("inf"))
 
+    def _closest(self) -> int | None:
+        """The index of the audited face closest to its original (None: no face audited)."""
+        return min(range(len(self.views)), key=lambda i: min(self.views[i])) if self.views else None
+
     def nearest_is_cut(self) -> bool:
         """The closest face (:meth:`nearest`, references aside) crosses the frame's edge."""
-        if not self.views:
-            return False
-        closest = min(range(len(self.views)), key=lambda i: min(self.views[i]))
-        return self.cut_by_frame[closest] and min(self.views[closest]) <= self.nearest()
+        closest = self._closest()
+        return closest is not None and self.cut_by_frame[closest] and min(self.views[closest]) <= self.nearest()
+
+    def nearest_box(self) -> tuple | None:
+        """The box of the face closest to its original (None: no face audited)."""
+        closest = self._closest()
+        return self.boxes[closest] if closest is not None and closest < len(self.boxes) else None
 
     def to_dict(self) -> dict:
         """The audit as plain values: the service's JSON and the report's columns."""
@@ -87,7 +96,8 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
     if after is None:
         turns = sorted({0} | {face.rotation for face in faces})
         after = detect_faces(anonymized, detector=detector, rotations=turns)
-    result = AuditResult(len(faces), sum(any(boxes_overlap(f.box, g.box) for g in after) for f in faces))
+    still = [f.box for f in faces if any(boxes_overlap(f.box, g.box) for g in after)]
+    result = AuditResult(len(faces), len(still), redetected_boxes=still)
     for face in [*faces, *also]:
         if not face.audited:
             result.low_confidence += 1
@@ -100,6 +110,7 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
                 nearest = min(nearest, *(float(np.linalg.norm(blurred - r)) for r in references))
         result.views.append(views)
         result.cut_by_frame.append(crosses_frame(face, original.shape[:2]))
+        result.boxes.append(tuple(int(v) for v in face.box))
         result.distances.append(min(views))
         if references:
             result.reference_distances.append(nearest)

@@ -66,6 +66,7 @@ class VideoAudit:
     faceless: list[int] = field(default_factory=list)   # frames with a person but no face found or carried
     heads: int = 0                 # heads of people without a found face blurred
     changed_transition_pixels: int = 0  # with an alpha video: matte edge pixels the blur changed (must stay 0)
+    sigma_scale: float | None = None   # the strongest blur any frame needed, x face width
 
     def add(self, index: int, result: AnonymizeResult) -> None:
         """Count one frame's anonymization (``result`` of :func:`p3m.privacy.anonymize.anonymize`)."""
@@ -78,6 +79,8 @@ class VideoAudit:
         if result.audit is not None and result.audit.changed_transition_pixels is not None:
             self.changed_transition_pixels += result.audit.changed_transition_pixels
         self.strengthened += result.strengthened
+        if result.sigma_scale is not None:
+            self.sigma_scale = max(result.sigma_scale, self.sigma_scale or 0.0)
         self.found_after_blur += result.found_after_blur
         if result.audit is not None and result.audit.views:
             low = result.audit.nearest()  # over every view (inf: no face audited)
@@ -88,6 +91,12 @@ class VideoAudit:
             self.uncovered.append(index)
             self.uncovered_cut += result.held_by_cut_face
             self.identity_matches += result.audit.identity_matches if result.audit else 0
+
+    def to_dict(self) -> dict:
+        """The report's audit columns of a video (its row's other fields come from the job)."""
+        return {"identity_matches": self.identity_matches,
+                "min_identity_distance": None if self.min_identity_distance is None else
+                round(self.min_identity_distance, 4)}
 
     def line(self) -> str:
         return (f"{self.frames} frames, {self.faces} face detections, {self.frames_with_faces} frames blurred, "
