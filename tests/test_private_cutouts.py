@@ -164,6 +164,7 @@ def test_outputs_made_without_the_blur_never_stay_beside_private_ones(tmp_path, 
     again = matte_files(PortraitEngine(), [photos], out, MatteOptions(save=("cutout", "composite"), anonymize=True,
                                                                        overwrite=True))
     assert [r.status for r in again.records] == [Status.DONE, Status.HELD_BACK]
+    assert again.records[1].reason.startswith("no-face: no face found")  # as p3m anonymize words it
     assert sorted(p.name for p in out.rglob("*.png")) == ["astro.png", "astro.png"]  # coffee's plain outputs gone
 
 

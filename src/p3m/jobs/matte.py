@@ -72,9 +72,15 @@ def image_record(name: str, result: ImageResult, paths: dict[str, Path]) -> Matt
     privacy = result.privacy_dict()
     if result.held_back:
         withdraw(paths)
-        return MatteRecord(name, Status.HELD_BACK, result.reason, privacy=privacy)
+        return MatteRecord(name, Status.HELD_BACK, held_back_line(result.cause, result.reason), privacy=privacy)
     write_outputs(result, paths)
     return MatteRecord(name, Status.DONE, outputs=_strings(paths), privacy=privacy, warning=result.warning)
+
+
+def held_back_line(cause, reason: str) -> str:
+    """A held-back image's line in the words of ``p3m anonymize``: its status, then why
+    (``cause``: the AnonymizeResult that held it back)."""
+    return f"{cause.status.value}: {reason}" if cause is not None else reason
 
 
 def engine_identity(engine: MattingEngine, _=None) -> tuple[str, str]:
@@ -274,7 +280,8 @@ def _matte_one_video(engine: MattingEngine, item: InputItem, paths: dict[str, Pa
         written = matte_video(engine, item.path, paths, options, progress=counted, audit=audit)
     except HeldBackError as exc:  # faces that could not be anonymized in a frame: nothing published
         withdraw(paths)
-        return MatteRecord(str(item.path), Status.HELD_BACK, str(exc), privacy=_video_privacy(audit, exc.privacy))
+        return MatteRecord(str(item.path), Status.HELD_BACK, held_back_line(exc.privacy, str(exc)),
+                           privacy=_video_privacy(audit, exc.privacy))
     except Exception as exc:  # one bad video never stops the batch; nothing of it is published
         return ItemRecord(str(item.path), Status.FAILED, failure_reason(exc))
     return MatteRecord(str(item.path), Status.DONE, outputs=written, privacy=_video_privacy(audit, None),
@@ -286,7 +293,7 @@ def _video_privacy(audit, cause) -> dict | None:
     if audit is None:
         return None
     return {"status": cause.status.value if cause is not None else "ok", "faces": audit.faces,
-            "sigma_scale": None, "video": audit.line(),
+            "sigma_scale": None if audit.sigma_scale is None else round(audit.sigma_scale, 4), "video": audit.line(),
             "audit": {"redetected": 0, "identity_matches": audit.identity_matches, "low_confidence": 0,
                       "min_identity_distance": audit.min_identity_distance}}
 
