@@ -387,6 +387,25 @@ def test_a_bystander_out_of_focus_gets_the_head_blurred(face_models, astronaut):
     assert changed[80:160, 185:255].mean() > 0.9  # and the face in focus
 
 
+@pytest.mark.slow
+def test_a_person_behind_another_in_one_silhouette_gets_the_head_blurred(face_models, astronaut):
+    """Two people who overlap are one silhouette to the segmentation: her face found
+    must not count for the person behind her (seen from behind, no face found), whose
+    head is blurred as another person's."""
+    from p3m.privacy.people import heads_without_faces
+
+    scene = np.ascontiguousarray(np.hstack([astronaut[:320, 60:330], _seen_from_behind(astronaut)[:, 130:450]]))
+    (face,) = [f for f in detect_faces(scene) if f.audited]
+    assert face.box[2] < 270  # her face only
+    (head,) = heads_without_faces(scene, [face.box])
+    assert head.box[0] > face.box[2]  # beside her, not her
+    result = anonymize(scene)
+    assert result.status == "ok" and result.people == 1
+    changed = (result.image != scene).any(axis=2)
+    assert changed[40:170, 310:400].mean() > 0.9  # the head behind her (the painted back of it at 362, 112)
+    assert not changed[250:, :].any()  # and no body
+
+
 def _tiny_cameraman() -> np.ndarray:
     """scikit-image's cameraman (a profile) shrunk until his face is about 30 px, as RGB."""
     import cv2

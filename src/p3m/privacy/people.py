@@ -6,6 +6,13 @@ engine's network) says where people are: a sizeable silhouette (``MIN_PERSON`` o
 photo) whose top part meets no found face is a person without a face, and that top part
 is taken for the head.
 
+People who stand close are one silhouette, so a silhouette with a found face may hold
+another person whose face was missed (a neighbour cut by the frame's edge, a head behind
+a shoulder). Each found face explains its own person: its head and, below its chin, a
+body widening downwards (:func:`explained`). What is left of the silhouette, a part the
+size of a head at least and reaching above the lowest chin, is taken for another
+person, and its top (a head's height, from the faces beside it) for that person's head.
+
 Without the segmentation model (``p3m weights fetch default``) nothing is found here,
 and :func:`people_note` says so.
 """
@@ -33,6 +40,19 @@ HEAD_WIDTH = 0.8
 HEAD_GROW = 0.05
 #: The segmentation's input side (MediaPipe's selfie segmentation, general model).
 SIZE = 256
+#: What a found face explains of its silhouette, in face widths: its head (the box grown
+#: EXPLAIN_SIDE sideways, EXPLAIN_ABOVE above: hair, ears) and its body below the chin,
+#: BODY_HALF_WIDTH either side of the face's centre at the chin, widening by BODY_SPREAD
+#: per pixel down (shoulders, arms at the sides).
+EXPLAIN_SIDE = 0.35
+EXPLAIN_ABOVE = 0.9
+BODY_HALF_WIDTH = 1.6
+BODY_SPREAD = 0.6
+#: A part left unexplained is another person's when it holds at least this many face
+#: areas (of the faces beside it) after an opening of a quarter face width (ragged
+#: borders, hair beyond the explained head); its top HEAD_HEIGHT face widths are the head.
+MIN_LEFTOVER = 0.3
+HEAD_HEIGHT = 2.0
 
 
 @dataclass
@@ -55,6 +75,7 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
     person = (person_probability(model, image) > PERSON_THRESHOLD).astype(np.uint8)
     sy, sx = height / person.shape[0], width / person.shape[1]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(person, connectivity=8)
+    on_map = [(f[0] / sx, f[1] / sy, f[2] / sx, f[3] / sy) for f in face_boxes]
     heads = []
     for label in range(1, count):
         left, top, w, h, area = stats[label]
@@ -63,16 +84,71 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
         band = max(1, round(min(HEAD_BAND * h, HEAD_WIDTH * w)))
         part = np.zeros_like(person)
         part[top:top + band] = labels[top:top + band] == label
-        rows, cols = np.nonzero(part)
-        box = (int(cols.min() * sx), int(rows.min() * sy), int(np.ceil((cols.max() + 1) * sx)),
-               int(np.ceil((rows.max() + 1) * sy)))
+        box = _box_of(part, sx, sy)
         if any(boxes_overlap(box, face) for face in face_boxes):
+            heads += _others(labels == label, on_map, (sx, sy), (height, width))
             continue
-        grow = max(1, round(HEAD_GROW * w * sx))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        mask = cv2.dilate(cv2.resize(part, (width, height), interpolation=cv2.INTER_NEAREST), kernel).astype(bool)
-        heads.append(Head(mask, box, max(1, box[2] - box[0])))
+        heads.append(_head(part, box, round(HEAD_GROW * w * sx), (sx, sy), (height, width), box[2] - box[0]))
     return heads
+
+
+def explained(shape: tuple[int, int], faces: list[tuple]) -> np.ndarray:
+    """The part of a person map (``shape``) that the ``faces`` (boxes on the map) explain:
+    each face's head and the body below its chin (bool)."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    out = np.zeros(shape, bool)
+    for left, top, right, bottom in faces:
+        w = max(right - left, 1.0)
+        centre = (left + right) / 2
+        out |= ((cols >= left - EXPLAIN_SIDE * w) & (cols < right + EXPLAIN_SIDE * w)
+                & (rows >= top - EXPLAIN_ABOVE * w) & (rows < bottom))
+        out |= (rows >= bottom) & (np.abs(cols - centre) <= BODY_HALF_WIDTH * w + BODY_SPREAD * (rows - bottom))
+    return out
+
+
+def _others(silhouette: np.ndarray, faces: list[tuple], scale: tuple[float, float],
+            shape: tuple[int, int]) -> list[Head]:
+    """The heads of other people in a ``silhouette`` that holds found faces: parts the
+    faces (on the map) do not explain, a head's size at least, reaching above the lowest chin."""
+    mine = [f for f in faces if silhouette[int(np.clip((f[1] + f[3]) / 2, 0, silhouette.shape[0] - 1)),
+                                           int(np.clip((f[0] + f[2]) / 2, 0, silhouette.shape[1] - 1))]]
+    mine = mine or faces
+    if not mine:
+        return []
+    face_width = float(np.median([f[2] - f[0] for f in mine]))
+    chin = max(f[3] for f in mine)
+    left = (silhouette & ~explained(silhouette.shape, mine)).astype(np.uint8)
+    side = max(1, round(face_width / 4))
+    left = cv2.morphologyEx(left, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
+    heads = []
+    for label in range(1, count):
+        x, top, w, h, area = stats[label]
+        if area < MIN_LEFTOVER * face_width ** 2 or top >= chin:
+            continue
+        part = np.zeros_like(left)
+        band = max(1, round(HEAD_HEIGHT * face_width))
+        part[top:top + band] = labels[top:top + band] == label
+        box = _box_of(part, *scale)
+        heads.append(_head(part, box, round(HEAD_GROW * face_width * scale[0]), scale, shape,
+                           round(face_width * scale[0])))
+    return heads
+
+
+def _box_of(part: np.ndarray, sx: float, sy: float) -> tuple[int, int, int, int]:
+    """The box of a map's non-zero pixels, in the photo."""
+    rows, cols = np.nonzero(part)
+    return (int(cols.min() * sx), int(rows.min() * sy), int(np.ceil((cols.max() + 1) * sx)),
+            int(np.ceil((rows.max() + 1) * sy)))
+
+
+def _head(part: np.ndarray, box: tuple, grow: int, scale: tuple[float, float], shape: tuple[int, int],
+          width: int) -> Head:
+    """A head from its part of the map: in the photo, grown by ``grow`` pixels."""
+    grow = max(1, grow)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    mask = cv2.dilate(cv2.resize(part, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST), kernel).astype(bool)
+    return Head(mask, box, max(1, width))
 
 
 #: The person map's longest side (pixels); square windows of the short side are searched too.
