@@ -30,7 +30,9 @@ anonymised photo, which of them it is. This benchmark runs ``p3m.privacy.anonymi
   which no blur of the face removes; a rank-1 rate of the anonymised faces near this one
   is all a face blur can reach.
 
-The folder holds ``manifest.json``::
+p3m's labelled set is ``benchmarks/data/gallery_set.json`` (labels and sources only);
+``benchmarks/gallery_set.py`` assembles its folder from copies of the repositories it
+names. The folder holds ``manifest.json``::
 
     {"photos": {"NAME": "relative/path.png", ...},        # every image, by name
      "sources": {"NAME": {"repo": ..., "path": ..., "commit": ..., "licence": ...}},
