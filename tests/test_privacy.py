@@ -406,6 +406,21 @@ def test_a_person_behind_another_in_one_silhouette_gets_the_head_blurred(face_mo
     assert not changed[250:, :].any()  # and no body
 
 
+@pytest.mark.slow
+def test_a_neighbour_cut_by_the_frame_gets_the_head_blurred_down_to_the_chin(face_models, astronaut):
+    """A strip of another person at the frame's left edge (her cheek and hair, 60 px
+    wide): no face is found there, and the strip's width says nothing of the head's
+    height, so the head is taken as tall as the faces found in the photo."""
+    scene = np.ascontiguousarray(np.hstack([astronaut[:, 250:310], astronaut[:, 40:]]))
+    assert not any(face.box[0] < 60 for face in detect_faces(scene))
+    result = anonymize(scene)
+    assert result.status == "ok" and result.people >= 1
+    changed = (result.image != scene).any(axis=2)
+    assert changed[80:170, 0:15].mean() > 0.9  # her cheek, down to the chin
+    assert changed[40:100, 20:50].mean() > 0.9  # her hair
+    assert not changed[300:, :60].any()  # not her body
+
+
 def _tiny_cameraman() -> np.ndarray:
     """scikit-image's cameraman (a profile) shrunk until his face is about 30 px, as RGB."""
     import cv2

@@ -4,7 +4,8 @@ A face detector finds faces; it says nothing of a person seen from behind, a bys
 out of focus, or a face it simply missed. MediaPipe's selfie segmentation (the default
 engine's network) says where people are: a sizeable silhouette (``MIN_PERSON`` of the
 photo) whose top part meets no found face is a person without a face, and that top part
-is taken for the head.
+is taken for the head (for a silhouette cut by the frame's side, whose width says
+nothing of its head, a head's height from the faces found elsewhere).
 
 People who stand close are one silhouette, so a silhouette with a found face may hold
 another person whose face was missed (a neighbour cut by the frame's edge, a head behind
@@ -48,10 +49,12 @@ EXPLAIN_SIDE = 0.35
 EXPLAIN_ABOVE = 0.9
 BODY_HALF_WIDTH = 1.6
 BODY_SPREAD = 0.6
-#: A part left unexplained is another person's when it holds at least this many face
-#: areas (of the faces beside it) after an opening of a quarter face width (ragged
-#: borders, hair beyond the explained head); its top HEAD_HEIGHT face widths are the head.
+#: A part left unexplained is another person's when it holds at least MIN_LEFTOVER face
+#: areas (of the faces beside it) after an opening of an eighth of a face width (ragged
+#: borders); EDGE_LEFTOVER where it meets the frame's side or top edge (a neighbour cut
+#: by the frame shows a strip). Its top HEAD_HEIGHT face widths are the head.
 MIN_LEFTOVER = 0.3
+EDGE_LEFTOVER = 0.1
 HEAD_HEIGHT = 2.0
 
 
@@ -81,14 +84,19 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
         left, top, w, h, area = stats[label]
         if area < MIN_PERSON * person.size:
             continue
-        band = max(1, round(min(HEAD_BAND * h, HEAD_WIDTH * w)))
+        band, size = min(HEAD_BAND * h, HEAD_WIDTH * w), 0.0
+        if (left == 0 or left + w == person.shape[1]) and on_map:  # cut by the frame: its width says nothing;
+            size = float(np.median([f[2] - f[0] for f in on_map]))  # the faces' size does
+            band = max(band, HEAD_HEIGHT * size)
+        band = max(1, round(band))
         part = np.zeros_like(person)
         part[top:top + band] = labels[top:top + band] == label
         box = _box_of(part, sx, sy)
         if any(boxes_overlap(box, face) for face in face_boxes):
             heads += _others(labels == label, on_map, (sx, sy), (height, width))
             continue
-        heads.append(_head(part, box, round(HEAD_GROW * w * sx), (sx, sy), (height, width), box[2] - box[0]))
+        heads.append(_head(part, box, round(HEAD_GROW * w * sx), (sx, sy), (height, width),
+                           max(box[2] - box[0], round(size * sx))))
     return heads
 
 
@@ -118,13 +126,14 @@ def _others(silhouette: np.ndarray, faces: list[tuple], scale: tuple[float, floa
     face_width = float(np.median([f[2] - f[0] for f in mine]))
     chin = max(f[3] for f in mine)
     left = (silhouette & ~explained(silhouette.shape, mine)).astype(np.uint8)
-    side = max(1, round(face_width / 4))
+    side = max(1, round(face_width / 8))
     left = cv2.morphologyEx(left, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
     heads = []
     for label in range(1, count):
         x, top, w, h, area = stats[label]
-        if area < MIN_LEFTOVER * face_width ** 2 or top >= chin:
+        at_edge = x == 0 or top == 0 or x + w == left.shape[1]
+        if area < (EDGE_LEFTOVER if at_edge else MIN_LEFTOVER) * face_width ** 2 or top >= chin:
             continue
         part = np.zeros_like(left)
         band = max(1, round(HEAD_HEIGHT * face_width))
