@@ -55,6 +55,9 @@ BODY_SPREAD = 0.6
 #: by the frame shows a strip). Its top HEAD_HEIGHT face widths are the head.
 MIN_LEFTOVER = 0.3
 EDGE_LEFTOVER = 0.1
+#: ... and, away from the frame's edges, at least this many face widths wide: a strip
+#: beside a head is its hair (a bun, long hair), not another head.
+MIN_OTHER_WIDTH = 0.6
 HEAD_HEIGHT = 2.0
 
 
@@ -133,7 +136,8 @@ def _others(silhouette: np.ndarray, faces: list[tuple], scale: tuple[float, floa
     for label in range(1, count):
         x, top, w, h, area = stats[label]
         at_edge = x == 0 or top == 0 or x + w == left.shape[1]
-        if area < (EDGE_LEFTOVER if at_edge else MIN_LEFTOVER) * face_width ** 2 or top >= chin:
+        if top >= chin or area < (EDGE_LEFTOVER if at_edge else MIN_LEFTOVER) * face_width ** 2 or \
+                (not at_edge and w < MIN_OTHER_WIDTH * face_width):
             continue
         part = np.zeros_like(left)
         band = max(1, round(HEAD_HEIGHT * face_width))
