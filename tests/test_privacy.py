@@ -487,3 +487,20 @@ def test_a_tiny_face_near_the_edge_is_still_measured_at_the_attackers_box(face_m
     near = np.ascontiguousarray(tiny[:, shift:])
     moved = dataclasses.replace(face, box=(1, face.box[1], face.box[2] - shift, face.box[3]), mesh=None, keypoints=None)
     assert len(alignments(tiny, face)) == len(alignments(near, moved)) == 2
+
+
+@pytest.mark.slow
+def test_a_face_cut_at_the_chin_is_measured_where_its_eyes_show(face_models, astronaut):
+    """Her face with the frame's bottom edge 40% of the way down its box (forehead and
+    eyes in the frame, 37 px of a 90 px box): an attacker frames what shows, so the
+    clipped 1.25x box (a third of it in the frame) is a view of her, as for a face cut
+    down the middle."""
+    import dataclasses
+
+    from p3m.privacy.faces import alignments
+
+    face = next(f for f in detect_faces(astronaut) if f.audited)
+    bottom = face.box[1] + (face.box[3] - face.box[1]) * 2 // 5 + 1
+    cut = np.ascontiguousarray(astronaut[:bottom])
+    moved = dataclasses.replace(face, mesh=None, keypoints=None, landmarks=None)
+    assert bottom - face.box[1] < 40 and len(alignments(cut, moved)) == 2  # its own, and the clipped box

@@ -250,11 +250,12 @@ def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
 #: landmarks can be close at theirs (measured on the gallery set: 0.70 at ours, 0.37 in a
 #: box 1.2x as large and lower).
 ATTACKER_BOXES = ((1.0, 0.0), (1.25, 0.1))
-#: Such a box counts when at least MIN_IN_FRAME of it lies in the frame and the frame
-#: does not clip a side below MIN_LANDMARK_WIDTH, or below half of it for a tiny face: a
-#: face cut down the middle (half its box in the frame) is framed by an attacker's
-#: detector there, and so is a tiny face, near the edge too; a sliver of a face, or of
-#: a false detection in the mirrored border, shows too little of a face to identify it.
+#: Such a box counts when at least MIN_IN_FRAME of it lies in the frame (a face cut down
+#: the middle is framed by an attacker's detector there, and so is a tiny face near the
+#: edge, or the eyes and forehead of a face cut at the chin) and no side is clipped below
+#: MIN_VIEW_SIDE pixels (too few rows or columns for landmarks). Less in the frame is no
+#: face to an attacker's detector, nor a false detection in the mirrored border.
+MIN_VIEW_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -285,8 +286,7 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
         box = _clipped(whole, width, height)
-        sliver = min(MIN_LANDMARK_WIDTH, (whole[2] - whole[0]) / 2, (whole[3] - whole[1]) / 2)
-        if min(box[2] - box[0], box[3] - box[1]) < sliver or _area(box) < MIN_IN_FRAME * _area(whole):
+        if min(box[2] - box[0], box[3] - box[1]) < MIN_VIEW_SIDE or _area(box) < MIN_IN_FRAME * _area(whole):
             continue  # too little of a face in the frame for landmarks to mean anything
         out.append(Alignment(face.rotation, 0, dlib_models.shape_predictor()(turned, dlib.rectangle(*box))))
     return out
