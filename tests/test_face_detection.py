@@ -16,7 +16,7 @@ from p3m.errors import CheckpointError
 from p3m.privacy import anonymize, audit_pair
 from p3m.privacy.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, anchors, tiles, weighted_nms
 from p3m.privacy.blur import blur_faces, face_mask
-from p3m.privacy.faces import Face, detect_faces, detector_note, resolve_detector, same_face, turn_points, unturn_points
+from p3m.privacy.faces import Face, clipped, detect_faces, detector_note, resolve_detector, same_face, turn_points, unturn_points
 
 pytest.importorskip("dlib")
 
@@ -207,6 +207,8 @@ def test_a_face_cut_by_the_frame_is_found_blurred_and_held_back_while_close(face
     assert result.mask[centre[1], centre[0]] and result.whole_heads  # blurred, then her whole head
     assert result.status == "identifiable" and result.image is None and result.audit.nearest() < 0.65
     assert "cut by the frame" in result.reason
+    left, top, right, bottom = clipped(cut[0].box, image.shape[1], image.shape[0])  # it reaches beyond the frame
+    assert f"the face at x {left}-{right}, y {top}-{bottom} is" in result.reason  # where it is in the photo
 
 
 @pytest.mark.slow

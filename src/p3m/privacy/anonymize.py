@@ -33,7 +33,7 @@ from p3m.io.images import load_image, load_image_with_alpha
 from p3m.options import STRENGTHS, FaceBlurOptions
 from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, boxes_overlap
 from p3m.privacy.blur import FaceDetail, Region, blur_faces
-from p3m.privacy.faces import Face, detect_faces, resolve_detector
+from p3m.privacy.faces import Face, clipped, detect_faces, resolve_detector
 from p3m.privacy.people import heads_without_faces
 
 __all__ = ["STRENGTHS", "AnonymizeResult", "Outcome", "anonymize"]
@@ -225,7 +225,8 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             continue
         audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
                            after=after, also=[r.face for r in regions if r.face is not None])
-        still = [face.box for face in new] + [r.box for r in regions if any(boxes_overlap(f.box, r.box) for f in after)]
+        still = [clipped(box, rgb.shape[1], rgb.shape[0]) for box in [face.box for face in new]
+                 + [r.box for r in regions if any(boxes_overlap(f.box, r.box) for f in after)]]
         audit.redetected += len(still)
         audit.redetected_boxes += still
         narrow = _within_margin(audit)

@@ -25,7 +25,7 @@ import numpy as np
 
 from p3m.io.images import matte_to_float
 from p3m.privacy.blur import transition_pixels
-from p3m.privacy.faces import Face, alignments, descriptor_at, detect_faces, face_descriptor
+from p3m.privacy.faces import Face, alignments, clipped, descriptor_at, detect_faces, face_descriptor
 
 MATCH_THRESHOLD = 0.6
 
@@ -96,7 +96,8 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
     if after is None:
         turns = sorted({0} | {face.rotation for face in faces})
         after = detect_faces(anonymized, detector=detector, rotations=turns)
-    still = [f.box for f in faces if any(boxes_overlap(f.box, g.box) for g in after)]
+    shape = original.shape[:2]
+    still = [clipped(f.box, shape[1], shape[0]) for f in faces if any(boxes_overlap(f.box, g.box) for g in after)]
     result = AuditResult(len(faces), len(still), redetected_boxes=still)
     for face in [*faces, *also]:
         if not face.audited:
@@ -110,7 +111,7 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
                 nearest = min(nearest, *(float(np.linalg.norm(blurred - r)) for r in references))
         result.views.append(views)
         result.cut_by_frame.append(crosses_frame(face, original.shape[:2]))
-        result.boxes.append(tuple(int(v) for v in face.box))
+        result.boxes.append(clipped(face.box, shape[1], shape[0]))
         result.distances.append(min(views))
         if references:
             result.reference_distances.append(nearest)

@@ -166,11 +166,11 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
     for face in found:
         _shift(face, -pad)
         face.padding = pad
-    inside = [face.box for face in [*known, *found] if _clipped(face.box, width, height) == face.box]
+    inside = [face.box for face in [*known, *found] if clipped(face.box, width, height) == face.box]
     kept = []
     for face in found:
         box = face.box
-        visible = _clipped(box, width, height)
+        visible = clipped(box, width, height)
         if visible == box or _area(visible) < MIN_IN_FRAME * _area(box):
             continue  # inside the frame (the plain search's to find), or too little of it in the frame
         if any(same_face(_reflected(box, width, height), other) for other in inside):
@@ -179,7 +179,8 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
     return kept
 
 
-def _clipped(box: tuple, width: int, height: int) -> tuple:
+def clipped(box: tuple, width: int, height: int) -> tuple:
+    """A (left, top, right, bottom) box cut to a ``width`` x ``height`` frame."""
     return (max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3]))
 
 
@@ -285,7 +286,7 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
         cx, cy = (left + right) / 2, (top + bottom) / 2 + drop * (bottom - top)
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
-        box = _clipped(whole, width, height)
+        box = clipped(whole, width, height)
         if min(box[2] - box[0], box[3] - box[1]) < MIN_VIEW_SIDE or _area(box) < MIN_IN_FRAME * _area(whole):
             continue  # too little of a face in the frame for landmarks to mean anything
         out.append(Alignment(face.rotation, 0, dlib_models.shape_predictor()(turned, dlib.rectangle(*box))))
@@ -408,7 +409,7 @@ def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = 
     new, confirmed = [], set()
     for detection in detect_blazeface(image, ring=ring, **search):
         whole = tuple(int(v) for v in np.round(detection.box))
-        box = _clipped(whole, width, height)
+        box = clipped(whole, width, height)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         matches = [i for i, face in enumerate(known) if same_face(box, face.box)]
