@@ -182,6 +182,9 @@ def test_mattes_are_copied_and_transitions_protected_with_an_outcome_per_image(t
     journal = [json.loads(line)["image"] for line in (out / "report.jsonl").read_text().splitlines()]
     assert sorted(journal) == ["astro.jpg", "astro_png.png", "coffee.jpg"]  # one row per image, not per run
     assert again.audit_line().startswith("over the folder's report (1 of 3 from earlier runs): ")
+    anonymize_files([photos / "coffee.jpg"], out, AnonymizeOptions(alpha_dir=mattes))  # one image given this time
+    journal = [json.loads(line)["image"] for line in (out / "report.jsonl").read_text().splitlines()]
+    assert sorted(journal) == ["astro.jpg", "astro_png.png", "coffee.jpg"]  # the others' rows are kept
 
 
 def test_the_totals_count_only_the_faces_of_written_images():
@@ -419,6 +422,41 @@ def test_a_neighbour_cut_by_the_frame_gets_the_head_blurred_down_to_the_chin(fac
     assert changed[80:170, 0:15].mean() > 0.9  # her cheek, down to the chin
     assert changed[40:100, 20:50].mean() > 0.9  # her hair
     assert not changed[300:, :60].any()  # not her body
+
+
+def _people_on(monkeypatch, person: np.ndarray):
+    """The people search with ``person`` (bool, the photo's size) as the segmentation's map."""
+    from p3m.privacy import people
+
+    monkeypatch.setattr(people, "_segmentation", lambda: object())
+    monkeypatch.setattr(people, "person_probability", lambda model, image: person.astype(np.float32))
+    return lambda faces: people.heads_without_faces(np.zeros(person.shape + (3,), np.uint8), faces)
+
+
+def test_a_strip_at_the_edge_beside_another_persons_face_is_a_person_of_its_own(monkeypatch):
+    """A strip of a person at the left edge, apart from a silhouette whose face reaches
+    over the strip's columns lower down: the strip's head is its own (as tall as the
+    faces found), not explained by the other person's face."""
+    person = np.zeros((512, 512), bool)
+    person[100:, :14] = True     # the strip, cut by the frame
+    person[120:, 16:200] = True  # another person, apart
+    heads = _people_on(monkeypatch, person)([(10, 130, 60, 180)])
+    (head,) = [h for h in heads if h.box[2] <= 14]
+    assert head.box[1] == 100 and head.box[3] >= 190  # two face widths down from its top
+    assert head.width >= 50  # blurred at the faces' scale, not at its 14 px
+
+
+def test_a_strip_beside_a_head_is_its_hair_and_a_wide_part_is_another_head(monkeypatch):
+    """In one silhouette with a found face: a part beside the head narrower than 0.6
+    face widths is hair (no head); a wider one is another person's head."""
+    person = np.zeros((512, 512), bool)
+    person[40:, 160:320] = True  # her head and body; her face (200, 100, 280, 190): 80 px
+    person[60:190, 310:340] = True  # hair: 30 px beyond what her face explains (to 308)
+    find = _people_on(monkeypatch, person)
+    assert find([(200, 100, 280, 190)]) == []
+    person[60:190, 310:390] = True  # 80 px: another person beside her
+    (head,) = find([(200, 100, 280, 190)])
+    assert head.box[0] >= 300 and head.box[1] <= 60 and head.box[3] >= 180
 
 
 def _tiny_cameraman() -> np.ndarray:

@@ -377,8 +377,15 @@ def write_report(out: Path, report: AnonymizeReport) -> None:
     """report.csv and report.json, and the journal compacted to one row per image (it
     grew by a row per image and run)."""
     rows = report.rows()
-    with atomic_path(out / JOURNAL) as tmp:
-        tmp.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows))
+    with atomic_path(out / JOURNAL) as tmp, open(tmp, "w") as journal:  # on disk before it replaces the history
+        journal.write("".join(json.dumps(row, default=str) + "\n" for row in rows))
+        journal.flush()
+        os.fsync(journal.fileno())
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # and the rename with it
+    finally:
+        os.close(folder)
     with atomic_path(out / "report.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()

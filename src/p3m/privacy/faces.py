@@ -253,9 +253,10 @@ def face_descriptor(image: np.ndarray, face: Face, shape=None) -> np.ndarray:
 ATTACKER_BOXES = ((1.0, 0.0), (1.25, 0.1))
 #: Such a box counts when at least MIN_IN_FRAME of it lies in the frame (a face cut down
 #: the middle is framed by an attacker's detector there, and so is a tiny face near the
-#: edge, or the eyes and forehead of a face cut at the chin) and no side is clipped below
-#: MIN_VIEW_SIDE pixels (too few rows or columns for landmarks). Less in the frame is no
-#: face to an attacker's detector, nor a false detection in the mirrored border.
+#: edge, or the eyes and forehead of a face cut at the chin) and no side of it in the
+#: frame is under MIN_VIEW_SIDE pixels, or half the box's side for a box under twice
+#: that (too few rows or columns for landmarks). Less in the frame is no face to an
+#: attacker's detector, nor a false detection in the mirrored border.
 MIN_VIEW_SIDE = 8
 
 
@@ -287,7 +288,8 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
         box = clipped(whole, width, height)
-        if min(box[2] - box[0], box[3] - box[1]) < MIN_VIEW_SIDE or _area(box) < MIN_IN_FRAME * _area(whole):
+        floor = min(MIN_VIEW_SIDE, (whole[2] - whole[0]) / 2, (whole[3] - whole[1]) / 2)  # a tiny box: half
+        if min(box[2] - box[0], box[3] - box[1]) < floor or _area(box) < MIN_IN_FRAME * _area(whole):
             continue  # too little of a face in the frame for landmarks to mean anything
         out.append(Alignment(face.rotation, 0, dlib_models.shape_predictor()(turned, dlib.rectangle(*box))))
     return out

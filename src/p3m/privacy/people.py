@@ -10,9 +10,10 @@ nothing of its head, a head's height from the faces found elsewhere).
 People who stand close are one silhouette, so a silhouette with a found face may hold
 another person whose face was missed (a neighbour cut by the frame's edge, a head behind
 a shoulder). Each found face explains its own person: its head and, below its chin, a
-body widening downwards (:func:`explained`). What is left of the silhouette, a part the
-size of a head at least and reaching above the lowest chin, is taken for another
-person, and its top (a head's height, from the faces beside it) for that person's head.
+body widening downwards (:func:`explained`). What is left of the silhouette, a part of
+0.3 face areas and 0.6 face widths at least (0.1 face areas at the frame's edge) and
+reaching above the lowest chin, is taken for another person, and its top (two face
+widths of the faces beside it, or its own head band if larger) for that person's head.
 
 Without the segmentation model (``p3m weights fetch default``) nothing is found here,
 and :func:`people_note` says so.
@@ -71,9 +72,9 @@ class Head:
 
 
 def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head]:
-    """The heads of the people in ``image`` (sizeable silhouettes) whose top part meets none
-    of ``face_boxes``. Two people whose silhouettes touch are one silhouette here: one face
-    found on it counts for both (a limit of reading people from a segmentation)."""
+    """The heads of the people in ``image`` whose face is not among ``face_boxes``: of
+    sizeable silhouettes whose top part meets no face, and of the people a silhouette
+    holds beside its faces (:func:`_others`)."""
     model = _segmentation()
     if model is None:
         return []
@@ -87,17 +88,20 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
         left, top, w, h, area = stats[label]
         if area < MIN_PERSON * person.size:
             continue
-        band, size = min(HEAD_BAND * h, HEAD_WIDTH * w), 0.0
-        if (left == 0 or left + w == person.shape[1]) and on_map:  # cut by the frame: its width says nothing;
-            size = float(np.median([f[2] - f[0] for f in on_map]))  # the faces' size does
-            band = max(band, HEAD_HEIGHT * size)
-        band = max(1, round(band))
+        band = max(1, round(min(HEAD_BAND * h, HEAD_WIDTH * w)))
         part = np.zeros_like(person)
         part[top:top + band] = labels[top:top + band] == label
         box = _box_of(part, sx, sy)
-        if any(boxes_overlap(box, face) for face in face_boxes):
-            heads += _others(labels == label, on_map, (sx, sy), (height, width))
+        met = [on_map[i] for i, face in enumerate(face_boxes) if boxes_overlap(box, face)]
+        if met:
+            heads += _others(labels == label, on_map, met, (sx, sy), (height, width))
             continue
+        size = 0.0
+        if (left == 0 or left + w == person.shape[1]) and on_map:  # cut by the frame: its width says nothing;
+            size = float(np.median([f[2] - f[0] for f in on_map]))  # the faces' size does
+            band = max(band, round(HEAD_HEIGHT * size))
+            part[top:top + band] = labels[top:top + band] == label
+            box = _box_of(part, sx, sy)
         heads.append(_head(part, box, round(HEAD_GROW * w * sx), (sx, sy), (height, width),
                            max(box[2] - box[0], round(size * sx))))
     return heads
@@ -117,15 +121,14 @@ def explained(shape: tuple[int, int], faces: list[tuple]) -> np.ndarray:
     return out
 
 
-def _others(silhouette: np.ndarray, faces: list[tuple], scale: tuple[float, float],
+def _others(silhouette: np.ndarray, faces: list[tuple], met: list[tuple], scale: tuple[float, float],
             shape: tuple[int, int]) -> list[Head]:
-    """The heads of other people in a ``silhouette`` that holds found faces: parts the
-    faces (on the map) do not explain, a head's size at least, reaching above the lowest chin."""
+    """The heads of other people in a ``silhouette`` whose top part meets the faces ``met``
+    (boxes on the map, as ``faces``): parts its own faces (their centres on it; else
+    ``met``) do not explain, of a head's size (``MIN_LEFTOVER``, ``EDGE_LEFTOVER``,
+    ``MIN_OTHER_WIDTH``) and reaching above the lowest chin."""
     mine = [f for f in faces if silhouette[int(np.clip((f[1] + f[3]) / 2, 0, silhouette.shape[0] - 1)),
-                                           int(np.clip((f[0] + f[2]) / 2, 0, silhouette.shape[1] - 1))]]
-    mine = mine or faces
-    if not mine:
-        return []
+                                           int(np.clip((f[0] + f[2]) / 2, 0, silhouette.shape[1] - 1))]] or met
     face_width = float(np.median([f[2] - f[0] for f in mine]))
     chin = max(f[3] for f in mine)
     left = (silhouette & ~explained(silhouette.shape, mine)).astype(np.uint8)
@@ -140,11 +143,11 @@ def _others(silhouette: np.ndarray, faces: list[tuple], scale: tuple[float, floa
                 (not at_edge and w < MIN_OTHER_WIDTH * face_width):
             continue
         part = np.zeros_like(left)
-        band = max(1, round(HEAD_HEIGHT * face_width))
-        part[top:top + band] = labels[top:top + band] == label
+        band = max(1, round(max(HEAD_HEIGHT * face_width, min(HEAD_BAND * h, HEAD_WIDTH * w))))  # beside small
+        part[top:top + band] = labels[top:top + band] == label  # faces, a big person's head is its own size
         box = _box_of(part, *scale)
         heads.append(_head(part, box, round(HEAD_GROW * face_width * scale[0]), scale, shape,
-                           round(face_width * scale[0])))
+                           max(box[2] - box[0], round(face_width * scale[0]))))
     return heads
 
 
