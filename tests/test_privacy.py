@@ -498,7 +498,7 @@ def test_the_cut_face_advice_is_given_only_when_a_cut_face_is_why():
 
     def held(redetected: int, views, cut) -> AnonymizeResult:
         boxes = [(10 * i, 0, 10 * i + 8, 8) for i in range(len(views))]
-        audit = AuditResult(len(views), redetected, views=views, cut_by_frame=cut, distances=[min(v) for v in views],
+        audit = AuditResult(len(views), views=views, cut_by_frame=cut, distances=[min(v) for v in views],
                             boxes=boxes, redetected_boxes=boxes[:redetected])
         return AnonymizeResult(Outcome.IDENTIFIABLE, None, np.zeros((4, 4), np.uint8), audit=audit, sigma_scale=0.4)
 

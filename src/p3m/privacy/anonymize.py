@@ -227,7 +227,6 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
                            after=after, also=[r.face for r in regions if r.face is not None])
         still = [clipped(box, rgb.shape[1], rgb.shape[0]) for box in [face.box for face in new]
                  + [r.box for r in regions if any(boxes_overlap(f.box, r.box) for f in after)]]
-        audit.redetected += len(still)
         audit.redetected_boxes += still
         narrow = _within_margin(audit)
         leaks = bool(audit.redetected or audit.identity_matches)

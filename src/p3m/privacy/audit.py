@@ -33,7 +33,6 @@ MATCH_THRESHOLD = 0.6
 @dataclass
 class AuditResult:
     faces: int
-    redetected: int
     low_confidence: int = 0                                          # weak dlib detections: blurred, not audited
     distances: list[float] = field(default_factory=list)           # original vs anonymized, closest alignment
     views: list[list[float]] = field(default_factory=list)         # per audited face, per alignment
@@ -43,6 +42,11 @@ class AuditResult:
     reference_distances: list[float] = field(default_factory=list)  # anonymized vs references (min per face)
     changed_transition_pixels: int | None = None
     changed_outside_fraction: float | None = None
+
+    @property
+    def redetected(self) -> int:
+        """Blurred faces (and regions) a detector still finds."""
+        return len(self.redetected_boxes)
 
     @property
     def identity_matches(self) -> int:
@@ -98,7 +102,7 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
         after = detect_faces(anonymized, detector=detector, rotations=turns)
     shape = original.shape[:2]
     still = [clipped(f.box, shape[1], shape[0]) for f in faces if any(boxes_overlap(f.box, g.box) for g in after)]
-    result = AuditResult(len(faces), len(still), redetected_boxes=still)
+    result = AuditResult(len(faces), redetected_boxes=still)
     for face in [*faces, *also]:
         if not face.audited:
             result.low_confidence += 1
