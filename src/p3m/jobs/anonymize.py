@@ -171,7 +171,7 @@ def output_paths(plan: OutputPlan, item: InputItem, *, matte: bool) -> dict[str,
 
 
 def _record(item: InputItem, outcome: Outcome, reason: str = "", **fields) -> AnonymizeRecord:
-    message = f"{outcome.value}: {reason}" if reason else ""
+    message = outcome.said(reason) if reason else ""
     return AnonymizeRecord(str(item.path), status_of(outcome), message,
                            image=str(item.relative), outcome=outcome, **fields)
 

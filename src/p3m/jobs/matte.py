@@ -80,7 +80,7 @@ def image_record(name: str, result: ImageResult, paths: dict[str, Path]) -> Matt
 def held_back_line(cause, reason: str) -> str:
     """A held-back image's line in the words of ``p3m anonymize``: its status, then why
     (``cause``: the AnonymizeResult that held it back)."""
-    return f"{cause.status.value}: {reason}" if cause is not None else reason
+    return cause.status.said(reason) if cause is not None else reason
 
 
 def engine_identity(engine: MattingEngine, _=None) -> tuple[str, str]:

@@ -67,6 +67,10 @@ class Outcome(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    def said(self, reason: str) -> str:
+        """The line every report gives an image: this status, then why."""
+        return f"{self.value}: {reason}"
+
     @property
     def written(self) -> bool:
         """An anonymized image exists after this outcome."""
