@@ -120,7 +120,9 @@ def test_command_line_single_file_and_folder(tmp_path, astronaut, monkeypatch, c
     assert main(["matte", str(photos / "astro.png"), "-o", str(tmp_path / "one.png"), "--anonymize"]) == 0
     assert "identity matches 0" in capsys.readouterr().err
     assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png"), "--anonymize"]) == 1
-    assert "held back" in capsys.readouterr().err and not (tmp_path / "two.png").exists()
+    err = capsys.readouterr().err
+    assert "held back" in err and not (tmp_path / "two.png").exists()
+    assert "coffee.png: no-face: no face found" in err  # its status first, as in a folder's line
     assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png")]) == 0  # a plain cut-out
     assert main(["matte", str(photos / "coffee.png"), "-o", str(tmp_path / "two.png"), "--anonymize",
                  "--overwrite"]) == 1

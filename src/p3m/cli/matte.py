@@ -116,6 +116,7 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     from p3m.io.images import read_image_bytes, read_image_file
     from p3m.io.outputs import OutputPlan, output_file, withdraw
     from p3m.io.writers import encode_image
+    from p3m.jobs.matte import held_back_line
     from p3m.pipeline import matte_image
     from p3m.utils.files import atomic_path
 
@@ -134,7 +135,7 @@ def _matte_one(engine, args: argparse.Namespace, options: MatteOptions, suffix: 
     if result.held_back:
         if target is not None:  # --overwrite asked to replace it: nothing unblurred stays
             withdraw({kind: target})
-        say.problem(f"held back: {source}: {result.reason}")
+        say.problem(f"held back: {source}: {held_back_line(result.cause, result.reason)}")
         return 1
     if result.privacy is not None:
         say.note(f"privacy: {result.privacy.line()}")
