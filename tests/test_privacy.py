@@ -187,6 +187,23 @@ def test_mattes_are_copied_and_transitions_protected_with_an_outcome_per_image(t
     assert sorted(journal) == ["astro.jpg", "astro_png.png", "coffee.jpg"]  # the others' rows are kept
 
 
+def test_a_replaced_input_is_done_again_and_a_held_back_one_leaves_no_old_output(tmp_path, astronaut):
+    from p3m.jobs.anonymize import anonymize_files
+    from p3m.privacy.anonymize import Outcome
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "p.jpg", quality=90)
+    assert anonymize_files([src], out).records[0].outcome is Outcome.OK
+    assert anonymize_files([src], out).records[0].outcome is Outcome.SKIPPED  # the same input: done
+    Image.fromarray(data.coffee()).save(src / "p.jpg", quality=90)  # another photo under the same name
+    again = anonymize_files([src], out).records[0]
+    assert again.outcome is Outcome.NO_FACE  # not taken for done
+    assert not (out / "blurred_image" / "p.jpg").exists() and not (out / "facemask" / "p.png").exists()
+    rows = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    assert [row["status"] for row in rows] == ["no-face"]
+
+
 def test_the_totals_count_only_the_faces_of_written_images():
     from p3m.jobs.anonymize import AnonymizeRecord, AnonymizeReport
     from p3m.jobs.results import Status

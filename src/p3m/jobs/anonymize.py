@@ -9,8 +9,10 @@ an image without a detected face is not written, and every anonymized image is a
 (and blurred harder while a face is still found or recognised) before it is written;
 an image still identifiable is held back. Each finished image is appended to
 OUT/report.jsonl at once, so a killed run loses no row; the report accumulates over
-runs, and an image is skipped only when its row says it was written and its outputs
-exist.
+runs, and an image is skipped only when its row says it was written, its outputs exist
+and the input is the one that row was made from (its SHA-256). An image that is not
+written this time loses the outputs earlier runs wrote for it: the folder never holds
+an output its report does not vouch for.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from p3m.jobs.results import ItemRecord, JobResult, Status, failure_reason, imag
 from p3m.options import AnonymizeOptions, ClusterOptions
 from p3m.privacy.anonymize import Outcome, anonymize, prepared
 from p3m.privacy.audit import changed_transition_pixels
-from p3m.utils.files import atomic_path
+from p3m.utils.files import atomic_path, file_sha256
 
 REPORT_FIELDS = ("image", "status", "faces", "frames", "sigma_scale", "low_confidence", "redetected", "min_identity_distance",
                  "identity_matches", "changed_transition_pixels", "changed_outside_fraction", "message")
@@ -66,6 +68,7 @@ class AnonymizeRecord(ItemRecord):
     audit: Any = None                             # a photo's AuditResult, a video's VideoAudit
     changed_transition_pixels: int | None = None  # without an audit, with a matte
     previous: dict[str, Any] | None = None        # a skipped image's row from an earlier run
+    input_sha256: str | None = None               # of the input as read, so a rerun knows a replaced one
 
     def row(self) -> dict[str, Any]:
         """The report's row (report.csv / report.json)."""
@@ -83,6 +86,8 @@ class AnonymizeRecord(ItemRecord):
             row["min_identity_distance"] = "" if audit["min_identity_distance"] is None else audit["min_identity_distance"]
         if self.changed_transition_pixels is not None:
             row["changed_transition_pixels"] = self.changed_transition_pixels
+        if self.input_sha256 is not None:
+            row["input_sha256"] = self.input_sha256
         return row
 
 
@@ -276,12 +281,26 @@ def anonymize_one(item: InputItem, plan: OutputPlan, options: AnonymizeOptions, 
 
 
 def anonymize_item(progress: Progress | None, job: tuple) -> AnonymizeRecord:
-    """One image or video, start to finish, never raising (what a cluster actor runs per item)."""
+    """One image or video, start to finish, never raising (what a cluster actor runs per
+    item). The input's digest is taken before it is read: if it changes meanwhile, the
+    next run sees a digest that does not match and does it again."""
     item, plan, options, mattes, hand_masks = job
     try:
-        return anonymize_one(item, plan, options, mattes, hand_masks, progress)
+        digest = file_sha256(item.path)
+        record = anonymize_one(item, plan, options, mattes, hand_masks, progress)
+        record.input_sha256 = digest
     except Exception as exc:  # one bad image never stops the batch
-        return _record(item, Outcome.ERROR, failure_reason(exc))
+        record = _record(item, Outcome.ERROR, failure_reason(exc))
+    if not record.outcome.written:
+        _remove_outputs(plan, item)
+    return record
+
+
+def _remove_outputs(plan: OutputPlan, item: InputItem) -> None:
+    """Take away what earlier runs wrote for an image this run did not write (held back
+    now, or failed), so the folder and its report agree."""
+    for path in output_paths(plan, item, matte=True).values():
+        path.unlink(missing_ok=True)
 
 
 def _read_journal(out: Path) -> dict[str, dict[str, Any]]:
@@ -299,10 +318,16 @@ def _read_journal(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _finished(row: dict[str, Any] | None, plan: OutputPlan, item: InputItem) -> bool:
-    """An earlier run wrote every output of this image and its row says so."""
+    """An earlier run wrote every output of this image from the input as it is now, and its
+    row says so (a row without a digest, from before digests were kept, is done again)."""
     if row is None or row.get("status") not in [o.value for o in Outcome if o.written]:
         return False
-    return all(path.is_file() for path in output_paths(plan, item, matte=False).values())
+    if not all(path.is_file() for path in output_paths(plan, item, matte=False).values()):
+        return False
+    try:
+        return row.get("input_sha256") == file_sha256(item.path)
+    except OSError:
+        return False  # unreadable now: the run will say why
 
 
 def anonymize_files(inputs: Sequence[str | Path], out: str | Path, options: AnonymizeOptions | None = None, *,

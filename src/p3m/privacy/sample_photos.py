@@ -14,14 +14,13 @@ a detection there is neither a hit nor a false positive.
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from p3m.errors import CheckpointError
-from p3m.utils.files import atomic_path
+from p3m.utils.files import atomic_path, file_sha256
 
 Box = tuple[int, int, int, int]
 
@@ -71,14 +70,6 @@ PHOTOS = (
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_sample_photos(folder: Path) -> dict[str, Path]:
     """The photos of :data:`PHOTOS` in ``folder`` (downloaded and verified on first use)."""
     from p3m.weights.download import download
@@ -89,8 +80,8 @@ def fetch_sample_photos(folder: Path) -> dict[str, Path]:
     for archive in {photo.archive for photo in missing}:
         with tempfile.TemporaryDirectory(prefix="p3m-photos-") as tmp:
             tarball = download(archive.url, Path(tmp), name=archive.url.rsplit("/", 1)[-1])
-            if _sha256(tarball) != archive.sha256:
-                raise CheckpointError(f"{archive.url}: SHA-256 {_sha256(tarball)} is not the pinned {archive.sha256}")
+            if file_sha256(tarball) != archive.sha256:
+                raise CheckpointError(f"{archive.url}: SHA-256 {file_sha256(tarball)} is not the pinned {archive.sha256}")
             with tarfile.open(tarball) as tar:
                 for photo in (p for p in missing if p.archive == archive):
                     data = tar.extractfile(photo.member).read()
