@@ -527,6 +527,17 @@ def test_the_cut_face_advice_is_given_only_when_a_cut_face_is_why():
     assert held(0, [[0.62]], [True]).held_by_cut_face and not held(1, [[0.62]], [True]).held_by_cut_face
 
 
+def test_the_face_named_is_the_one_a_reference_photo_matches_when_that_is_closest():
+    from p3m.privacy.audit import AuditResult
+
+    boxes = [(0, 0, 8, 8), (20, 0, 28, 8)]
+    audit = AuditResult(2, views=[[0.65], [0.8]], distances=[0.65, 0.8], cut_by_frame=[True, False], boxes=boxes,
+                        reference_distances=[0.9, 0.4])  # the second face matches its reference photo
+    assert audit.nearest() == 0.4 and audit.nearest_box() == boxes[1] and not audit.nearest_is_cut()
+    audit.reference_distances = [0.9, 0.7]
+    assert audit.nearest_box() == boxes[0] and audit.nearest_is_cut()
+
+
 @pytest.mark.slow
 def test_a_tiny_face_near_the_edge_is_still_measured_at_the_attackers_box(face_models):
     """The cameraman's 30 px profile, his photo cropped to 1 px left of his face's box:

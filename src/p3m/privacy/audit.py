@@ -59,8 +59,13 @@ class AuditResult:
         return min([d for views in self.views for d in views] + self.reference_distances, default=float("inf"))
 
     def _closest(self) -> int | None:
-        """The index of the audited face closest to its original (None: no face audited)."""
-        return min(range(len(self.views)), key=lambda i: min(self.views[i])) if self.views else None
+        """The index of the audited face that gives :meth:`nearest`: closest to its original
+        or to a reference photo (None: no face audited)."""
+        def closeness(i: int) -> float:
+            own = min(self.views[i])
+            return min(own, self.reference_distances[i]) if i < len(self.reference_distances) else own
+
+        return min(range(len(self.views)), key=closeness) if self.views else None
 
     def nearest_is_cut(self) -> bool:
         """The closest face (:meth:`nearest`, references aside) crosses the frame's edge."""
@@ -68,7 +73,7 @@ class AuditResult:
         return closest is not None and self.cut_by_frame[closest] and min(self.views[closest]) <= self.nearest()
 
     def nearest_box(self) -> tuple | None:
-        """The box of the face closest to its original (None: no face audited)."""
+        """The box of the face that gives :meth:`nearest` (None: no face audited)."""
         closest = self._closest()
         return self.boxes[closest] if closest is not None and closest < len(self.boxes) else None
 
