@@ -32,13 +32,18 @@ demo: install
 	$(VENV)/bin/p3m weights fetch default
 	$(VENV)/bin/p3m demo demo_out
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), a whole file to
+# each, so a file's fixtures are built once; 2 fits the 2-core machines CI runs on.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: install-test chromium
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # The quick loop while developing: no training runs, no demo, no real-photo engine.
 test-quick: install-test
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -34,17 +35,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     """HOST:PORT of a two-node Ray cluster on this machine, one CPU per node."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     address = f"127.0.0.1:{_free_port()}"
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    temp = tmp_path_factory.mktemp("ray")
+    # Short: Ray's sockets live under it, and a socket's path may not pass 107 bytes (pytest's
+    # own temporary folders are deeper under pytest-xdist).
+    temp = Path(tempfile.mkdtemp(prefix="p3m-ray-"))
+    def ray(*args: str) -> None:
+        done = subprocess.run([RAY, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, f"ray {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
     try:
-        subprocess.run([RAY, "start", "--head", f"--port={address.split(':')[1]}", "--include-dashboard=false",
-                        f"--temp-dir={temp}", *common], check=True, capture_output=True, env=env, timeout=120)
-        subprocess.run([RAY, "start", f"--address={address}", *common], check=True, capture_output=True, env=env,
-                       timeout=120)
+        ray("start", "--head", f"--port={address.split(':')[1]}", "--include-dashboard=false", f"--temp-dir={temp}",
+            *common)
+        ray("start", f"--address={address}", *common)
         yield address
     finally:
         import ray
@@ -52,6 +58,7 @@ def cluster(tmp_path_factory):
         if ray.is_initialized():
             ray.shutdown()
         subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _inputs(folder: Path) -> list[Path]:
