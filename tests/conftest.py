@@ -8,6 +8,14 @@ import torch
 from p3m.reference import load_reference_model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pymatting_kernels():
+    """pymatting's numba kernels compiled, or loaded from numba's cache, before the first
+    test of each process: in a fresh environment that takes about a minute, which would
+    otherwise fall inside whichever test comes first (past an HTTP client's timeout)."""
+    import pymatting  # noqa: F401
+
+
 @pytest.fixture(scope="session")
 def reference_model():
     """P3M-Net (ResNet-34) with the deterministic fixture weights, eval mode."""

@@ -116,7 +116,8 @@ def test_a_request_built_from_the_schema_alone_is_answered(service):
     schema = httpx.get(f"{service}/openapi.json").json()["paths"]["/v1/matte"]["post"]
     params = {p["name"]: str(p["schema"]["default"]).lower() for p in schema["parameters"]
               if "default" in p["schema"] and p["name"] not in FaceBlurOptions.names()}
-    answer = httpx.post(f"{service}/v1/matte", params=params, files={"image": ("a.png", _png())})
+    # A real matte: the first one in a fresh environment compiles pymatting's kernels (tens of seconds)
+    answer = httpx.post(f"{service}/v1/matte", params=params, files={"image": ("a.png", _png())}, timeout=600)
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
 
 
