@@ -4,6 +4,7 @@ resume, bad files, statuses."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -67,6 +68,11 @@ def test_rerun_skips_existing_outputs_unless_overwrite(photo_tree, tmp_path, eng
     assert {r.name.split("/")[-1]: r.status for r in second.records} == {
         "a.jpg": Status.DONE, "gray.png": Status.SKIPPED, "b.png": Status.SKIPPED}
     assert matte_files(engine, [photo_tree], out, MatteOptions(overwrite=True)).done == 3
+    later = (out / "alpha" / "a.png").stat().st_mtime_ns + 10**9
+    os.utime(photo_tree / "a.jpg", ns=(later, later))  # a.jpg replaced after its outputs were written
+    third = matte_files(engine, [photo_tree], out)
+    assert {r.name.split("/")[-1]: r.status for r in third.records} == {
+        "a.jpg": Status.DONE, "gray.png": Status.SKIPPED, "b.png": Status.SKIPPED}
     as_json = json.loads(json.dumps(second.to_dict()))  # what a service would return
     assert as_json["totals"] == {"done": 1, "skipped": 2, "failed": 0, "held-back": 0}
     assert {item["status"] for item in as_json["items"]} == {"done", "skipped"}

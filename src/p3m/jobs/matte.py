@@ -183,7 +183,7 @@ def _matte_planned(engine, pool, identity: tuple[str, str], items: list[InputIte
             continue
         if not paths:
             report(ItemRecord(str(item.path), Status.SKIPPED, "frames are written for videos only"))
-        elif not options.overwrite and all(p.exists() for p in paths.values()):
+        elif not options.overwrite and _up_to_date(item.path, paths):
             report(ItemRecord(str(item.path), Status.SKIPPED, "outputs exist", _strings(paths)))
         else:
             (videos if is_video(item.path) else todo).append((item, paths))
@@ -195,6 +195,16 @@ def _matte_planned(engine, pool, identity: tuple[str, str], items: list[InputIte
         for item, paths in videos:
             report(_matte_one_video(engine, item, paths, options, progress))
     return records
+
+
+def _up_to_date(source: Path, paths: dict[str, Path]) -> bool:
+    """Every output exists and none is older than its input: an input replaced (or
+    touched) since its outputs were written is done again, as make would."""
+    try:
+        made = source.stat().st_mtime_ns
+        return all(path.stat().st_mtime_ns >= made for path in paths.values())
+    except OSError:  # an output missing (or the input gone: the run will say why)
+        return False
 
 
 def matte_item(engine: MattingEngine, job: tuple[InputItem, dict[str, Path], MatteOptions]) -> ItemRecord:
