@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p3m.errors import CheckpointError, ModelMissingError
-from p3m.utils.files import atomic_path
+from p3m.utils.files import atomic_path, file_sha256
 from p3m.weights.store import p3m_home
 
 WHEEL = "mediapipe==0.10.14"
@@ -73,7 +73,7 @@ def check_model(model: WheelModel, path: Path | None = None, *, fetch_command: s
         raise ModelMissingError(f"{path}: {model.purpose} is not installed; run: {fetch_command} "
                                 f"(needs the package registry once){alternative}",
                                 f"{model.purpose} is not installed here (run: {fetch_command})")
-    if _sha256(path.read_bytes()) != model.sha256:
+    if file_sha256(path) != model.sha256:
         raise ModelMissingError(f"{path}: SHA-256 does not match the pinned {model.file_name}; "
                                 f"delete it and run: {fetch_command}",
                                 f"{model.purpose} is damaged here (run: {fetch_command})")
