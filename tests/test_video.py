@@ -500,8 +500,8 @@ def test_a_private_video_cutout_carries_a_face_the_detector_misses(tmp_path, mon
     frames = _face_clip(clip, marked=4)
     finder = video_anonymize.upright_finder
 
-    def missing_frame_4(options):
-        find = finder(options)
+    def missing_frame_4(options, blurred=False):
+        find = finder(options, blurred)
         return lambda rgb: [] if _marked(rgb) else find(rgb)
 
     monkeypatch.setattr(video_anonymize, "upright_finder", missing_frame_4)
@@ -562,7 +562,8 @@ def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurr
 
     finder = video_anonymize.upright_finder
     monkeypatch.setattr(video_anonymize, "upright_finder",
-                        lambda options: lambda rgb: [f for f in finder(options)(rgb) if f.confident])
+                        lambda options, blurred=False: lambda rgb: [f for f in finder(options, blurred)(rgb)
+                                                                    if f.confident])
 
     frames = noisy_still(portrait(256, 256), 8, sigma=2)
     left, top, right, bottom = detect_faces(frames[0])[0].box

@@ -98,8 +98,8 @@ def installation_report() -> list[str]:
         lines.append(f"default engine model: verified at {check_default_model()}")
     except P3MError:
         lines.append(f"default engine model: not fetched ({default_model_path()}); run: p3m weights fetch default")
-    lines.append("face models (BlazeFace, face mesh): verified" if face_models_installed() else
-                 "face models (BlazeFace, face mesh): not fetched; p3m anonymize runs HOG alone with reduced recall; "
+    lines.append("face models (BlazeFace, face mesh, MTCNN): verified" if face_models_installed() else
+                 "face models (BlazeFace, face mesh, MTCNN): not fetched; p3m anonymize runs HOG alone with reduced recall; "
                  "run: p3m weights fetch faces")
     try:
         found, problems = scan_installed()

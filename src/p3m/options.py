@@ -43,7 +43,8 @@ VIDEO_CUTOUTS = ("webm", "mov")  # a video's transparent cut-out: VP9 WebM, or P
 #: A video's temporal step (p3m.video.temporal): flow (the default), edges (the earlier band-only smoother), off.
 TEMPORAL_MODES = ("flow", "edges", "off")
 IMAGE_KINDS = ("alpha", "cutout", "composite")      # what one image can be turned into
-DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface")
+DETECTORS = ("auto", "hog", "cnn", "blazeface", "hog+blazeface", "cnn+blazeface", "hog+blazeface+mtcnn",
+             "cnn+blazeface+mtcnn")
 #: Blur sigma as a fraction of the face width. A few percent does not stop face
 #: recognition; around a tenth or more does (docs/privacy.md).
 STRENGTHS = {"low": 0.05, "medium": 0.12, "high": 0.20}
@@ -333,8 +334,9 @@ class FaceBlurOptions(OptionSet):
                              low=0, high=2, service=True)
     protect_dilation: int = option(0, "grow the protected transition pixels of the matte by this many pixels",
                                    number=int, low=0, high=100, service=True)
-    detector: str = option("auto", "face detector families: auto = hog+blazeface with the face models (p3m weights "
-                           "fetch faces), else hog alone with reduced recall; cnn is dlib's CNN (about 45 s a photo)",
+    detector: str = option("auto", "face detector families: auto = hog+blazeface+mtcnn with the face models (p3m "
+                           "weights fetch faces), else hog alone with reduced recall; cnn is dlib's CNN (about 45 s "
+                           "a photo)",
                            choices=DETECTORS, service=True)
     allow_no_face: bool = option(False, "write images where no face is found instead of holding them back: "
                                  "with the heads of the people seen blurred (back views), or unchanged when no "

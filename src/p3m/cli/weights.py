@@ -27,11 +27,11 @@ def register(subparsers) -> None:
     listing = actions.add_parser("list", help="show installed weights")
     listing.set_defaults(func=run_list)
     fetch = actions.add_parser(
-        "fetch", help="download MediaPipe's models: the default engine's and the face models (default), or the "
-        "face models of p3m anonymize only (faces)",
-        description="Downloads the mediapipe 0.10.14 wheel once with pip and keeps only its model files, each "
-        "checked against a pinned SHA-256: default = selfie segmentation + BlazeFace short/full range + face "
-        "mesh; faces = the three face models.")
+        "fetch", help="download the default engine's model and the face models (default), or the face models "
+        "of p3m anonymize only (faces)",
+        description="Downloads the mediapipe 0.10.14 and facenet-pytorch 2.6.0 wheels once with pip and keeps only "
+        "their model files, each checked against a pinned SHA-256: default = selfie segmentation + the face "
+        "models; faces = BlazeFace short/full range, the face mesh and MTCNN's three networks.")
     fetch.add_argument("what", nargs="?", default="default", choices=["default", "faces"],
                        help="default (the default) or faces")
     fetch.set_defaults(func=run_fetch)
@@ -42,7 +42,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     models = ALL_MODELS if args.what == "default" else FACE_MODELS
     for path, model in zip(fetch_models(models), models):
-        print(f"installed {model.purpose} (MediaPipe, Apache-2.0) at {path}")
+        print(f"installed {model.purpose} ({model.wheel.publisher}) at {path}")
     if args.what == "default":  # the default engine's first cut-out would otherwise wait on this, silent
         from p3m.inference.kernels import prepare
 

@@ -33,7 +33,7 @@ from p3m.io.images import load_image, load_image_with_alpha
 from p3m.options import STRENGTHS, FaceBlurOptions
 from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, boxes_overlap
 from p3m.privacy.blur import FaceDetail, Region, blur_faces
-from p3m.privacy.faces import Face, clipped, detect_faces, resolve_detector
+from p3m.privacy.faces import Face, after_blur, clipped, detect_faces, resolve_detector
 from p3m.privacy.people import heads_without_faces
 
 __all__ = ["STRENGTHS", "AnonymizeResult", "Outcome", "anonymize"]
@@ -186,7 +186,8 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
     ...) say how. ``hand_mask`` (H x W, non-zero = face, or its file) is blurred where no
     face is found, as the authors' hand-drawn masks were. ``faces`` skips detection; ``regions``
     are blurred beside them (faces carried from other frames); ``find_faces`` searches a
-    blurred image (default: both families at the turns the faces were found at).
+    blurred image (default: dlib and BlazeFace (:func:`p3m.privacy.faces.after_blur`) at the
+    turns the faces were found at).
     """
     if options is not None and face_options:
         raise OptionError(f"give {', '.join(face_options)} in the options, not beside them")
@@ -220,15 +221,15 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             return _no_face(rgb, alpha, options, hand_mask, scale, kwargs)
         faces = blurred.detected  # detect once; only the blur changes
         turns = sorted({0} | {face.rotation for face in faces})
-        after = find_faces(blurred.image) if find_faces else detect_faces(blurred.image, detector=detector,
+        after = find_faces(blurred.image) if find_faces else detect_faces(blurred.image, detector=after_blur(detector),
                                                                             rotations=turns)
         covered = [face.box for face in faces] + [region.box for region in regions]
         new = [face for face in after if not any(boxes_overlap(face.box, box) for box in covered)]
         if new and rounds < MAX_NEW_FACE_ROUNDS:
             faces, found_late, rounds = faces + new, found_late + len(new), rounds + 1
             continue
-        audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask, detector=detector,
-                           after=after, also=[r.face for r in regions if r.face is not None])
+        audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask,
+                           detector=after_blur(detector), after=after, also=[r.face for r in regions if r.face is not None])
         still = [clipped(box, rgb.shape[1], rgb.shape[0]) for box in [face.box for face in new]
                  + [r.box for r in regions if any(boxes_overlap(f.box, r.box) for f in after)]]
         audit.redetected_boxes += still

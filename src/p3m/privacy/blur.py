@@ -1,7 +1,7 @@
 """The face blur of P3M-10k, once and unchecked.
 
-1. Faces from two detector families (dlib and BlazeFace, :mod:`p3m.privacy.faces`),
-   with dlib's 68 landmarks where they fit.
+1. Faces from three detector families (dlib, BlazeFace and MTCNN,
+   :mod:`p3m.privacy.faces`), with dlib's 68 landmarks where they fit.
 2. The face mask: the convex hull of the jaw/cheek contour (points 0-16) and of the
    eyebrows (17-26), the brows lifted by ``forehead`` x the face height so the mask
    reaches above them. A face without dlib's landmarks (profile, rotated, very small)

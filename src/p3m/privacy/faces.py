@@ -1,5 +1,5 @@
-"""Faces in an image, found by two detector families: dlib (HOG, or its CNN) and
-MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
+"""Faces in an image, found by three detector families: dlib (HOG, or its CNN),
+MediaPipe's BlazeFace and MTCNN; their landmarks; dlib's identity descriptors.
 
 - The union of the families, merged by overlap: a face both find keeps dlib's box and
   68 landmarks (the P3M-10k mask) and counts as confirmed.
@@ -22,8 +22,14 @@ MediaPipe's BlazeFace; their landmarks; dlib's identity descriptors.
   kept when at least 30% of it lies in the frame, unless it is the mirror image of a
   face inside the frame (its box reflected back across the edge is that face).
 
-``detector="auto"`` is both families when the face models are installed (``p3m weights
-fetch faces``) and dlib's HOG alone otherwise, with reduced recall
+- MTCNN (:mod:`p3m.privacy.mtcnn`) searches last, once, upright, on the image with its
+  mirrored border: a face it finds that no other family found (half hidden behind
+  someone, 15-30 px, cut by the frame) is kept as its own (``source="mtcnn"``), with
+  no landmarks, so it is covered with its head. Its mirror images, faces with less
+  than ``MIN_IN_FRAME`` in the frame and boxes across a corner are dropped.
+
+``detector="auto"`` is all three families when the face models are installed (``p3m
+weights fetch faces``) and dlib's HOG alone otherwise, with reduced recall
 (:func:`detector_note` says so).
 """
 
@@ -46,7 +52,9 @@ MAX_LANDMARK_ROLL = 20.0
 #: ... and whose dlib eye centres are within this fraction of its width of BlazeFace's.
 MAX_EYE_OFFSET = 0.2
 #: A detection this confident is a face, not a face-like pattern: its identity is audited.
-CONFIDENT = {"hog": 0.5, "cnn": 0.5, "blazeface": 0.75}
+CONFIDENT = {"hog": 0.5, "cnn": 0.5, "blazeface": 0.75, "mtcnn": 0.9}
+#: The families dlib runs.
+DLIB_FAMILIES = ("hog", "cnn")
 #: Two detections whose IoU is at least this, or one's centre inside the other, are one face.
 SAME_FACE_IOU = 0.3
 
@@ -56,8 +64,8 @@ class Face:
     box: tuple[int, int, int, int]         # left, top, right, bottom
     landmarks: np.ndarray | None           # 68 x 2 (x, y), the iBUG 300-W scheme; None if dlib's do not fit
     score: float = 0.0                     # its family's confidence (HOG margin, CNN or BlazeFace probability)
-    source: str = "hog"                    # the family that found it: hog, cnn or blazeface
-    confirmed: bool = False                # found by both families
+    source: str = "hog"                    # the family that found it: hog, cnn, blazeface or mtcnn
+    confirmed: bool = False                # found by dlib and BlazeFace
     mesh: np.ndarray | None = None         # 468 x 2 face-mesh points, when the outline comes from them
     keypoints: np.ndarray | None = field(default=None, repr=False)  # BlazeFace's 6 keypoints
     rotation: int = 0                      # quarter turns (np.rot90) of the image it was found in
@@ -70,7 +78,7 @@ class Face:
 
     @property
     def confident(self) -> bool:
-        """A face for sure (both families, or a high score): its identity descriptor means something."""
+        """A face for sure (dlib and BlazeFace, or a high score): its identity descriptor means something."""
         return self.confirmed or self.score >= CONFIDENT[self.source]
 
     @property
@@ -88,14 +96,22 @@ class Face:
 
 
 def resolve_detector(detector: str) -> str:
-    """``auto`` becomes ``hog+blazeface`` with the face models installed, else ``hog``."""
+    """``auto`` becomes ``hog+blazeface+mtcnn`` with the face models installed, else ``hog``."""
     if detector not in DETECTORS:
         raise choice_error("face detector", detector, DETECTORS)
     if detector != "auto":
         return detector
     from p3m.weights.default_model import face_models_installed
 
-    return "hog+blazeface" if face_models_installed() else "hog"
+    return "hog+blazeface+mtcnn" if face_models_installed() else "hog"
+
+
+def after_blur(detector: str) -> str:
+    """The families that search an image again after blurring (new faces, re-detection):
+    all but MTCNN, which runs once, on the original, for recall there. Run on every
+    round of blurring as well, it made the gallery set's anonymisation take 1.35x the
+    time and changed no outcome (docs/privacy.md)."""
+    return "+".join(family for family in resolve_detector(detector).split("+") if family != "mtcnn")
 
 
 def detector_note(detector: str) -> str | None:
@@ -106,7 +122,7 @@ def detector_note(detector: str) -> str | None:
 
     if face_models_installed():  # dlib alone, as asked
         return (f"detector {detector}: dlib alone, so recall is reduced (profile, rotated and small faces are "
-                "missed); the default, auto, adds BlazeFace")
+                "missed); the default, auto, adds BlazeFace and MTCNN")
     return ("face models not installed: detecting with dlib alone, so recall is reduced (profile, rotated and "
             "small faces are missed); run: p3m weights fetch faces")
 
@@ -131,7 +147,37 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
                                                  whole=False))
     if edges:
         faces = _merge(faces, _edge_faces(image, families, upsample, faces))
+    if "mtcnn" in families:
+        faces += _mtcnn_faces(image, faces, edges)
     return faces
+
+
+def _mtcnn_faces(image: np.ndarray, known: list[Face], edges: bool) -> list[Face]:
+    """Faces MTCNN finds in ``image`` (with its mirrored border when ``edges``) that are not
+    among ``known``, nor mirror images of faces inside the frame, nor mostly outside it."""
+    from p3m.privacy.mtcnn import detect_mtcnn
+
+    height, width = image.shape[:2]
+    pad = max(1, round(EDGE_PAD * min(height, width))) if edges else 0
+    found = []
+    for detection in detect_mtcnn(_mirrored(image, pad) if pad else image):
+        box = tuple(int(v) - pad for v in np.round(detection.box))
+        face = Face(box, None, detection.score, "mtcnn")
+        if clipped(box, width, height) != box:
+            face.padding = pad
+        found.append(face)
+    inside = [face.box for face in [*known, *found] if clipped(face.box, width, height) == face.box]
+    kept = []
+    for face in sorted(found, key=lambda f: -f.score):
+        visible = clipped(face.box, width, height)
+        if _area(visible) < MIN_IN_FRAME * _area(face.box) or _at_corner(face.box, width, height):
+            continue  # mostly in the mirrored border, or where it is mirrored both ways
+        if face.padding and any(same_face(_reflected(face.box, width, height), other) for other in inside):
+            continue  # the mirror image of a face inside the frame
+        if any(same_face(visible, other.box) for other in [*known, *kept]):
+            continue  # found already
+        kept.append(face)
+    return kept
 
 
 #: A face narrower than SMALL_FACE_HINT (pixels) hints at smaller ones near it (a group
@@ -162,7 +208,7 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
     if "blazeface" in families:  # it finds the cut faces (dlib's landmarks fitted where they fit) at a third of HOG's cost
         found, _ = _blazeface_faces(padded, [], ring=(pad, pad, pad + width, pad + height))
     else:
-        found = [face for family in families for face in _dlib_faces(padded, family, upsample)]
+        found = [face for family in families if family in DLIB_FAMILIES for face in _dlib_faces(padded, family, upsample)]
     for face in found:
         _shift(face, -pad)
         face.padding = pad
@@ -177,6 +223,13 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
             continue  # the mirror image of a face inside the frame
         kept.append(face)
     return kept
+
+
+def _at_corner(box: tuple, width: int, height: int) -> bool:
+    """``box`` crosses a side edge and the top or bottom edge: at a corner the border is
+    mirrored both ways, and a patch mirrored four-fold has a face's symmetry by
+    construction (MTCNN scored the astronaut's top-left corner 0.98)."""
+    return (box[0] < 0 or box[2] > width) and (box[1] < 0 or box[3] > height)
 
 
 def clipped(box: tuple, width: int, height: int) -> tuple:
@@ -455,7 +508,7 @@ def _detect_turned(image: np.ndarray, turns: int, families: list[str], upsample:
     turned = _frame(image, turns, 0)
     faces: list[Face] = []
     for family in families:
-        if family != "blazeface":
+        if family in DLIB_FAMILIES:
             faces += _dlib_faces(turned, family, upsample)
     if "blazeface" in families:
         found, confirmed = _blazeface_faces(turned, faces, **search)

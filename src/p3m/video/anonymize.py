@@ -39,7 +39,7 @@ from p3m.options import FaceBlurOptions
 from p3m.privacy.anonymize import AnonymizeResult, Outcome, anonymize
 from p3m.privacy.audit import boxes_overlap
 from p3m.privacy.blur import Region, face_region_of
-from p3m.privacy.faces import Face, detect_faces, resolve_detector
+from p3m.privacy.faces import Face, after_blur, detect_faces, resolve_detector
 from p3m.video.reader import VideoReader
 from p3m.video.writer import VideoWriter
 
@@ -110,11 +110,12 @@ class VideoAudit:
                 + (f" ({self.identity_matches} still recognised)" if self.identity_matches else ""))
 
 
-def upright_finder(options: FaceBlurOptions) -> Callable[[np.ndarray], list[Face]]:
+def upright_finder(options: FaceBlurOptions, blurred: bool = False) -> Callable[[np.ndarray], list[Face]]:
     """How a video's frames are searched: upright only. The reader turns frames upright
     from the display matrix already, and three more searches of every frame without a
-    face would triple the cost."""
-    detector = resolve_detector(options.detector)
+    face would triple the cost. ``blurred``: the search of a blurred frame, with the
+    families of :func:`p3m.privacy.faces.after_blur`."""
+    detector = (after_blur if blurred else resolve_detector)(options.detector)
     return lambda rgb: detect_faces(rgb, detector=detector, rotations=(0,))
 
 
@@ -193,10 +194,11 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
 
     Returns the outcome (``OK``, ``HEADS_COVERED`` or ``NO_FACE_COPIED``, which publish
     ``target``; held back: ``NO_FACE``, ``PERSON_WITHOUT_FACE`` or ``IDENTIFIABLE``) and
-    the audit. ``find_faces`` (default: :func:`upright_finder`) finds faces before and
-    after blurring; ``alpha``: the video's alpha video, whose transition pixels are kept.
+    the audit. ``find_faces`` (default: :func:`upright_finder`, one finder before blurring
+    and one after) finds faces before and after blurring; ``alpha``: the video's alpha video, whose transition pixels are kept.
     """
     options = options if options is not None else FaceBlurOptions(**face_options)
+    find_blurred = find_faces or upright_finder(options, blurred=True)
     find_faces = find_faces or upright_finder(options)
     audit = VideoAudit()
     start = time.perf_counter()
@@ -216,7 +218,7 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
                     reader.frames()), alphas):
                 if matte is _ENDED:
                     raise VideoError(f"{alpha}: the alpha video ends at frame {index}, before the video does")
-                result = anonymize(rgb, matte, options, faces=own, regions=carried, find_faces=find_faces)
+                result = anonymize(rgb, matte, options, faces=own, regions=carried, find_faces=find_blurred)
                 audit.add(index, result)
                 if result.status is Outcome.NO_FACE:  # no face found or carried, no person seen: as it is
                     writer.write(rgb, pts)

