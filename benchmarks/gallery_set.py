@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 SET = Path(__file__).parent / "data" / "gallery_set.json"
 
@@ -47,6 +47,12 @@ def blob(repos: Path, source: dict) -> bytes:
     return done.stdout
 
 
+def _kind(path: Path) -> str:
+    """A file's format by its suffix (.jpeg and .jpg are one)."""
+    suffix = path.suffix.lower()
+    return ".jpg" if suffix == ".jpeg" else suffix
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the folder to assemble (privacy_gallery.py's argument)")
@@ -58,11 +64,11 @@ def main() -> None:
         source, target = manifest["sources"][name], args.out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         data = blob(args.repos, source)
-        if Path(source["path"]).suffix.lower() == target.suffix.lower():
-            target.write_bytes(data)
+        if _kind(Path(source["path"])) == _kind(target):
+            target.write_bytes(data)  # as published: its EXIF orientation is read as the photo's
         else:
             with Image.open(io.BytesIO(data), formats=("WEBP", "JPEG", "PNG")) as image:
-                image.convert("RGB").save(target, format="PNG")
+                ImageOps.exif_transpose(image).convert("RGB").save(target, format="PNG")
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     print(f"{len(manifest['photos'])} photos from {len({s['repo'] for s in manifest['sources'].values()})} "
           f"repositories in {args.out}", file=sys.stderr)
