@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from p3m.weights.default_model import MTCNN_MODELS, check_model
 
@@ -25,7 +25,7 @@ MIN_FACE = 20
 FACTOR = 0.709
 THRESHOLDS = (0.6, 0.7, 0.7)
 #: Rows of a convolution's output computed at once (bounds the memory of a large photo).
-ROWS_AT_ONCE = 64
+BAND_ROWS = 256
 
 
 @dataclass
@@ -121,8 +121,7 @@ class _AreaTable:
 
     def __init__(self, image: np.ndarray) -> None:
         self.shape = image.shape[:2]
-        self.sums = np.zeros((self.shape[0] + 1, self.shape[1] + 1, image.shape[2]), np.float64)
-        np.cumsum(np.cumsum(image, axis=0, dtype=np.float64), axis=1, out=self.sums[1:, 1:])
+        self.sums = cv2.integral(np.ascontiguousarray(image), sdepth=cv2.CV_64F)  # (H + 1) x (W + 1) x C
 
     def resize(self, rows: tuple, cols: tuple, height: int, width: int) -> np.ndarray:
         """Windows [rows[0]:rows[1], cols[0]:cols[1]] (arrays, one per window) resized to height x width."""
@@ -150,14 +149,26 @@ class _AreaTable:
 
 
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """A valid convolution of N x H x W x C by PyTorch weights (O x C x kh x kw)."""
-    kh, kw = weight.shape[2:]
-    windows = sliding_window_view(x, (kh, kw), axis=(1, 2))  # N x H' x W' x C x kh x kw
-    out = np.empty(windows.shape[:3] + (weight.shape[0],), np.float32)
-    for row in range(0, windows.shape[1], ROWS_AT_ONCE):
-        out[:, row:row + ROWS_AT_ONCE] = np.tensordot(windows[:, row:row + ROWS_AT_ONCE], weight,
-                                                      axes=((3, 4, 5), (1, 2, 3)))
-    return out + bias
+    """A valid convolution of N x H x W x C by PyTorch weights (O x C x kh x kw): one
+    matrix product per kernel tap, each over the image flattened to pixels and shifted
+    by the tap (no copy of the windows; the columns past each row's end are dropped).
+    A tall image goes in bands of ``BAND_ROWS`` output rows, to bound the memory."""
+    n, h, w, c = x.shape
+    out_channels, _, kh, kw = weight.shape
+    if n == 1 and h - kh + 1 > BAND_ROWS:
+        return np.concatenate([_conv(x[:, top:top + BAND_ROWS + kh - 1], weight, bias)
+                               for top in range(0, h - kh + 1, BAND_ROWS)], axis=1)
+    flat = np.ascontiguousarray(x, np.float32).reshape(n * h * w, c)
+    rows = n * h * w - (kh - 1) * w - (kw - 1)
+    taps = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # kh x kw x C x O
+    out = np.zeros((n * h * w, out_channels), np.float32)
+    product = np.empty((rows, out_channels), np.float32)
+    for dy in range(kh):
+        for dx in range(kw):
+            shift = dy * w + dx
+            np.matmul(flat[shift:shift + rows], taps[dy, dx], out=product)
+            out[:rows] += product
+    return out.reshape(n, h, w, out_channels)[:, :h - kh + 1, :w - kw + 1] + bias
 
 
 def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
