@@ -178,3 +178,13 @@ def test_mtcnns_border_search_keeps_new_and_cut_faces_only(monkeypatch):
     assert all(face.source == "mtcnn" and face.landmarks is None for face in kept)
     assert {face.box: face.padding for face in kept} == {boxes["new"]: 0, boxes["cut"]: pad}
     assert faces._at_corner((-8, -8, 8, 12), 250, 250) and not faces._at_corner((-20, 40, 30, 90), 250, 250)
+
+
+def test_without_the_models_mtcnn_says_what_to_run(face_models, tmp_path, monkeypatch):
+    """Loaded weights are cached per P3M_HOME: a home without MTCNN's files is told to fetch them."""
+    from p3m.errors import ModelMissingError
+
+    assert len(mtcnn.networks()) == 3
+    monkeypatch.setenv("P3M_HOME", str(tmp_path / "empty"))
+    with pytest.raises(ModelMissingError, match="p3m weights fetch faces"):
+        mtcnn.networks()

@@ -35,13 +35,18 @@ class Detection:
     score: float        # O-Net's face probability
 
 
-@lru_cache(maxsize=1)
 def networks() -> tuple[dict, dict, dict]:
-    """P-Net's, R-Net's and O-Net's weights (verified files, loaded once per process)."""
+    """P-Net's, R-Net's and O-Net's weights: the verified files of this P3M_HOME, loaded
+    once per process and home (as BlazeFace and the face mesh are)."""
+    return _networks_at(tuple(model.path() for model in MTCNN_MODELS))
+
+
+@lru_cache(maxsize=4)
+def _networks_at(paths: tuple) -> tuple[dict, dict, dict]:
     from p3m.weights.torch_pickle import read_legacy_state_dict
 
-    return tuple(read_legacy_state_dict(check_model(model, fetch_command="p3m weights fetch faces"))
-                 for model in MTCNN_MODELS)
+    return tuple(read_legacy_state_dict(check_model(model, path, fetch_command="p3m weights fetch faces"))
+                 for model, path in zip(MTCNN_MODELS, paths))
 
 
 def detect_mtcnn(image: np.ndarray, min_face: int = MIN_FACE, thresholds: tuple = THRESHOLDS) -> list[Detection]:
