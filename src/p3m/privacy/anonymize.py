@@ -202,6 +202,7 @@ def anonymize(image, alpha=None, options: FaceBlurOptions | None = None, *, hand
 def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, faces, regions,
                find_faces) -> AnonymizeResult:
     detector = resolve_detector(options.detector)
+    recheck = after_blur(detector)  # the families that search the blurred image
     scale, strengthened, found_late = options.scale, 0, 0
     kwargs = dict(forehead=options.forehead, detector=detector, protect_dilation=options.protect_dilation)
     people = 0
@@ -221,7 +222,7 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             return _no_face(rgb, alpha, options, hand_mask, scale, kwargs)
         faces = blurred.detected  # detect once; only the blur changes
         turns = sorted({0} | {face.rotation for face in faces})
-        after = find_faces(blurred.image) if find_faces else detect_faces(blurred.image, detector=after_blur(detector),
+        after = find_faces(blurred.image) if find_faces else detect_faces(blurred.image, detector=recheck,
                                                                             rotations=turns)
         covered = [face.box for face in faces] + [region.box for region in regions]
         new = [face for face in after if not any(boxes_overlap(face.box, box) for box in covered)]
@@ -229,7 +230,7 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             faces, found_late, rounds = faces + new, found_late + len(new), rounds + 1
             continue
         audit = audit_pair(rgb, blurred.image, faces=faces, alpha=alpha, face_mask=blurred.mask,
-                           detector=after_blur(detector), after=after, also=[r.face for r in regions if r.face is not None])
+                           detector=recheck, after=after, also=[r.face for r in regions if r.face is not None])
         still = [clipped(box, rgb.shape[1], rgb.shape[0]) for box in [face.box for face in new]
                  + [r.box for r in regions if any(boxes_overlap(f.box, r.box) for f in after)]]
         audit.redetected_boxes += still

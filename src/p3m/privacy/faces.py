@@ -158,7 +158,7 @@ def _mtcnn_faces(image: np.ndarray, known: list[Face], edges: bool) -> list[Face
     from p3m.privacy.mtcnn import detect_mtcnn
 
     height, width = image.shape[:2]
-    pad = max(1, round(EDGE_PAD * min(height, width))) if edges else 0
+    pad = _edge_pad(height, width) if edges else 0
     found = []
     for detection in detect_mtcnn(_mirrored(image, pad) if pad else image):
         box = tuple(int(v) - pad for v in np.round(detection.box))
@@ -203,7 +203,7 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
     ``known``: faces found in the frame already (their mirror images are dropped)."""
 
     height, width = image.shape[:2]
-    pad = max(1, round(EDGE_PAD * min(height, width)))
+    pad = _edge_pad(height, width)
     padded = _mirrored(image, pad)
     if "blazeface" in families:  # it finds the cut faces (dlib's landmarks fitted where they fit) at a third of HOG's cost
         found, _ = _blazeface_faces(padded, [], ring=(pad, pad, pad + width, pad + height))
@@ -223,6 +223,11 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
             continue  # the mirror image of a face inside the frame
         kept.append(face)
     return kept
+
+
+def _edge_pad(height: int, width: int) -> int:
+    """The mirrored border searched for faces cut by the frame: ``EDGE_PAD`` of the short side."""
+    return max(1, round(EDGE_PAD * min(height, width)))
 
 
 def _at_corner(box: tuple, width: int, height: int) -> bool:

@@ -105,7 +105,7 @@ def _proposals(table: _AreaTable, pnet: dict, min_face: int, threshold: float) -
     return _square(np.concatenate([corners, boxes[:, 4:5]], axis=1))
 
 
-def _crops(table: "_AreaTable", boxes: np.ndarray, size: int) -> np.ndarray:
+def _crops(table: _AreaTable, boxes: np.ndarray, size: int) -> np.ndarray:
     """Each box's pixels (clipped to the image, as facenet-pytorch's ``pad``), resized to
     size x size and normalised; an empty crop stays black (no face there)."""
     height, width = table.shape

@@ -42,8 +42,6 @@ class Wheel:
 MEDIAPIPE = Wheel("mediapipe==0.10.14", "mediapipe", "MediaPipe", "the Apache License 2.0")
 FACENET_PYTORCH = Wheel("facenet-pytorch==2.6.0", "facenet_pytorch", "facenet-pytorch (Timothy Esler)",
                         "the MIT License")
-WHEEL = MEDIAPIPE.requirement
-LICENCE_NAME = MEDIAPIPE.licence_file
 
 
 @dataclass(frozen=True)
