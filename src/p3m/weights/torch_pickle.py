@@ -77,10 +77,11 @@ def read_legacy_state_dict(path: Path) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{path}: not a little-endian legacy torch.save file")
         state = _StateDictUnpickler(stream, path).load()
         keys = _StateDictUnpickler(stream, path).load()
+        named = {tensor.storage.key: tensor.storage for tensor in state.values() if isinstance(tensor, _Tensor)}
         storages = {}
         for key in keys:
             count = int.from_bytes(stream.read(8), "little")
-            wanted = _storage_of(state, key)
+            wanted = named[key]
             data = np.frombuffer(stream.read(count * np.dtype(wanted.dtype).itemsize), wanted.dtype)
             if data.size != count or count < wanted.count:
                 raise CheckpointError(f"{path}: truncated (storage {key})")
@@ -91,16 +92,11 @@ def read_legacy_state_dict(path: Path) -> dict[str, np.ndarray]:
     for name, tensor in state.items():
         if not isinstance(tensor, _Tensor):
             raise CheckpointError(f"{path}: {name} is not a tensor")
+        if tensor.storage.key not in storages:
+            raise CheckpointError(f"{path}: {name}'s storage is not in the file")
         data, item = storages[tensor.storage.key], np.dtype(tensor.storage.dtype).itemsize
         if tensor.offset + sum((s - 1) * d for s, d in zip(tensor.size, tensor.stride)) >= data.size and tensor.size:
             raise CheckpointError(f"{path}: {name} reaches past its storage")
         view = np.lib.stride_tricks.as_strided(data[tensor.offset:], tensor.size, [d * item for d in tensor.stride])
         out[name] = np.array(view, dtype=np.float32)
     return out
-
-
-def _storage_of(state, key: str) -> _Storage:
-    for tensor in state.values():
-        if isinstance(tensor, _Tensor) and tensor.storage.key == key:
-            return tensor.storage
-    raise KeyError(key)
