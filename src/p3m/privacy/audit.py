@@ -133,11 +133,12 @@ def audit_pair(original: np.ndarray, anonymized: np.ndarray, *, faces: list[Face
 
 
 def crosses_frame(face: Face, shape: tuple[int, int]) -> bool:
-    """``face`` was found in the mirrored border, or its box reaches the frame's edge
-    (touching counts: a detector's box is clipped to the frame, so a face that touches
-    it may go on beyond)."""
+    """``face`` was found in the mirrored border (of the frame, or of a picture inside
+    plain borders), or its box reaches the frame's edge (touching counts: a detector's
+    box is clipped to the frame, so a face that touches it may go on beyond)."""
     left, top, right, bottom = face.box
-    return bool(face.padding) or left <= 0 or top <= 0 or right >= shape[1] or bottom >= shape[0]
+    return bool(face.padding) or face.picture is not None or left <= 0 or top <= 0 or right >= shape[1] or \
+        bottom >= shape[0]
 
 
 def changed_transition_pixels(original: np.ndarray, anonymized: np.ndarray, alpha: np.ndarray) -> int:

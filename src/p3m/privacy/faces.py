@@ -20,7 +20,9 @@ MediaPipe's BlazeFace and MTCNN; their landmarks; dlib's identity descriptors.
   ``EDGE_PAD`` of its short side (a mirrored border completes a cut face enough to be
   found; a constant one does not); a face found there that crosses the frame's edge is
   kept when at least 30% of it lies in the frame, unless it is the mirror image of a
-  face inside the frame (its box reflected back across the edge is that face).
+  face inside the frame (its box reflected back across the edge is that face). A
+  picture inside plain borders (a letterbox, a photo on a canvas) is searched so too,
+  on its own (:mod:`p3m.privacy.borders`): its edge is where its faces are cut.
 
 - MTCNN (:mod:`p3m.privacy.mtcnn`) searches last, once, upright, on the image with its
   mirrored border: a face it finds that no other family found (half hidden behind
@@ -70,6 +72,7 @@ class Face:
     keypoints: np.ndarray | None = field(default=None, repr=False)  # BlazeFace's 6 keypoints
     rotation: int = 0                      # quarter turns (np.rot90) of the image it was found in
     padding: int = 0                       # the mirrored border of the image it was found in (a cut face)
+    picture: tuple | None = None           # the picture inside plain borders whose edge cuts it (its box there)
     _shape: object = field(default=None, repr=False)  # dlib's full_object_detection (in the turned image)
 
     @property
@@ -147,6 +150,7 @@ def detect_faces(image: np.ndarray, *, detector: str = "auto", upsample: int = 1
                                                  whole=False))
     if edges:
         faces = _merge(faces, _edge_faces(image, families, upsample, faces))
+        faces = _merge(faces, _picture_edge_faces(image, families, upsample, faces))
     if "mtcnn" in families:
         faces += _mtcnn_faces(image, faces, edges)
     return faces
@@ -225,6 +229,36 @@ def _edge_faces(image: np.ndarray, families: list[str], upsample: int, known: li
     return kept
 
 
+def _picture_edge_faces(image: np.ndarray, families: list[str], upsample: int, known: list[Face]) -> list[Face]:
+    """Faces cut by the edge of a picture inside plain borders (:func:`p3m.privacy.borders.picture_box`:
+    a letterbox, a photo on a canvas): the edge search on the picture alone, kept where they
+    cross a side that meets a border. Found in a mirror of the picture, not of the frame,
+    they keep no landmarks (they are covered with their heads, and audited at landmarks
+    fitted in their box on the frame)."""
+    from p3m.privacy.borders import picture_box
+
+    found = picture_box(image)
+    if found is None:
+        return []
+    (left, top, right, bottom), sides = found
+    if min(right - left, bottom - top) < MIN_SEARCHED_SIDE:
+        return []
+    picture = np.ascontiguousarray(image[top:bottom, left:right])
+    inside = [Face((f.box[0] - left, f.box[1] - top, f.box[2] - left, f.box[3] - top), None) for f in known]
+    height, width = image.shape[:2]
+    kept = []
+    for face in _edge_faces(picture, families, upsample, inside):
+        box = face.box
+        if not ((sides[0] and box[0] < 0) or (sides[1] and box[1] < 0) or (sides[2] and box[2] > right - left)
+                or (sides[3] and box[3] > bottom - top)):
+            continue  # cut by the frame's own edge: the frame's edge search has it
+        _shift(face, left, top)
+        face.box, face.padding, face.landmarks, face._shape = clipped(face.box, width, height), 0, None, None
+        face.picture = (left, top, right, bottom)
+        kept.append(face)
+    return kept
+
+
 def _edge_pad(height: int, width: int) -> int:
     """The mirrored border searched for faces cut by the frame: ``EDGE_PAD`` of the short side."""
     return max(1, round(EDGE_PAD * min(height, width)))
@@ -259,14 +293,15 @@ def _reflected(box: tuple, width: int, height: int) -> tuple:
     return (left, top, right, bottom)
 
 
-def _shift(face: Face, offset: int) -> None:
-    """Move a face's box and points by ``offset`` pixels on both axes."""
+def _shift(face: Face, dx: int, dy: int | None = None) -> None:
+    """Move a face's box and points by ``dx`` pixels across and ``dy`` (default: ``dx``) down."""
+    dy = dx if dy is None else dy
     left, top, right, bottom = face.box
-    face.box = (left + offset, top + offset, right + offset, bottom + offset)
+    face.box = (left + dx, top + dy, right + dx, bottom + dy)
     for name in ("landmarks", "mesh", "keypoints"):
         points = getattr(face, name)
         if points is not None:
-            setattr(face, name, points + np.asarray(offset, points.dtype))
+            setattr(face, name, points + np.asarray([dx, dy], points.dtype))
 
 
 #: Images with a side shorter than this hold no face to find.
@@ -340,12 +375,15 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
     height, width = turned.shape[:2]
     left, top, right, bottom = turn_box(face.box, face.rotation, image.shape[:2])
     for scale, drop in ATTACKER_BOXES:
-        if scale == 1.0 and drop == 0.0 and not face.padding:
+        if scale == 1.0 and drop == 0.0 and not face.padding and face.picture is None:
             continue  # its own box on the frame as it is: the first view has it already
         cx, cy = (left + right) / 2, (top + bottom) / 2 + drop * (bottom - top)
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
         box = clipped(whole, width, height)
+        if face.picture is not None:  # a face cut by a picture's edge is framed inside the picture
+            box = (max(box[0], face.picture[0]), max(box[1], face.picture[1]), min(box[2], face.picture[2]),
+                   min(box[3], face.picture[3]))
         floor = min(MIN_VIEW_SIDE, (whole[2] - whole[0]) / 2, (whole[3] - whole[1]) / 2)  # a tiny box: half
         if min(box[2] - box[0], box[3] - box[1]) < floor or _area(box) < MIN_IN_FRAME * _area(whole):
             continue  # too little of a face in the frame for landmarks to mean anything
