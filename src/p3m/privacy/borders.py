@@ -42,9 +42,15 @@ def picture_box(image: np.ndarray) -> tuple[Box, Sides] | None:
 
 
 def _border(lines: np.ndarray, reverse: bool) -> int:
-    """How many of ``lines`` (its rows; from the last when ``reverse``) are plain border."""
+    """How many of ``lines`` (its rows; from the last when ``reverse``) are plain border:
+    read a few lines at a time, as most frames have none and stop at the first."""
     scanned = lines[::-1] if reverse else lines
     reference = np.median(scanned[0], axis=0)
-    near = (np.abs(scanned.astype(np.int16) - reference) <= BORDER_TOLERANCE).all(axis=2)
-    plain = near.mean(axis=1) >= BORDER_SHARE
-    return int(np.argmin(plain)) if not plain.all() else scanned.shape[0]
+    count, step = 0, MIN_BORDER
+    while count < scanned.shape[0]:
+        chunk = scanned[count:count + step].astype(np.int16)
+        plain = (np.abs(chunk - reference) <= BORDER_TOLERANCE).all(axis=2).mean(axis=1) >= BORDER_SHARE
+        if not plain.all():
+            return count + int(np.argmin(plain))
+        count, step = count + len(chunk), 2 * step
+    return count
