@@ -14,7 +14,7 @@ from p3m.cli.main import main
 from p3m.privacy import anonymize, audit_pair
 from p3m.privacy.anonymize import STRENGTHS
 from p3m.privacy.audit import MATCH_THRESHOLD, changed_transition_pixels
-from p3m.privacy.blur import blur_faces, face_region
+from p3m.privacy.blur import blur_faces, face_region, head_mask
 from p3m.privacy.faces import detect_faces, face_descriptor
 
 pytest.importorskip("dlib")
@@ -420,10 +420,12 @@ def test_a_person_behind_another_in_one_silhouette_gets_the_head_blurred(face_mo
     assert face.box[2] < 270  # her face only
     (head,) = heads_without_faces(scene, [face.box])
     assert head.box[0] > face.box[2]  # beside her, not her
+    assert head.beside == (0,)  # pressed against her head
     result = anonymize(scene)
     assert result.status == "ok" and result.people == 1
     changed = (result.image != scene).any(axis=2)
     assert changed[40:170, 310:400].mean() > 0.9  # the head behind her (the painted back of it at 362, 112)
+    assert changed[head_mask(face, scene.shape[:2])].mean() > 0.9  # and her whole head: his cheek may lie by hers
     assert not changed[250:, :].any()  # and no body
 
 
@@ -462,6 +464,7 @@ def test_a_strip_at_the_edge_beside_another_persons_face_is_a_person_of_its_own(
     (head,) = [h for h in heads if h.box[2] <= 14]
     assert head.box[1] == 100 and head.box[3] >= 190  # two face widths down from its top
     assert head.width >= 50  # blurred at the faces' scale, not at its 14 px
+    assert head.beside == ()  # apart from the other person: that face's head is not widened for it
 
 
 def test_a_strip_beside_a_head_is_its_hair_and_a_wide_part_is_another_head(monkeypatch):
@@ -475,6 +478,10 @@ def test_a_strip_beside_a_head_is_its_hair_and_a_wide_part_is_another_head(monke
     person[60:190, 310:390] = True  # 80 px: another person beside her
     (head,) = find([(200, 100, 280, 190)])
     assert head.box[0] >= 300 and head.box[1] <= 60 and head.box[3] >= 180
+    assert head.beside == (0,)  # against what her face explains: her whole head is covered too
+    person[60:190, 330:390], person[60:190, 310:330] = True, False  # 22 px of background between them
+    (apart,) = find([(200, 100, 280, 190)])  # a silhouette of its own
+    assert apart.box[0] >= 330 and apart.beside == ()
 
 
 def _tiny_cameraman() -> np.ndarray:

@@ -13,8 +13,9 @@ cut face may lie outside its outline). An image still identifiable then, or with
 still within the margin, is held back: its result carries no image. So is an image in
 which no face is found (unless ``allow_no_face``; a hand-drawn mask is used where
 given). A person seen (:mod:`p3m.privacy.people`) whose head meets no face gets the head
-blurred where other faces were found, and holds the image back where none were
-(``person-without-face``; with ``allow_no_face`` the heads are blurred). Video frames go
+blurred where other faces were found (and a found face beside it in one silhouette its
+whole head), and holds the image back where none were (``person-without-face``; with
+``allow_no_face`` the heads are blurred). Video frames go
 through the same rule, with the faces carried from neighbouring frames as extra regions
 (:mod:`p3m.video.anonymize`).
 """
@@ -32,7 +33,7 @@ from p3m.errors import OptionError
 from p3m.io.images import load_image, load_image_with_alpha
 from p3m.options import STRENGTHS, FaceBlurOptions
 from p3m.privacy.audit import MATCH_THRESHOLD, AuditResult, audit_pair, boxes_overlap
-from p3m.privacy.blur import FaceDetail, Region, blur_faces
+from p3m.privacy.blur import FaceDetail, Region, blur_faces, head_mask
 from p3m.privacy.faces import Face, after_blur, clipped, detect_faces, resolve_detector
 from p3m.privacy.people import heads_without_faces
 
@@ -208,12 +209,11 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
     people = 0
     if hand_mask is None:  # the faces (found here unless given), and the people whose face is not among them
         faces = faces if faces is not None else detect_faces(rgb, detector=detector)
-        heads = [Region(h.mask, h.width, h.box)
-                 for h in heads_without_faces(rgb, [f.box for f in faces] + [r.box for r in regions])]
-        if heads and not faces and not regions and not options.allow_no_face:
+        found = heads_without_faces(rgb, [f.box for f in faces] + [r.box for r in regions])
+        if found and not faces and not regions and not options.allow_no_face:
             return AnonymizeResult(Outcome.PERSON_WITHOUT_FACE, None, np.zeros(rgb.shape[:2], np.uint8),
-                                   people=len(heads))
-        regions, people = [*regions, *heads], len(heads)
+                                   people=len(found))
+        regions, people = [*regions, *_heads_of(found, faces, regions, rgb.shape[:2])], len(found)
     written = Outcome.OK if faces or not people else Outcome.HEADS_COVERED
     rounds, head = 0, False
     while True:  # ends: new-face rounds are bounded, the blur grows to MAX_SIGMA_SCALE, then covers heads once
@@ -245,6 +245,19 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
         if scale >= MAX_SIGMA_SCALE:  # what identifies a face may lie outside its outline (a profile, a cut face)
             head = True
         scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1
+
+
+def _heads_of(found: list, faces: list[Face], regions: list[Region], shape: tuple[int, int]) -> list[Region]:
+    """The regions that cover people whose face is not found (``found``, from
+    :func:`p3m.privacy.people.heads_without_faces`): their heads, and the whole heads of
+    the found faces (or carried regions) beside them in one silhouette. People that
+    close may be cheek to cheek: the other's face may lie inside the margin the found
+    face's own hair and ears explain, which neither head band reaches."""
+    out = [Region(h.mask, h.width, h.box) for h in found]
+    for index in sorted({i for h in found for i in h.beside}):
+        face = faces[index] if index < len(faces) else Face(regions[index - len(faces)].box, None)
+        out.append(Region(head_mask(face, shape), face.width, face.box))
+    return out
 
 
 def _within_margin(audit: AuditResult) -> bool:

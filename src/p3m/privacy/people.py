@@ -14,6 +14,9 @@ body widening downwards (:func:`explained`). What is left of the silhouette, a p
 0.3 face areas and 0.6 face widths at least (0.1 face areas at the frame's edge) and
 reaching above the lowest chin, is taken for another person, and its top (two face
 widths of the faces beside it, or its own head band if larger) for that person's head.
+A found face whose explained head that part borders is named in ``Head.beside``: the
+two may be cheek to cheek, so its whole head is covered too
+(:func:`p3m.privacy.anonymize.anonymize`).
 
 Without the segmentation model (``p3m weights fetch default``) nothing is found here,
 and :func:`people_note` says so.
@@ -69,6 +72,7 @@ class Head:
     mask: np.ndarray                        # bool H x W, in the photo
     box: tuple[int, int, int, int]          # left, top, right, bottom
     width: int                              # the head's width: the blur's scale, as a face's width
+    beside: tuple[int, ...] = ()            # the found faces (indices) whose heads border it, in its silhouette
 
 
 def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head]:
@@ -94,7 +98,8 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
         box = _box_of(part, sx, sy)
         met = [on_map[i] for i, face in enumerate(face_boxes) if boxes_overlap(box, face)]
         if met:
-            heads += _others(labels == label, on_map, met, (sx, sy), (height, width))
+            heads += _others(labels == label, on_map, [i for i, f in enumerate(on_map) if f in met], (sx, sy),
+                             (height, width))
             continue
         size = 0.0
         if (left == 0 or left + w == person.shape[1]) and on_map:  # cut by the frame: its width says nothing;
@@ -112,23 +117,25 @@ def explained(shape: tuple[int, int], faces: list[tuple]) -> np.ndarray:
     each face's head and the body below its chin (bool)."""
     rows, cols = np.mgrid[:shape[0], :shape[1]]
     out = np.zeros(shape, bool)
-    for left, top, right, bottom in faces:
-        w = max(right - left, 1.0)
-        centre = (left + right) / 2
-        out |= ((cols >= left - EXPLAIN_SIDE * w) & (cols < right + EXPLAIN_SIDE * w)
-                & (rows >= top - EXPLAIN_ABOVE * w) & (rows < bottom))
+    for face in faces:
+        left, top, right, bottom = _explained_head(face)
+        out |= (cols >= left) & (cols < right) & (rows >= top) & (rows < bottom)
+        w, centre = max(face[2] - face[0], 1.0), (face[0] + face[2]) / 2
         out |= (rows >= bottom) & (np.abs(cols - centre) <= BODY_HALF_WIDTH * w + BODY_SPREAD * (rows - bottom))
     return out
 
 
-def _others(silhouette: np.ndarray, faces: list[tuple], met: list[tuple], scale: tuple[float, float],
+def _others(silhouette: np.ndarray, faces: list[tuple], met: list[int], scale: tuple[float, float],
             shape: tuple[int, int]) -> list[Head]:
     """The heads of other people in a ``silhouette`` whose top part meets the faces ``met``
-    (boxes on the map, as ``faces``): parts its own faces (their centres on it; else
-    ``met``) do not explain, of a head's size (``MIN_LEFTOVER``, ``EDGE_LEFTOVER``,
-    ``MIN_OTHER_WIDTH``) and reaching above the lowest chin."""
-    mine = [f for f in faces if silhouette[int(np.clip((f[1] + f[3]) / 2, 0, silhouette.shape[0] - 1)),
-                                           int(np.clip((f[0] + f[2]) / 2, 0, silhouette.shape[1] - 1))]] or met
+    (indices of ``faces``, boxes on the map): parts its own faces (their centres on it;
+    else ``met``) do not explain, of a head's size (``MIN_LEFTOVER``, ``EDGE_LEFTOVER``,
+    ``MIN_OTHER_WIDTH``) and reaching above the lowest chin; each with the faces whose
+    explained heads border it (``Head.beside``)."""
+    own = [i for i, f in enumerate(faces) if silhouette[int(np.clip((f[1] + f[3]) / 2, 0, silhouette.shape[0] - 1)),
+                                                        int(np.clip((f[0] + f[2]) / 2, 0, silhouette.shape[1] - 1))]]
+    own = own or met
+    mine = [faces[i] for i in own]
     face_width = float(np.median([f[2] - f[0] for f in mine]))
     chin = max(f[3] for f in mine)
     left = (silhouette & ~explained(silhouette.shape, mine)).astype(np.uint8)
@@ -146,9 +153,18 @@ def _others(silhouette: np.ndarray, faces: list[tuple], met: list[tuple], scale:
         band = max(1, round(max(HEAD_HEIGHT * face_width, min(HEAD_BAND * h, HEAD_WIDTH * w))))  # beside small
         part[top:top + band] = labels[top:top + band] == label  # faces, a big person's head is its own size
         box = _box_of(part, *scale)
+        reach = (x - side, top - side, x + w + side, top + h + side)
+        beside = tuple(i for i in own if boxes_overlap(reach, _explained_head(faces[i])))
         heads.append(_head(part, box, round(HEAD_GROW * face_width * scale[0]), scale, shape,
-                           max(box[2] - box[0], round(face_width * scale[0]))))
+                           max(box[2] - box[0], round(face_width * scale[0])), beside))
     return heads
+
+
+def _explained_head(face: tuple) -> tuple:
+    """The head a found face explains (:func:`explained`): its box grown EXPLAIN_SIDE sideways, EXPLAIN_ABOVE up."""
+    left, top, right, bottom = face
+    w = max(right - left, 1.0)
+    return (left - EXPLAIN_SIDE * w, top - EXPLAIN_ABOVE * w, right + EXPLAIN_SIDE * w, bottom)
 
 
 def _box_of(part: np.ndarray, sx: float, sy: float) -> tuple[int, int, int, int]:
@@ -159,12 +175,12 @@ def _box_of(part: np.ndarray, sx: float, sy: float) -> tuple[int, int, int, int]
 
 
 def _head(part: np.ndarray, box: tuple, grow: int, scale: tuple[float, float], shape: tuple[int, int],
-          width: int) -> Head:
+          width: int, beside: tuple[int, ...] = ()) -> Head:
     """A head from its part of the map: in the photo, grown by ``grow`` pixels."""
     grow = max(1, grow)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     mask = cv2.dilate(cv2.resize(part, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST), kernel).astype(bool)
-    return Head(mask, box, max(1, width))
+    return Head(mask, box, max(1, width), beside)
 
 
 #: The person map's longest side (pixels); square windows of the short side are searched too.
