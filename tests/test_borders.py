@@ -69,19 +69,22 @@ def test_a_face_cut_by_the_pictures_edge_is_found_there_and_covered(face_models,
     found = at_strip(detect_faces(page, detector="hog+blazeface"))
     assert len(found) == 1 and found[0].picture == (458, 180, 502, 360) and found[0].landmarks is None
     assert found[0].padding == 0 and crosses_frame(found[0], page.shape[:2])
-    assert blur_faces(page, faces=found, sigma_scale=0.12).mask[strip[1]:strip[3], strip[0]:strip[2]].mean() > 0.9
+    mask = blur_faces(page, faces=found, sigma_scale=0.12).mask
+    assert mask[strip[1]:strip[3], strip[0]:strip[2]].mean() > 0.9
+    assert not mask[:, :458].any()  # the black bar beyond the picture's edge is left black
 
     monkeypatch.setattr(borders, "picture_box", lambda image: None)
     assert at_strip(detect_faces(page, detector="hog+blazeface")) == []
 
 
 def test_a_face_cut_by_the_pictures_edge_is_audited_inside_the_picture(face_models, sample_photos, monkeypatch):
-    """By default MTCNN finds the cut face too, but weakly (no identity audit). Found by
-    the picture's edge search it is a BlazeFace face, audited at boxes clipped to the
-    picture (an attacker frames a face inside the picture, not over the black page): it
-    stays within the margin at the strongest blur, and the page is held back, as a face
-    cut by the frame is."""
+    """Found by the picture's edge search, the cut face is a face cut by the picture,
+    audited at boxes clipped to it (an attacker frames a face inside the picture, not
+    over the black page): it stays within the margin at the strongest blur, and the page
+    is held back with the reason a cut face gets. Without that search only MTCNN finds
+    it, weakly, as a face inside the frame."""
     from p3m.privacy.anonymize import anonymize
+    from p3m.privacy.audit import crosses_frame
 
     page, strip = _pillarboxed_cut_face(sample_photos)
     result = anonymize(page)
@@ -90,9 +93,37 @@ def test_a_face_cut_by_the_pictures_edge_is_audited_inside_the_picture(face_mode
     assert box[0] <= strip[0] < strip[2] <= box[2]
 
     monkeypatch.setattr(borders, "picture_box", lambda image: None)
-    unsearched = anonymize(page)
-    (weak,) = [f for f in unsearched.detected if f.box[0] <= strip[2] and f.box[2] >= strip[0]]
-    assert weak.source == "mtcnn" and not weak.audited and unsearched.audit.low_confidence == 1
+    (weak,) = [f for f in anonymize(page).detected if f.box[0] <= strip[2] and f.box[2] >= strip[0]]
+    assert weak.source == "mtcnn" and weak.picture is None and not crosses_frame(weak, page.shape[:2])
+
+
+def test_an_attacker_frames_a_face_cut_by_the_pictures_edge_inside_the_picture(monkeypatch):
+    """The audit's attacker boxes for such a face are clipped to the picture, not to the
+    frame: a detector run on the page frames what it sees of the face, not the bar."""
+    from p3m.privacy import dlib_models
+    from p3m.privacy.faces import Face, alignments
+
+    fitted = []
+
+    def predictor(image, rect):
+        fitted.append((rect.left(), rect.top(), rect.right(), rect.bottom()))
+        return object()
+
+    monkeypatch.setattr(dlib_models, "shape_predictor", lambda: predictor)
+    face = Face((40, 60, 90, 110), None, 0.7, "blazeface", picture=(60, 20, 200, 180))
+    views = alignments(np.zeros((200, 240, 3), np.uint8), face)
+    own, *attacker = fitted
+    assert own == face.box and len(views) == 3 and len(attacker) == 2
+    assert all(box[0] >= 60 and box[1] >= 20 and box[2] <= 200 and box[3] <= 180 for box in attacker)
+
+
+def test_a_few_stray_pixels_in_a_long_line_end_the_border():
+    """On a wide plain wall the top of a head is a small share of a row (1% here), but
+    more than BORDER_STRAYS pixels: the border ends there, not further down the head."""
+    wall = np.full((100, 2000, 3), 200, np.uint8)
+    wall[30:, 990:1010] = 40  # the top of a head, 20 px wide
+    wall[60:] = np.random.default_rng(3).integers(0, 256, (40, 2000, 3), dtype=np.uint8)
+    assert picture_box(wall) == ((0, 30, 2000, 100), (False, True, False, False))
 
 
 @pytest.mark.parametrize("colour", [0, 128, 255])

@@ -200,6 +200,31 @@ def test_mtcnns_border_search_keeps_new_and_cut_faces_only(monkeypatch):
     assert faces._at_corner((-8, -8, 8, 12), 250, 250) and not faces._at_corner((-20, 40, 30, 90), 250, 250)
 
 
+def test_a_weak_mtcnn_face_takes_the_face_meshs_outline_on_the_photo(monkeypatch):
+    """A weak box is shown to the face mesh on the image MTCNN searched (with its
+    mirrored border); where the mesh sees a face its points come back on the photo,
+    and the face is audited; where it does not, the box stays unaudited."""
+    import p3m.privacy.face_mesh as face_mesh
+    import p3m.privacy.faces as faces
+
+    pad, boxes = 75, [(30, 160, 70, 200), (150, 30, 190, 70)]
+
+    def found(image, *args):
+        return [mtcnn.Detection(np.array(box, np.float32) + pad, np.zeros((5, 2)), 0.8) for box in boxes]
+
+    def mesh(image, detection):
+        assert image.shape[:2] == (250 + 2 * pad, 250 + 2 * pad)  # the image searched, border and all
+        corners = detection.box.reshape(2, 2).astype(np.float32)
+        return face_mesh.Mesh(corners, 0.9 if detection.box[0] < 150 + pad else 0.1)
+
+    monkeypatch.setattr(mtcnn, "detect_mtcnn", found)
+    monkeypatch.setattr(face_mesh, "face_mesh", lambda: mesh)
+    seen, unseen = sorted(faces._mtcnn_faces(np.zeros((250, 250, 3), np.uint8), [], edges=True),
+                          key=lambda f: f.box[0])
+    assert seen.mesh.tolist() == [[30, 160], [70, 200]] and seen.audited
+    assert unseen.mesh is None and not unseen.audited
+
+
 def test_without_the_models_mtcnn_says_what_to_run(face_models, tmp_path, monkeypatch):
     """Loaded weights are cached per P3M_HOME: a home without MTCNN's files is told to fetch them."""
     from p3m.errors import ModelMissingError

@@ -14,7 +14,7 @@ still within the margin, is held back: its result carries no image. So is an ima
 which no face is found (unless ``allow_no_face``; a hand-drawn mask is used where
 given). A person seen (:mod:`p3m.privacy.people`) whose head meets no face gets the head
 blurred where other faces were found (and a found face beside it in one silhouette its
-whole head), and holds the image back where none were (``person-without-face``; with
+whole head: :attr:`p3m.privacy.faces.Face.whole_head`), and holds the image back where none were (``person-without-face``; with
 ``allow_no_face`` the heads are blurred). Video frames go
 through the same rule, with the faces carried from neighbouring frames as extra regions
 (:mod:`p3m.video.anonymize`).
@@ -213,7 +213,8 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
         if found and not faces and not regions and not options.allow_no_face:
             return AnonymizeResult(Outcome.PERSON_WITHOUT_FACE, None, np.zeros(rgb.shape[:2], np.uint8),
                                    people=len(found))
-        regions, people = [*regions, *_heads_of(found, faces, regions, rgb.shape[:2])], len(found)
+        faces, regions = _beside_people(found, faces, regions, rgb.shape[:2])
+        regions, people = [*regions, *(Region(h.mask, h.width, h.box) for h in found)], len(found)
     written = Outcome.OK if faces or not people else Outcome.HEADS_COVERED
     rounds, head = 0, False
     while True:  # ends: new-face rounds are bounded, the blur grows to MAX_SIGMA_SCALE, then covers heads once
@@ -247,17 +248,21 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
         scale, strengthened = min(MAX_SIGMA_SCALE, scale * STRENGTHEN), strengthened + 1
 
 
-def _heads_of(found: list, faces: list[Face], regions: list[Region], shape: tuple[int, int]) -> list[Region]:
-    """The regions that cover people whose face is not found (``found``, from
-    :func:`p3m.privacy.people.heads_without_faces`): their heads, and the whole heads of
-    the found faces (or carried regions) beside them in one silhouette. People that
-    close may be cheek to cheek: the other's face may lie inside the margin the found
-    face's own hair and ears explain, which neither head band reaches."""
-    out = [Region(h.mask, h.width, h.box) for h in found]
-    for index in sorted({i for h in found for i in h.beside}):
-        face = faces[index] if index < len(faces) else Face(regions[index - len(faces)].box, None)
-        out.append(Region(head_mask(face, shape), face.width, face.box))
-    return out
+def _beside_people(found: list, faces: list[Face], regions: list[Region],
+                   shape: tuple[int, int]) -> tuple[list[Face], list[Region]]:
+    """``faces`` and ``regions`` with the whole heads covered of those beside a person
+    whose face is not found, in one silhouette (``Head.beside`` of ``found``, from
+    :func:`p3m.privacy.people.heads_without_faces`; indices into faces, then regions).
+    People that close may be cheek to cheek: the other's face may lie inside the margin
+    the found face's own hair and ears explain, which neither head band reaches."""
+    beside = {i for h in found for i in h.beside}
+    faces = [dataclasses.replace(f, whole_head=True) if i in beside else f for i, f in enumerate(faces)]
+    regions = list(regions)
+    for index in sorted(i - len(faces) for i in beside if i >= len(faces)):
+        region = regions[index]  # a face carried from a neighbouring frame: its head there
+        face = region.face if region.face is not None else Face(region.box, None)
+        regions[index] = dataclasses.replace(region, mask=region.mask | head_mask(face, shape))
+    return faces, regions
 
 
 def _within_margin(audit: AuditResult) -> bool:

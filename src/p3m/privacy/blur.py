@@ -80,17 +80,23 @@ SMALL_FACE = 40
 def face_mask(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD, *,
               head: bool = False) -> np.ndarray:
     """Boolean mask of one detected face: from dlib's landmarks, else the face mesh, else an
-    ellipse; with the whole head (:func:`head_mask`) when ``head``, and always for a face
-    whose outline is not its own landmarks (a profile, a three-quarter view) or that is
-    under ``SMALL_FACE`` px.
+    ellipse; with the whole head (:func:`head_mask`) when ``head`` or the face's
+    ``whole_head``, and always for a face whose outline is not its own landmarks (a
+    profile, a three-quarter view) or that is under ``SMALL_FACE`` px; only inside the
+    picture for a face cut by the edge of a picture inside plain borders.
 
     A face found in the photo turned (``face.rotation`` quarter turns) gets its landmark
     region drawn in that turned frame, where it is upright, so the forehead lift goes up
     the face, not up the photo.
     """
     mask = _outline_mask(face, shape, forehead)
-    if head or face.landmarks is None or face.width < SMALL_FACE:
+    if head or face.whole_head or face.landmarks is None or face.width < SMALL_FACE:
         mask |= head_mask(face, shape)
+    if face.picture is not None:  # cut by a picture's edge: the plain border beyond holds nothing of it
+        left, top, right, bottom = face.picture
+        inside = np.zeros_like(mask)
+        inside[top:bottom, left:right] = True
+        mask &= inside
     return mask
 
 

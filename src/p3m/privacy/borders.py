@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-#: A line (row or column) is border when at least BORDER_SHARE of its pixels lie within
-#: BORDER_TOLERANCE levels, in every channel, of the median colour of that side's
-#: outermost line (a compressed black bar is not quite flat; a wall behind a portrait
-#: is flat only where nothing stands in front of it, so its lines end at the head).
+#: A line (row or column) is border when all but BORDER_STRAYS of its pixels (and at
+#: most 2% of them) lie within BORDER_TOLERANCE levels, in every channel, of the median
+#: colour of that side's outermost line: a compressed black bar is not quite flat, and
+#: a wall behind a portrait is flat only where nothing stands in front of it, so its
+#: lines end where the top of a head is a few pixels wide.
+BORDER_STRAYS = 16
 BORDER_SHARE = 0.98
 BORDER_TOLERANCE = 10
 #: A border thinner than this (pixels) is no border: a frame's edge line, codec ringing.
@@ -24,9 +26,10 @@ Sides = tuple[bool, bool, bool, bool]
 
 
 def picture_box(image: np.ndarray) -> tuple[Box, Sides] | None:
-    """The picture's box (left, top, right, bottom) in an RGB ``image`` inside plain borders, and which of
-    its sides (left, top, right, bottom) meet one; None when no side does (the picture
-    is the frame) or nothing but border is left."""
+    """The picture's box (left, top, right, bottom) in ``image`` (RGB, or one channel)
+    inside plain borders, and which of its sides (left, top, right, bottom) meet one;
+    None when no side does (the picture is the frame) or nothing but border is left."""
+    image = image[..., None] if image.ndim == 2 else image
     height, width = image.shape[:2]
     columns = image.transpose(1, 0, 2)
     left, right = _border(columns, reverse=False), _border(columns, reverse=True)
@@ -48,8 +51,9 @@ def _border(lines: np.ndarray, reverse: bool) -> int:
     reference = np.median(scanned[0], axis=0)
     count, step = 0, MIN_BORDER
     while count < scanned.shape[0]:
-        chunk = scanned[count:count + step].astype(np.int16)
-        plain = (np.abs(chunk - reference) <= BORDER_TOLERANCE).all(axis=2).mean(axis=1) >= BORDER_SHARE
+        chunk = scanned[count:count + step].astype(np.int32)
+        strays = (np.abs(chunk - reference) > BORDER_TOLERANCE).any(axis=2).sum(axis=1)
+        plain = strays <= min(BORDER_STRAYS, (1 - BORDER_SHARE) * scanned.shape[1])
         if not plain.all():
             return count + int(np.argmin(plain))
         count, step = count + len(chunk), 2 * step

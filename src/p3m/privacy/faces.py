@@ -75,6 +75,7 @@ class Face:
     rotation: int = 0                      # quarter turns (np.rot90) of the image it was found in
     padding: int = 0                       # the mirrored border of the image it was found in (a cut face)
     picture: tuple | None = None           # the picture inside plain borders whose edge cuts it (its box there)
+    whole_head: bool = False               # its whole head is covered (a person without a found face beside it)
     _shape: object = field(default=None, repr=False)  # dlib's full_object_detection (in the turned image)
 
     @property
@@ -400,7 +401,7 @@ def alignments(image: np.ndarray, face: Face) -> list[Alignment]:
         half_w, half_h = scale * (right - left) / 2, scale * (bottom - top) / 2
         whole = (round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
         box = clipped(whole, width, height)
-        if face.picture is not None:  # a face cut by a picture's edge is framed inside the picture
+        if face.picture is not None:  # framed inside the picture (found upright only: rotation 0, frame axes)
             box = (max(box[0], face.picture[0]), max(box[1], face.picture[1]), min(box[2], face.picture[2]),
                    min(box[3], face.picture[3]))
         floor = min(MIN_VIEW_SIDE, (whole[2] - whole[0]) / 2, (whole[3] - whole[1]) / 2)  # a tiny box: half

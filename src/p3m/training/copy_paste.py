@@ -59,7 +59,7 @@ class FaceBank:
             raise DatasetError(f"{folder}: no such folder of portraits for copy-paste")
         for path in images_by_stem(bank.folder).values():
             faces = [f for f in detect_faces(read_image_file(path), detector=detector, rotations=(0,))
-                     if f.score >= min_score]
+                     if f.score >= min_score and f.landmarks is not None]  # a donor is pasted by its landmarks
             if faces:
                 best = max(faces, key=lambda f: f.score)
                 bank.faces.append(DonorFace(path, best.landmarks.astype(np.float64)))
