@@ -127,7 +127,8 @@ class AnonymizeResult:
             line = f"{which} is still {how} at the strongest blur (sigma {MAX_SIGMA_SCALE} x face width, whole " \
                    "heads): not anonymized (fail closed)"
             if self.held_by_cut_face:
-                line += ("; it is cut by the frame, where a recogniser's view is mostly the frame's edge, which no "
+                line += ("; it is cut by the frame (or by the edge of a picture in plain borders), where a "
+                         "recogniser's view is mostly that edge, which no "
                          "blur changes: crop the face out, or review it")
             return line
         return ""
