@@ -14,10 +14,10 @@ still within the margin, is held back: its result carries no image. So is an ima
 which no face is found (unless ``allow_no_face``; a hand-drawn mask is used where
 given). A person seen (:mod:`p3m.privacy.people`) whose head meets no face gets the head
 blurred where other faces were found (and a found face beside it in one silhouette its
-whole head: :attr:`p3m.privacy.faces.Face.whole_head`), and holds the image back where none were (``person-without-face``; with
-``allow_no_face`` the heads are blurred). Video frames go
-through the same rule, with the faces carried from neighbouring frames as extra regions
-(:mod:`p3m.video.anonymize`).
+whole head: :attr:`p3m.privacy.faces.Face.whole_head`), and holds the image back where
+none were (``person-without-face``; with ``allow_no_face`` the heads are blurred). Video
+frames go through the same rule, with the faces carried from neighbouring frames as
+extra regions (:mod:`p3m.video.anonymize`).
 """
 
 from __future__ import annotations

@@ -169,17 +169,16 @@ def _mtcnn_faces(image: np.ndarray, known: list[Face], edges: bool) -> list[Face
     height, width = image.shape[:2]
     pad = _edge_pad(height, width) if edges else 0
     searched = _mirrored(image, pad) if pad else image
-    found, detections = [], {}
+    found = []  # (face, its detection on the searched image)
     for detection in detect_mtcnn(searched):
         box = tuple(int(v) - pad for v in np.round(detection.box))
         face = Face(box, None, detection.score, "mtcnn")
         if clipped(box, width, height) != box:
             face.padding = pad
-        found.append(face)
-        detections[id(face)] = detection
-    inside = [face.box for face in [*known, *found] if clipped(face.box, width, height) == face.box]
+        found.append((face, detection))
+    inside = [face.box for face in [*known, *(f for f, _ in found)] if clipped(face.box, width, height) == face.box]
     kept = []
-    for face in sorted(found, key=lambda f: -f.score):
+    for face, detection in sorted(found, key=lambda pair: -pair[0].score):
         visible = clipped(face.box, width, height)
         if _area(visible) < MIN_IN_FRAME * _area(face.box) or _at_corner(face.box, width, height):
             continue  # mostly in the mirrored border, or where it is mirrored both ways
@@ -188,7 +187,7 @@ def _mtcnn_faces(image: np.ndarray, known: list[Face], edges: bool) -> list[Face
         if any(same_face(visible, other.box) for other in [*known, *kept]):
             continue  # found already
         if not face.confident:  # a weak one is a face for the audit if the mesh's face classifier agrees
-            _mesh_if_face(face, searched, detections[id(face)], pad)
+            _mesh_if_face(face, searched, detection, pad)
         kept.append(face)
     return kept
 

@@ -96,10 +96,9 @@ def heads_without_faces(image: np.ndarray, face_boxes: list[tuple]) -> list[Head
         part = np.zeros_like(person)
         part[top:top + band] = labels[top:top + band] == label
         box = _box_of(part, sx, sy)
-        met = [on_map[i] for i, face in enumerate(face_boxes) if boxes_overlap(box, face)]
+        met = [i for i, face in enumerate(face_boxes) if boxes_overlap(box, face)]
         if met:
-            heads += _others(labels == label, on_map, [i for i, f in enumerate(on_map) if f in met], (sx, sy),
-                             (height, width))
+            heads += _others(labels == label, on_map, met, (sx, sy), (height, width))
             continue
         size = 0.0
         if (left == 0 or left + w == person.shape[1]) and on_map:  # cut by the frame: its width says nothing;
