@@ -37,9 +37,10 @@ demo: install
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
+# The slowest tests are listed at the end: CI must stay under 20 minutes.
 test: install-test chromium
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PYTEST)
+	$(PYTEST) --durations=20
 
 # The quick loop while developing: no training runs, no demo, no real-photo engine.
 test-quick: install-test
