@@ -256,14 +256,15 @@ def covered(changed: np.ndarray, box) -> float:
     return float(core.mean()) if core.size else 0.0
 
 
-def run_probe(folder: Path, manifest: dict, probe: dict) -> dict:
-    """Anonymise one probe and measure each labelled face (original and anonymised descriptors included)."""
+def run_probe(folder: Path, manifest: dict, probe: dict, hold_unaudited: bool = False) -> dict:
+    """Anonymise one probe (default options, or ``hold_unaudited``) and measure each labelled
+    face (original and anonymised descriptors included)."""
     from p3m.privacy.anonymize import anonymize
     from p3m.privacy.faces import same_face
 
     image, faces, variant = build_probe(folder, manifest, probe)
     start = time.perf_counter()
-    result = anonymize(image)
+    result = anonymize(image, hold_unaudited=hold_unaudited)
     seconds = time.perf_counter() - start
     height, width = image.shape[:2]
     detections = [clip(d.box, (0, 0, width, height)) for d in result.detected]
@@ -472,17 +473,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="probes anonymised at once (processes)")
     parser.add_argument("--json", type=Path, help="write every face's measures here")
     parser.add_argument("--only", nargs="*", help="only these probes (by name)")
+    parser.add_argument("--hold-unaudited", action="store_true",
+                        help="anonymise with hold_unaudited (images with a blurred region the audit cannot check "
+                        "are held back)")
     args = parser.parse_args()
     manifest = json.loads((args.folder / "manifest.json").read_text())
     check(manifest)
     probes = [p for p in manifest["probes"] if not args.only or p["name"] in args.only]
     print(source_fingerprint())
+    print("options: " + ("hold_unaudited" if args.hold_unaudited else "default"))
     gallery = gallery_descriptors(args.folder, manifest)
     start = time.perf_counter()
     records = []
     with ProcessPoolExecutor(args.workers) if args.workers > 1 else contextlib.nullcontext() as pool:
         mapping = pool.map if pool is not None else map
-        for record in mapping(run_probe, [args.folder] * len(probes), [manifest] * len(probes), probes):
+        for record in mapping(run_probe, [args.folder] * len(probes), [manifest] * len(probes), probes,
+                              [args.hold_unaudited] * len(probes)):
             records.append(record)
             print(f"[{len(records)}/{len(probes)}] {record['name']}: {record['status']}, {record['seconds']:.1f} s",
                   file=sys.stderr, flush=True)

@@ -390,6 +390,9 @@ def test_a_person_seen_from_behind_is_held_back_or_gets_the_head_blurred(face_mo
     assert covered.status == "heads-covered" and covered.people == 1
     changed = (covered.image != back).any(axis=2)
     assert changed[40:150, 170:280].mean() > 0.9 and not changed[250:, :].any()  # the head, not the body
+    strict = anonymize(back, allow_no_face=True, hold_unaudited=True)  # a blurred head is not an audited face
+    assert strict.status == "unaudited" and strict.status.held_back and strict.image is None
+    assert "held back as asked (hold_unaudited" in strict.reason
 
 
 @pytest.mark.slow
@@ -442,6 +445,14 @@ def test_a_neighbour_cut_by_the_frame_gets_the_head_blurred_down_to_the_chin(fac
     assert changed[80:170, 0:15].mean() > 0.9  # her cheek, down to the chin
     assert changed[40:100, 20:50].mean() > 0.9  # her hair
     assert not changed[300:, :60].any()  # not her body
+    # Her blurred strip cannot be shown unlinkable (dlib's distance means nothing on it), nor
+    # can HOG's weak hit on the suit: with hold_unaudited the photo is held back. The
+    # portrait without the strip and the suit is written.
+    strict = anonymize(scene, hold_unaudited=True)
+    assert strict.status == "unaudited" and strict.image is None and "2 blurred region(s)" in strict.reason
+    assert sorted(box[0] for box in strict.unaudited) == [0, 145]  # the strip; the suit (HOG, 0.12)
+    alone = anonymize(np.ascontiguousarray(astronaut[:300, 40:]), hold_unaudited=True)
+    assert alone.status == "ok" and alone.people == 0 and not alone.unaudited
 
 
 def _people_on(monkeypatch, person: np.ndarray):

@@ -583,6 +583,9 @@ def test_a_person_whose_face_is_lost_holds_the_video_back_or_gets_the_head_blurr
     _, decoded, _ = frames_of(clip)
     centre = (slice((top + bottom) // 2 - 8, (top + bottom) // 2 + 8), slice((left + right) // 2 - 8, (left + right) // 2 + 8))
     assert all(np.abs(w[centre].astype(int) - d[centre]).mean() > 3 for w, d in zip(written[4:], decoded[4:]))
+    outcome, audit = anonymize_video(clip, tmp_path / "strict.mp4", carry=0, allow_no_face=True, hold_unaudited=True)
+    assert outcome.value == "unaudited" and audit.unaudited == [4, 5, 6, 7]  # her blurred head: not auditable
+    assert not (tmp_path / "strict.mp4").exists()
     # A private cut-out of it goes by the same rule: frames 4 and 5 get her face carried from
     # frames 2 and 3; frame 6 has neither, so nothing of the video is written.
     (tmp_path / "in").mkdir()

@@ -113,6 +113,7 @@ class AnonymizeReport(JobResult):
                 "no_face": sum(r["status"] == Outcome.NO_FACE for r in rows),
                 "person_without_face": sum(r["status"] == Outcome.PERSON_WITHOUT_FACE for r in rows),
                 "identifiable": sum(r["status"] == Outcome.IDENTIFIABLE for r in rows),
+                "unaudited": sum(r["status"] == Outcome.UNAUDITED for r in rows),
                 "errors": sum(r["status"] in (Outcome.ERROR, Outcome.MISSING_MATTE) for r in rows),
                 "faces": total("faces", [r for r in rows if Outcome(r["status"]).written]),  # blurred and written
                 "redetected": total("redetected"),
@@ -136,7 +137,8 @@ class AnonymizeReport(JobResult):
                 f"identity matches {t['identity_matches']}; changed transition pixels "
                 f"{t['changed_transition_pixels']}; held back for review: {t['no_face']} without a face, "
                 f"{t['person_without_face']} with a person but no face found, "
-                f"{t['identifiable']} still identifiable")
+                f"{t['identifiable']} still identifiable"
+                + (f", {t['unaudited']} with a region the audit cannot check" if t["unaudited"] else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"detector": self.detector, "total": self.totals(), "images": self.rows()}
@@ -233,6 +235,11 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
         frames = ", ".join(map(str, audit.faceless[:5])) + (" ..." if len(audit.faceless) > 5 else "")
         reason = (f"a person is seen but no face found or carried in frame(s) {frames}: not written (review it, "
                   f"or --allow-no-face to blur their heads)")
+    elif outcome is Outcome.UNAUDITED:
+        frames = ", ".join(map(str, audit.unaudited[:5])) + (" ..." if len(audit.unaudited) > 5 else "")
+        reason = (f"something blurred the identity audit cannot check (the head of a person whose face was not "
+                  f"found, or a weak detection) in frame(s) {frames}: not written, as --hold-unaudited asks "
+                  "(review it)")
     else:
         reason = audit.line()
     record = _record(item, outcome, reason, faces=audit.faces, sigma_scale=audit.sigma_scale, frames=audit.frames,

@@ -15,7 +15,9 @@ which no face is found (unless ``allow_no_face``; a hand-drawn mask is used wher
 given). A person seen (:mod:`p3m.privacy.people`) whose head meets no face gets the head
 blurred where other faces were found (and a found face beside it in one silhouette its
 whole head: :attr:`p3m.privacy.faces.Face.whole_head`), and holds the image back where
-none were (``person-without-face``; with ``allow_no_face`` the heads are blurred). Video
+none were (``person-without-face``; with ``allow_no_face`` the heads are blurred). With
+``hold_unaudited``, an image in which anything blurred escapes the identity audit (such a
+head, a weak detection no second opinion calls a face) is held back (``unaudited``). Video
 frames go through the same rule, with the faces carried from neighbouring frames as
 extra regions (:mod:`p3m.video.anonymize`).
 """
@@ -61,6 +63,7 @@ class Outcome(str, Enum):
     IDENTIFIABLE = "identifiable"      # still re-detected or recognised at the strongest blur: held back
     PERSON_WITHOUT_FACE = "person-without-face"  # a person seen, no face found: held back
     HEADS_COVERED = "heads-covered"    # no face found, the heads of the people seen blurred (allow_no_face)
+    UNAUDITED = "unaudited"            # something blurred the audit cannot check: held back (hold_unaudited)
     MISSING_MATTE = "missing-matte"    # --alpha given but no matte for this image
     ERROR = "error"                    # unreadable input, mismatched matte, ...
     SKIPPED = "skipped"                # already anonymized (resume)
@@ -80,7 +83,7 @@ class Outcome(str, Enum):
     @property
     def held_back(self) -> bool:
         """Deliberately not written (fail closed), for review."""
-        return self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE, Outcome.PERSON_WITHOUT_FACE)
+        return self in (Outcome.NO_FACE, Outcome.IDENTIFIABLE, Outcome.PERSON_WITHOUT_FACE, Outcome.UNAUDITED)
 
 
 @dataclass
@@ -96,6 +99,7 @@ class AnonymizeResult:
     found_after_blur: int = 0         # faces found only in a blurred round (blurred too)
     whole_heads: bool = False         # whole heads blurred (the faces' outlines were not enough)
     people: int = 0                   # people whose face was not found: their heads blurred
+    unaudited: list[tuple] = field(default_factory=list)  # boxes blurred but not identity-audited (heads, weak faces)
 
     @property
     def written(self) -> bool:
@@ -111,6 +115,12 @@ class AnonymizeResult:
             return (f"{self.people} person(s) seen but no face found (a back view, a face out of focus or missed): "
                     "not anonymized (fail closed; review it, supply a face mask, or allow_no_face to blur their "
                     "heads)")
+        if self.status is Outcome.UNAUDITED:
+            box = self.unaudited[0]
+            return (f"{len(self.unaudited)} blurred region(s) the identity audit cannot check, the first at x "
+                    f"{box[0]}-{box[2]}, y {box[1]}-{box[3]} (the head of a person whose face was not found, or a "
+                    "weak detection the face mesh does not see as a face): held back as asked (hold_unaudited; "
+                    "review it)")
         if self.status is Outcome.IDENTIFIABLE:
             audit = self.audit
             where = None
@@ -239,8 +249,10 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
         narrow = _within_margin(audit)
         leaks = bool(audit.redetected or audit.identity_matches)
         if not (leaks or narrow):
-            return AnonymizeResult(written, blurred.image, blurred.mask, blurred.faces, faces, audit, scale,
-                                   strengthened, found_late, head, people)
+            unchecked = _unaudited(faces, regions, rgb.shape[:2]) if options.hold_unaudited else []
+            return AnonymizeResult(Outcome.UNAUDITED if unchecked else written, None if unchecked else blurred.image,
+                                   blurred.mask, blurred.faces, faces, audit, scale, strengthened, found_late, head,
+                                   people, unchecked)
         if scale >= MAX_SIGMA_SCALE and head:
             return AnonymizeResult(Outcome.IDENTIFIABLE, None, blurred.mask, blurred.faces, faces, audit, scale,
                                    strengthened, found_late, head, people)
@@ -264,6 +276,16 @@ def _beside_people(found: list, faces: list[Face], regions: list[Region],
         face = region.face if region.face is not None else Face(region.box, None)
         regions[index] = dataclasses.replace(region, mask=region.mask | head_mask(face, shape))
     return faces, regions
+
+
+def _unaudited(faces: list[Face], regions: list[Region], shape: tuple[int, int]) -> list[tuple]:
+    """The boxes blurred whose identity the audit does not check: faces not
+    :attr:`~p3m.privacy.faces.Face.audited` (weak ones no second opinion calls a face), and
+    regions without an audited face (heads of people whose face was not found). dlib's
+    distance means nothing on what is not a face: a blurred shoulder stays "close" to
+    itself, so these cannot be shown unlinkable, only held back (``hold_unaudited``)."""
+    boxes = [f.box for f in faces if not f.audited] + [r.box for r in regions if r.face is None or not r.face.audited]
+    return [clipped(box, shape[1], shape[0]) for box in boxes]
 
 
 def _within_margin(audit: AuditResult) -> bool:

@@ -14,7 +14,8 @@ face is held back like a photo without one. A person seen (:mod:`p3m.privacy.peo
 whose face is neither found nor carried gets the head blurred, as in a photo, in a frame
 with other faces; a frame with such a person and no face at all (a back view, a face
 lost for longer than the carry) holds the video back as ``person-without-face``; with
-``allow_no_face`` that person's head is blurred instead.
+``allow_no_face`` that person's head is blurred instead. With ``hold_unaudited`` a frame
+with a blurred region the identity audit cannot check holds the video back (``unaudited``).
 
 With ``alpha`` (the alpha video ``p3m matte`` wrote for it) the matte's transition
 pixels are kept, as for a photo. That video is lossy (H.264), so its values within
@@ -64,6 +65,7 @@ class VideoAudit:
     uncovered: list[int] = field(default_factory=list)  # frames still identifiable at the strongest blur
     uncovered_cut: int = 0         # of those, frames whose closest face is cut by the frame's edge
     faceless: list[int] = field(default_factory=list)   # frames with a person but no face found or carried
+    unaudited: list[int] = field(default_factory=list)  # frames with a blurred region the audit cannot check
     heads: int = 0                 # heads of people without a found face blurred
     changed_transition_pixels: int = 0  # with an alpha video: matte edge pixels the blur changed (must stay 0)
     sigma_scale: float | None = None   # the strongest blur any frame needed, x face width
@@ -87,6 +89,8 @@ class VideoAudit:
             if np.isfinite(low):
                 self.min_identity_distance = low if self.min_identity_distance is None else \
                     min(low, self.min_identity_distance)
+        if result.status is Outcome.UNAUDITED:
+            self.unaudited.append(index)
         if result.status is Outcome.IDENTIFIABLE:
             self.uncovered.append(index)
             self.uncovered_cut += result.held_by_cut_face
@@ -193,7 +197,8 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
     """Blur every frame's faces of the video at ``path`` into ``target`` (MP4, with the audio).
 
     Returns the outcome (``OK``, ``HEADS_COVERED`` or ``NO_FACE_COPIED``, which publish
-    ``target``; held back: ``NO_FACE``, ``PERSON_WITHOUT_FACE`` or ``IDENTIFIABLE``) and
+    ``target``; held back: ``NO_FACE``, ``PERSON_WITHOUT_FACE``, ``IDENTIFIABLE`` or
+    ``UNAUDITED``, with ``hold_unaudited``) and
     the audit. ``find_faces`` (default: :func:`upright_finder`, one finder before blurring
     and one after) finds faces before and after blurring; ``alpha``: the video's alpha video, whose transition pixels are kept.
     """
@@ -232,10 +237,11 @@ def anonymize_video(path: Path, target: Path, options: FaceBlurOptions | None = 
         except BaseException:
             writer.abandon()
             raise
-        if audit.uncovered or audit.faceless or (audit.faces == 0 and not options.allow_no_face):
+        if audit.uncovered or audit.faceless or audit.unaudited or (audit.faces == 0 and not options.allow_no_face):
             writer.abandon()
             held = Outcome.IDENTIFIABLE if audit.uncovered else \
-                Outcome.PERSON_WITHOUT_FACE if audit.faceless else Outcome.NO_FACE
+                Outcome.PERSON_WITHOUT_FACE if audit.faceless else \
+                Outcome.UNAUDITED if audit.unaudited else Outcome.NO_FACE
             return held, audit
         writer.close()
     return (Outcome.OK if audit.faces else Outcome.HEADS_COVERED if audit.heads else Outcome.NO_FACE_COPIED), audit
