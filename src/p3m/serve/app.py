@@ -66,7 +66,8 @@ UPLOADS = {"matte": ("image", "background_image"), "anonymize": ("image",)}
 REFUSALS = {400: {"description": "a bad image, option or field: {\"error\": the one-line reason}"},
             401: {"description": "the bearer token is missing or wrong"},
             413: {"description": "the body or the image is over the limit"},
-            422: {"description": "held back (fail closed): no face found, or a face still identifiable; "
+            422: {"description": "held back (fail closed): no face found, a person without a face found, a "
+                                 "face still identifiable, or (hold_unaudited) a region the audit cannot check; "
                                  "{\"status\", \"reason\", \"privacy\"}"},
             503: {"description": "the queue is full; retry after Retry-After seconds"},
             504: {"description": "the request took longer than the time limit"}}
