@@ -152,6 +152,8 @@ def test_anonymize_returns_the_audit_and_fails_closed():
         ok = httpx.post(f"{url}/v1/anonymize", files={"image": ("astro.png", _png(data.astronaut()))},
                         data={"strength": "low"}, timeout=120)
         held = httpx.post(f"{url}/v1/anonymize", content=_png(data.coffee()), timeout=120)
+        strict = httpx.post(f"{url}/v1/anonymize", files={"image": ("astro.png", _png(data.astronaut()))},
+                            data={"hold_unaudited": "true"}, timeout=120)  # HOG's weak hit on her badge
     body = ok.json()
     assert ok.status_code == 200 and body["status"] == "ok" and body["audit"]["identity_matches"] == 0
     assert body["sigma_scale"] > 0.05  # low was strengthened until the face was not recognised
@@ -160,6 +162,8 @@ def test_anonymize_returns_the_audit_and_fails_closed():
     image = Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1])))
     assert image.size == (512, 512)
     assert held.status_code == 422 and held.json()["status"] == "no-face"
+    assert strict.status_code == 422 and strict.json()["status"] == "unaudited"
+    assert "hold_unaudited" in strict.json()["reason"] and "image" not in strict.json()
 
 
 def test_an_rgba_upload_is_anonymized_with_its_alpha_kept():
