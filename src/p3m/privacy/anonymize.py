@@ -99,7 +99,7 @@ class AnonymizeResult:
     found_after_blur: int = 0         # faces found only in a blurred round (blurred too)
     whole_heads: bool = False         # whole heads blurred (the faces' outlines were not enough)
     people: int = 0                   # people whose face was not found: their heads blurred
-    unaudited: list[tuple] = field(default_factory=list)  # boxes blurred but not identity-audited (heads, weak faces)
+    unaudited: list[tuple] = field(default_factory=list)  # (box, what) blurred but not identity-audited
 
     @property
     def written(self) -> bool:
@@ -116,11 +116,9 @@ class AnonymizeResult:
                     "not anonymized (fail closed; review it, supply a face mask, or allow_no_face to blur their "
                     "heads)")
         if self.status is Outcome.UNAUDITED:
-            box = self.unaudited[0]
-            return (f"{len(self.unaudited)} blurred region(s) the identity audit cannot check, the first at x "
-                    f"{box[0]}-{box[2]}, y {box[1]}-{box[3]} (the head of a person whose face was not found, or a "
-                    "weak detection the face mesh does not see as a face): held back as asked (hold_unaudited; "
-                    "review it)")
+            box, what = self.unaudited[0]
+            return (f"{len(self.unaudited)} blurred region(s) the identity audit cannot check, the first {what} at x "
+                    f"{box[0]}-{box[2]}, y {box[1]}-{box[3]}: held back as asked (hold_unaudited; review it)")
         if self.status is Outcome.IDENTIFIABLE:
             audit = self.audit
             where = None
@@ -279,13 +277,16 @@ def _beside_people(found: list, faces: list[Face], regions: list[Region],
 
 
 def _unaudited(faces: list[Face], regions: list[Region], shape: tuple[int, int]) -> list[tuple]:
-    """The boxes blurred whose identity the audit does not check: faces not
+    """(box, what it is) of each region blurred whose identity the audit does not check: faces not
     :attr:`~p3m.privacy.faces.Face.audited` (weak ones no second opinion calls a face), and
     regions without an audited face (heads of people whose face was not found). dlib's
     distance means nothing on what is not a face: a blurred shoulder stays "close" to
     itself, so these cannot be shown unlinkable, only held back (``hold_unaudited``)."""
-    boxes = [f.box for f in faces if not f.audited] + [r.box for r in regions if r.face is None or not r.face.audited]
-    return [clipped(box, shape[1], shape[0]) for box in boxes]
+    width, height = shape[1], shape[0]
+    weak = [(clipped(f.box, width, height), f"a weak {f.source} detection ({f.score:.2f})")
+            for f in [*faces, *(r.face for r in regions if r.face is not None)] if not f.audited]
+    return weak + [(clipped(r.box, width, height), "the head of a person whose face was not found")
+                   for r in regions if r.face is None]
 
 
 def _within_margin(audit: AuditResult) -> bool:
