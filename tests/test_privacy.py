@@ -204,6 +204,54 @@ def test_a_replaced_input_is_done_again_and_a_held_back_one_leaves_no_old_output
     assert [row["status"] for row in rows] == ["no-face"]
 
 
+def test_a_rerun_with_hold_unaudited_redoes_what_a_laxer_run_wrote(tmp_path, astronaut):
+    """The astronaut is written by default (HOG's weak hit on her badge blurred, not
+    audited); rerun into the same folder with hold_unaudited, she must not stay published
+    as done: she is redone, held back, her outputs removed. A strict row stays done for
+    a rerun without the option."""
+    from p3m.jobs.anonymize import anonymize_files
+    from p3m.options import AnonymizeOptions
+    from p3m.privacy.anonymize import Outcome
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "p.png")
+    assert anonymize_files([src], out).records[0].outcome is Outcome.OK
+    strict = anonymize_files([src], out, AnonymizeOptions(hold_unaudited=True))
+    assert strict.records[0].outcome is Outcome.UNAUDITED and "a weak hog detection" in strict.records[0].reason
+    assert not (out / "blurred_image" / "p.png").exists() and not (out / "facemask" / "p.png").exists()
+    assert strict.totals()["unaudited"] == 1 and strict.audit_line().endswith("1 with a region the audit cannot check")
+    Image.fromarray(np.ascontiguousarray(astronaut[:300])).save(src / "p.png")  # no badge: written under the option
+    assert anonymize_files([src], out, AnonymizeOptions(hold_unaudited=True)).records[0].outcome is Outcome.OK
+    assert anonymize_files([src], out).records[0].outcome is Outcome.SKIPPED
+
+
+def test_hold_unaudited_holds_heads_and_weak_faces_not_carried_regions_whose_face_has_gone():
+    """What hold_unaudited counts: a person's head (no face in it) and a weak detection;
+    not a region carried from where its face has gone (a video: checked already, unblurred
+    it is not that face) nor an audited face."""
+    from p3m.privacy.anonymize import _unaudited
+    from p3m.privacy.blur import Region
+    from p3m.privacy.faces import Face
+
+    mask = np.zeros((100, 200), bool)
+    strong, weak = Face((10, 10, 40, 40), None, 1.1, "hog"), Face((50, 10, 80, 40), None, 0.12, "hog")
+    head, gone = Region(mask, 30, (100, 0, 140, 50), head=True), Region(mask, 30, (150, 0, 190, 50))
+    carried_weak = Region(mask, 30, (150, 50, 190, 99), face=Face((150, 50, 190, 99), None, 0.6, "mtcnn"))
+    assert _unaudited([strong, weak], [head, gone, carried_weak], mask.shape) == [
+        ((50, 10, 80, 40), "a weak hog detection (0.12)"), ((150, 50, 190, 99), "a weak mtcnn detection (0.60)"),
+        ((100, 0, 140, 50), "the head of a person whose face was not found")]
+
+
+def test_a_hand_drawn_mask_is_written_under_hold_unaudited():
+    """A hand-drawn mask is the user's own judgement of where the face is: written."""
+    coffee = data.coffee()
+    drawn = np.zeros(coffee.shape[:2], np.uint8)
+    drawn[50:150, 200:300] = 255
+    result = anonymize(coffee, hand_mask=drawn, hold_unaudited=True)
+    assert result.status == "hand-mask" and result.image is not None
+
+
 def test_the_totals_count_only_the_faces_of_written_images():
     from p3m.jobs.anonymize import AnonymizeRecord, AnonymizeReport
     from p3m.jobs.results import Status

@@ -342,9 +342,9 @@ class FaceBlurOptions(OptionSet):
                                  "with the heads of the people seen blurred (back views), or unchanged when no "
                                  "one is seen", service=True)
     hold_unaudited: bool = option(False, "hold back images in which something blurred cannot be identity-audited "
-                                  "(the head of a person whose face was not found, a weak detection the face mesh "
-                                  "does not see as a face): every written face is then audited, at the cost of "
-                                  "more images held back", service=True)
+                                  "(the head of a person whose face was not found, a weak detection no second "
+                                  "opinion calls a face): every face found or seen is then audited (a hand-drawn "
+                                  "mask is the user's own), at the cost of more images held back", service=True)
 
     def check(self) -> None:
         if self.sigma_scale is not None and self.strength != FaceBlurOptions.default("strength"):

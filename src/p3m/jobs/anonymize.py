@@ -69,6 +69,7 @@ class AnonymizeRecord(ItemRecord):
     changed_transition_pixels: int | None = None  # without an audit, with a matte
     previous: dict[str, Any] | None = None        # a skipped image's row from an earlier run
     input_sha256: str | None = None               # of the input as read, so a rerun knows a replaced one
+    hold_unaudited: bool = False                  # written under hold_unaudited (a stricter rerun redoes others)
 
     def row(self) -> dict[str, Any]:
         """The report's row (report.csv / report.json)."""
@@ -86,6 +87,8 @@ class AnonymizeRecord(ItemRecord):
             row["min_identity_distance"] = "" if audit["min_identity_distance"] is None else audit["min_identity_distance"]
         if self.changed_transition_pixels is not None:
             row["changed_transition_pixels"] = self.changed_transition_pixels
+        if self.hold_unaudited:
+            row["hold_unaudited"] = True
         if self.input_sha256 is not None:
             row["input_sha256"] = self.input_sha256
         return row
@@ -295,7 +298,7 @@ def anonymize_item(progress: Progress | None, job: tuple) -> AnonymizeRecord:
     try:
         digest = file_sha256(item.path)
         record = anonymize_one(item, plan, options, mattes, hand_masks, progress)
-        record.input_sha256 = digest
+        record.input_sha256, record.hold_unaudited = digest, options.hold_unaudited
     except Exception as exc:  # one bad image never stops the batch
         record = _record(item, Outcome.ERROR, failure_reason(exc))
     if not record.outcome.written:
@@ -324,10 +327,14 @@ def _read_journal(out: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _finished(row: dict[str, Any] | None, plan: OutputPlan, item: InputItem) -> bool:
+def _finished(row: dict[str, Any] | None, plan: OutputPlan, item: InputItem, strict: bool) -> bool:
     """An earlier run wrote every output of this image from the input as it is now, and its
-    row says so (a row without a digest, from before digests were kept, is done again)."""
+    row says so (a row without a digest, from before digests were kept, is done again); with
+    ``strict`` (hold_unaudited), under that option too: a stricter rerun must not keep
+    what a laxer run wrote."""
     if row is None or row.get("status") not in [o.value for o in Outcome if o.written]:
+        return False
+    if strict and not row.get("hold_unaudited"):
         return False
     if not all(path.is_file() for path in output_paths(plan, item, matte=False).values()):
         return False
@@ -378,7 +385,7 @@ def _anonymize_into(out: Path, inputs: Sequence[str | Path], options: AnonymizeO
 
     def skipped(item: InputItem) -> AnonymizeRecord | None:
         previous = report.earlier.get(str(item.relative))
-        if not options.overwrite and _finished(previous, plan, item):
+        if not options.overwrite and _finished(previous, plan, item, options.hold_unaudited):
             return _record(item, Outcome.SKIPPED, previous=previous)
         return None
 

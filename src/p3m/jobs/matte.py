@@ -316,7 +316,7 @@ def privacy_line(records: Sequence[ItemRecord]) -> str:
     done = [r for r in records if r.status is Status.DONE and getattr(r, "privacy", None)]
     frames = sum(r.frames for r in done if r.frames is not None)
     videos = sum(r.frames is not None for r in done)
-    return (f"{sum(p['faces'] for p in audited if p['status'] != 'identifiable')} face(s) blurred in "
+    return (f"{sum(r.privacy['faces'] for r in done)} face(s) blurred in "
             f"{images_and_videos(len(done) - videos, videos, frames)}; "
             f"re-detected {sum(a['redetected'] for a in audits)}; identity matches "
             f"{sum(a['identity_matches'] for a in audits)}; not identity-checked (weak detections) "

@@ -88,7 +88,7 @@ class Outcome(str, Enum):
 
 @dataclass
 class AnonymizeResult:
-    status: Outcome                 # OK, HAND_MASK, NO_FACE_COPIED, or held back: NO_FACE, IDENTIFIABLE
+    status: Outcome                 # written: OK, HAND_MASK, NO_FACE_COPIED, HEADS_COVERED; else held back
     image: np.ndarray | None        # the anonymized copy (RGBA for an RGBA input); None when held back
     mask: np.ndarray                # uint8 0/255: the pixels that changed (P3M-10k's facemask)
     faces: list[FaceDetail] = field(default_factory=list)
@@ -170,6 +170,7 @@ class AnonymizeResult:
         return {"status": self.status.value, "faces": len(self.faces),
                 "sigma_scale": None if self.sigma_scale is None else round(self.sigma_scale, 4),
                 "whole_heads": self.whole_heads, "people_without_face": self.people,
+                "unaudited": [{"box": list(box), "what": what} for box, what in self.unaudited],
                 "audit": None if self.audit is None else self.audit.to_dict()}
 
 
@@ -223,7 +224,7 @@ def _anonymize(rgb: np.ndarray, alpha, options: FaceBlurOptions, hand_mask, face
             return AnonymizeResult(Outcome.PERSON_WITHOUT_FACE, None, np.zeros(rgb.shape[:2], np.uint8),
                                    people=len(found))
         faces, regions = _beside_people(found, faces, regions, rgb.shape[:2])
-        regions, people = [*regions, *(Region(h.mask, h.width, h.box) for h in found)], len(found)
+        regions, people = [*regions, *(Region(h.mask, h.width, h.box, head=True) for h in found)], len(found)
     written = Outcome.OK if faces or not people else Outcome.HEADS_COVERED
     rounds, head = 0, False
     while True:  # ends: new-face rounds are bounded, the blur grows to MAX_SIGMA_SCALE, then covers heads once
@@ -278,15 +279,18 @@ def _beside_people(found: list, faces: list[Face], regions: list[Region],
 
 def _unaudited(faces: list[Face], regions: list[Region], shape: tuple[int, int]) -> list[tuple]:
     """(box, what it is) of each region blurred whose identity the audit does not check: faces not
-    :attr:`~p3m.privacy.faces.Face.audited` (weak ones no second opinion calls a face), and
-    regions without an audited face (heads of people whose face was not found). dlib's
-    distance means nothing on what is not a face: a blurred shoulder stays "close" to
-    itself, so these cannot be shown unlinkable, only held back (``hold_unaudited``)."""
+    :attr:`~p3m.privacy.faces.Face.audited` (weak ones no second opinion calls a face, found
+    here or carried from a video's neighbouring frame), and the heads of people whose face
+    was not found. dlib's distance means nothing on what is not a face: a blurred shoulder
+    stays "close" to itself, so these cannot be shown unlinkable, only held back
+    (``hold_unaudited``). A region carried from where its face has gone (``face`` None,
+    not a head) was checked already: unblurred, it is not that face
+    (:func:`p3m.video.anonymize._still_there`)."""
     width, height = shape[1], shape[0]
     weak = [(clipped(f.box, width, height), f"a weak {f.source} detection ({f.score:.2f})")
             for f in [*faces, *(r.face for r in regions if r.face is not None)] if not f.audited]
     return weak + [(clipped(r.box, width, height), "the head of a person whose face was not found")
-                   for r in regions if r.face is None]
+                   for r in regions if r.head]
 
 
 def _within_margin(audit: AuditResult) -> bool:

@@ -193,6 +193,7 @@ class Region:
     width: int
     box: tuple[int, int, int, int]   # (left, top, right, bottom), for overlap tests
     face: Face | None = None         # the face it was carried from: identity-audited here too
+    head: bool = False               # a person's head from the people search: no face in it to audit
 
 
 def face_region_of(face: Face, shape: tuple[int, int], forehead: float = DEFAULT_FOREHEAD, grow: int = 0) -> Region:

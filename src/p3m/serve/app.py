@@ -6,7 +6,8 @@
   ``anonymize=true`` (with the face options) blurs every face, failing closed (422);
   the privacy outcome comes in the ``X-P3M-Privacy`` header.
 - ``POST /v1/anonymize``: the anonymized image and its audit as JSON; 422 with the
-  reason when the image is held back (no face, or still identifiable: fail closed).
+  reason when the image is held back (fail closed: no face, a person without one, still
+  identifiable, or with ``hold_unaudited`` a region the audit cannot check).
 
 Parameters come from the options model (:func:`p3m.options.service_options`), as query
 parameters or form fields; the OpenAPI schema lists each with its type, default and
@@ -341,7 +342,7 @@ def create_app(engine, limits: ServiceLimits | None = None):
         **REFUSALS})
     async def matte(request: Request):
         """The image's cut-out (RGBA PNG), alpha matte or composite; with ``anonymize``, every
-        face blurred (fail closed: 422 when a face stays identifiable or none is found)."""
+        face blurred (fail closed: 422 when the anonymization holds the image back)."""
         from p3m.errors import P3MError
         from p3m.io.writers import encode_image
         from p3m.pipeline import matte_image

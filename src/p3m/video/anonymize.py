@@ -110,6 +110,7 @@ class VideoAudit:
                    if self.min_identity_distance is not None else "")
                 + (f"{self.heads} heads of people without a found face blurred, " if self.heads else "")
                 + (f"{len(self.faceless)} frames with a person but no face found, " if self.faceless else "")
+                + (f"{len(self.unaudited)} frames with a region the audit cannot check, " if self.unaudited else "")
                 + f"{len(self.uncovered)} uncovered"
                 + (f" ({self.identity_matches} still recognised)" if self.identity_matches else ""))
 

@@ -68,7 +68,7 @@ def matte_video(engine: MattingEngine, path: Path, outputs: dict[str, Path], opt
     each frame is anonymized by the photo rule with the faces of its neighbouring frames
     carried in (:class:`p3m.video.anonymize.FaceCarrier`, as ``p3m anonymize`` does for a
     video), counted in ``audit``; a frame that cannot be anonymized (no face found in it
-    or its neighbours, or a face still identifiable) raises HeldBackError, and nothing
+    or its neighbours, a face still identifiable, ...: the photo rule's held-back outcomes) raises HeldBackError, and nothing
     of the video is published.
     """
     options = dataclasses.replace(options, alpha_16bit=False)  # video alpha is 8-bit
