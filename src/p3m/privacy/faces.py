@@ -196,11 +196,20 @@ def _mesh_if_face(face: Face, searched: np.ndarray, detection, pad: int) -> None
     """Give a weak MTCNN face the face mesh's outline (its points on the photo) when the
     mesh's face classifier agrees it is a face; it is then identity-audited (:attr:`Face.audited`)."""
     from p3m.privacy.blazeface import Detection
+
+    points = _agreeing_mesh(searched, Detection(detection.box, detection.points, detection.score))
+    if points is not None:
+        face.mesh = points - np.float32(pad)
+
+
+def _agreeing_mesh(image: np.ndarray, detection) -> np.ndarray | None:
+    """The face mesh's 468 points for ``detection`` (a BlazeFace-style box and keypoints) in
+    ``image``, when the mesh's own face classifier agrees it is a face; else None: the
+    second opinion weak detections of BlazeFace and MTCNN are judged by."""
     from p3m.privacy.face_mesh import MIN_PRESENCE, face_mesh
 
-    mesh = face_mesh()(searched, Detection(detection.box, detection.points, detection.score))
-    if mesh.presence >= MIN_PRESENCE:
-        face.mesh = mesh.points - np.float32(pad)
+    mesh = face_mesh()(image, detection)
+    return mesh.points if mesh.presence >= MIN_PRESENCE else None
 
 
 #: A face narrower than SMALL_FACE_HINT (pixels) hints at smaller ones near it (a group
@@ -520,7 +529,6 @@ def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = 
     confirms; ``ring`` and ``search`` (``tile_size``, ``whole``): see
     :func:`p3m.privacy.blazeface.detect_blazeface`."""
     from p3m.privacy.blazeface import detect_blazeface
-    from p3m.privacy.face_mesh import MIN_PRESENCE, face_mesh
 
     height, width = image.shape[:2]
     new, confirmed = [], set()
@@ -540,16 +548,14 @@ def _blazeface_faces(image: np.ndarray, known: list[Face], ring: tuple | None = 
         face = Face(box, None, float(detection.score), "blazeface", keypoints=detection.keypoints)
         mesh = None
         if not face.confident:  # a weak detection is a face only if the mesh's own face classifier agrees
-            mesh = face_mesh()(image, detection)
-            if mesh.presence < MIN_PRESENCE:
+            mesh = _agreeing_mesh(image, detection)
+            if mesh is None:
                 continue
         shape = _dlib_shape(image, detection.box)
         if shape is not None and _landmarks_fit(_points(shape), detection.keypoints, whole[2] - whole[0]):
             face.landmarks, face._shape = _points(shape), shape
         if face.landmarks is None:
-            if mesh is None:
-                mesh = face_mesh()(image, detection)
-            face.mesh = mesh.points if mesh.presence >= MIN_PRESENCE else None
+            face.mesh = mesh if mesh is not None else _agreeing_mesh(image, detection)
         new.append(face)
     return new, confirmed
 
