@@ -217,6 +217,11 @@ class MatteIndex:
         return candidates[0] if candidates else None
 
 
+def _frames(indices: list[int]) -> str:
+    """The first five frame numbers, for a reason line ("3, 4, 5, 6, 7 ...")."""
+    return ", ".join(map(str, indices[:5])) + (" ..." if len(indices) > 5 else "")
+
+
 def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOptions,
                          progress: Progress | None = None, matte: Path | None = None) -> AnonymizeRecord:
     """One video: every frame blurred, detections carried between frames, fail closed;
@@ -227,7 +232,7 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
     outcome, audit = anonymize_video(item.path, target, options.face_options(), progress=progress,
                                      max_pixels=options.max_pixels, alpha=matte)
     if outcome is Outcome.IDENTIFIABLE:
-        frames = ", ".join(map(str, audit.uncovered[:5])) + (" ..." if len(audit.uncovered) > 5 else "")
+        frames = _frames(audit.uncovered)
         cut = (f"; in {audit.uncovered_cut} of them the closest face is cut by the frame, where no blur changes "
                "what a recogniser sees: trim those frames, or review it" if audit.uncovered_cut else "")
         reason = (f"a face is still detected, recognised or within the identity margin at the strongest blur in "
@@ -235,11 +240,11 @@ def anonymize_video_item(item: InputItem, plan: OutputPlan, options: AnonymizeOp
     elif outcome is Outcome.NO_FACE:
         reason = f"no face in any of {audit.frames} frames: not written (review it, or --allow-no-face)"
     elif outcome is Outcome.PERSON_WITHOUT_FACE:
-        frames = ", ".join(map(str, audit.faceless[:5])) + (" ..." if len(audit.faceless) > 5 else "")
+        frames = _frames(audit.faceless)
         reason = (f"a person is seen but no face found or carried in frame(s) {frames}: not written (review it, "
                   f"or --allow-no-face to blur their heads)")
     elif outcome is Outcome.UNAUDITED:
-        frames = ", ".join(map(str, audit.unaudited[:5])) + (" ..." if len(audit.unaudited) > 5 else "")
+        frames = _frames(audit.unaudited)
         reason = (f"something blurred the identity audit cannot check (the head of a person whose face was not "
                   f"found, or a weak detection) in frame(s) {frames}: not written, as --hold-unaudited asks "
                   "(review it)")
